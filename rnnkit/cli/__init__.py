@@ -14,7 +14,9 @@ _COMMANDS = ["demo"]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="rnnkit", description="Recurrent neural networks on PyTorch.")
+    parser = argparse.ArgumentParser(
+        prog="rnnkit", description="Recurrent neural networks on PyTorch."
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in _COMMANDS:
         importlib.import_module(f"rnnkit.cli.{name}").add_parser(sub)
