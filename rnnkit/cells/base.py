@@ -4,9 +4,10 @@ Shape alphabet used across rnnkit: B batch, T time, I input size, H hidden size,
 G gate width (4H for LSTM, 3H for GRU), L layers, D directions, V vocabulary.
 
 A cell is an `nn.Module` whose parameters carry torch.nn's cell names (`weight_ih`,
-`weight_hh`, `bias_ih`, `bias_hh`). Its math lives in a static `step(x, state, params, **options)` so that a sequence
-layer can run the same equations on its own `weight_ih_l0`-style parameters: the cell class is
-the single source of truth for the recurrence, the module form is a convenience for one step.
+`weight_hh`, `bias_ih`, `bias_hh`). Its math lives in a static
+`step(x, state, params, **options)` so that a sequence layer can run the same equations on its
+own `weight_ih_l0`-style parameters: the cell class is the single source of truth for the
+recurrence, and the module form is a convenience for one step.
 """
 
 from __future__ import annotations
