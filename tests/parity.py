@@ -1,0 +1,65 @@
+"""Helpers that run a layer forward and backward and compare every result between two layers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from torch.nn.utils.rnn import PackedSequence
+
+import rnnkit as rk
+
+# (rk class, torch.nn class, extra constructor arguments); RNN appears once per nonlinearity.
+KINDS: dict[str, tuple[type, type, dict[str, Any]]] = {
+    "rnn_tanh": (rk.RNN, nn.RNN, {"nonlinearity": "tanh"}),
+    "rnn_relu": (rk.RNN, nn.RNN, {"nonlinearity": "relu"}),
+    "lstm": (rk.LSTM, nn.LSTM, {}),
+    "gru": (rk.GRU, nn.GRU, {}),
+}
+
+TOL = {torch.float32: {"rtol": 1e-5, "atol": 1e-6}, torch.float64: {"rtol": 1e-10, "atol": 1e-12}}
+
+
+def make_hx(layer: nn.Module, B: int, dtype: torch.dtype, unbatched: bool = False) -> Any:
+    """A random initial state of the right structure for `layer` (torch.nn or rnnkit)."""
+    LD = layer.num_layers * (2 if layer.bidirectional else 1)
+    lead = (LD,) if unbatched else (LD, B)
+    h_size = getattr(layer, "proj_size", 0) or layer.hidden_size
+    h = torch.randn(*lead, h_size, dtype=dtype, requires_grad=True)
+    if isinstance(layer, (nn.LSTM, rk.LSTM)):
+        return (h, torch.randn(*lead, layer.hidden_size, dtype=dtype, requires_grad=True))
+    return h
+
+
+def _leaves(hx: Any) -> list[Tensor]:
+    if hx is None:
+        return []
+    return list(hx) if isinstance(hx, tuple) else [hx]
+
+
+def forward_backward(layer: nn.Module, x: Any, hx: Any = None, **kwargs: Any) -> dict[str, Tensor]:
+    """Outputs, final states and the gradient of a fixed random loss w.r.t. every input."""
+    layer.zero_grad(set_to_none=True)
+    inp = x.data if isinstance(x, PackedSequence) else x
+    for t in [inp, *_leaves(hx)]:
+        t.grad = None
+    out, state = layer(x, hx, **kwargs)
+    out_t = out.data if isinstance(out, PackedSequence) else out
+    states = list(state) if isinstance(state, tuple) else [state]
+    g = torch.Generator().manual_seed(1)
+    loss = sum((t * torch.randn(t.shape, generator=g, dtype=t.dtype)).sum()
+               for t in [out_t, *states])
+    loss.backward()
+    results = {"output": out_t.detach().clone()}
+    results.update({f"state{i}": s.detach().clone() for i, s in enumerate(states)})
+    results["grad_input"] = inp.grad.clone()
+    results.update({f"grad_hx{i}": t.grad.clone() for i, t in enumerate(_leaves(hx))})
+    results.update({f"grad_{n}": p.grad.clone() for n, p in layer.named_parameters()})
+    return results
+
+
+def assert_same(a: dict[str, Tensor], b: dict[str, Tensor], dtype: torch.dtype) -> None:
+    assert a.keys() == b.keys()
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], **TOL[dtype], msg=lambda m, k=key: f"{k}: {m}")
