@@ -1,0 +1,121 @@
+"""The fused layer as a torch.autograd.Function, and a whole stack of layers run through it."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from rnnkit.engine._build import load_extension
+
+__all__ = ["MODES", "FusedLayer", "fused_layer", "fused_stack"]
+
+# Mode codes shared with csrc/fused_rnn.cpp (enum Mode).
+MODES = {"RNN_TANH": 0, "RNN_RELU": 1, "LSTM": 2, "GRU": 3}
+_LSTM = MODES["LSTM"]
+_NO_LENGTHS = torch.empty(0, dtype=torch.int64)
+
+
+def _ext():
+    ext = load_extension()
+    if ext is None:
+        from rnnkit.engine._build import build_error
+
+        raise RuntimeError(f"fused engine unavailable: {build_error()}")
+    return ext
+
+
+class FusedLayer(torch.autograd.Function):
+    """One layer, all directions: forward in C++, backward = the hand-written BPTT in C++.
+
+    Inputs: mode code, lengths ((B,) int64 or empty), x (T, B, I), h0 (D, B, H),
+    c0 (D, B, H) (empty unless LSTM), then per direction w_ih (G, I), w_hh (G, H), b_ih (G),
+    b_hh (G) (empty biases when the layer has none). Outputs: out (T, B, D*H), h_n, c_n.
+    """
+
+    @staticmethod
+    def forward(ctx, mode: int, lengths: Tensor, x: Tensor, h0: Tensor, c0: Tensor,
+                *weights: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        res = _ext().layer_forward(mode, x, h0, c0, list(weights), lengths, True)
+        out, h_n, c_n = res[0], res[1], res[2]
+        ctx.mode = mode
+        ctx.workspace = res[3:]
+        ctx.save_for_backward(x, lengths, *weights)
+        return out, h_n, c_n
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, d_out: Tensor, d_h_n: Tensor, d_c_n: Tensor):
+        x, lengths, *weights = ctx.saved_tensors
+        need = ctx.needs_input_grad
+        if ctx.mode != _LSTM:
+            d_c_n = d_out.new_empty(0)
+        res = _ext().layer_backward(ctx.mode, x, weights, lengths, ctx.workspace, d_out, d_h_n,
+                                    d_c_n, bool(need[2]))
+        ctx.workspace = None
+        d_x, d_h0, d_c0, d_weights = res[0], res[1], res[2], res[3:]
+        grads_w = [g if (g.numel() and need[5 + i]) else None for i, g in enumerate(d_weights)]
+        return (None, None, d_x if need[2] else None, d_h0 if need[3] else None,
+                d_c0 if (need[4] and ctx.mode == _LSTM) else None, *grads_w)
+
+
+def fused_layer(mode: str, x: Tensor, h0: Tensor, c0: Tensor | None,
+                weights: Sequence[tuple[Tensor, Tensor, Tensor | None, Tensor | None]],
+                lengths: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor | None]:
+    """Run one layer (one direction per entry of `weights`) through the fused kernels.
+
+    Shape: x (T, B, I), h0 and c0 (D, B, H), lengths (B,) int64 -> out (T, B, D*H),
+    h_n and c_n (D, B, H); c0 and c_n are None unless mode is "LSTM".
+    """
+    code = MODES[mode]
+    flat: list[Tensor] = []
+    empty = x.new_empty(0)
+    for w_ih, w_hh, b_ih, b_hh in weights:
+        flat += [w_ih.contiguous(), w_hh.contiguous(),
+                 empty if b_ih is None else b_ih.contiguous(),
+                 empty if b_hh is None else b_hh.contiguous()]
+    lens = _NO_LENGTHS if lengths is None else lengths.to(torch.int64).contiguous()
+    x = x.contiguous()
+    h0 = h0.contiguous()
+    c0 = empty if c0 is None else c0.contiguous()
+    needs_grad = torch.is_grad_enabled() and (
+        x.requires_grad or h0.requires_grad or c0.requires_grad
+        or any(t.requires_grad for t in flat))
+    if needs_grad:
+        out, h_n, c_n = FusedLayer.apply(code, lens, x, h0, c0, *flat)
+    else:
+        out, h_n, c_n = _ext().layer_forward(code, x, h0, c0, flat, lens, False)[:3]
+    return out, h_n, (c_n if code == _LSTM else None)
+
+
+def fused_stack(layer, x: Tensor, state: tuple[Tensor, ...],
+                lengths: Tensor | None) -> tuple[Tensor, tuple[Tensor, ...]]:
+    """Every layer and direction of a RecurrentLayer; inter-layer dropout as the reference does.
+
+    Shape: x (T, B, I) time-major, state ((L*D, B, H),) or LSTM (h, c) -> out (T, B, D*H) and
+    the final state with the structure of `state`.
+    """
+    D = 2 if layer.bidirectional else 1
+    lstm = layer.mode == "LSTM"
+    h0 = state[0]
+    c0 = state[1] if lstm else None
+    out = x
+    h_last: list[Tensor] = []
+    c_last: list[Tensor] = []
+    for k in range(layer.num_layers):
+        weights = [tuple(layer.layer_weights(k, d))[:4] for d in range(D)]
+        hk = h0[k * D:(k + 1) * D]
+        ck = c0[k * D:(k + 1) * D] if lstm else None
+        out, h_n, c_n = fused_layer(layer.mode, out, hk, ck, weights, lengths)
+        h_last.append(h_n)
+        if lstm:
+            c_last.append(c_n)
+        if layer.training and layer.dropout > 0 and k < layer.num_layers - 1:
+            out = F.dropout(out, p=layer.dropout, training=True)
+    h_n = h_last[0] if len(h_last) == 1 else torch.cat(h_last, 0)
+    if lstm:
+        c_n = c_last[0] if len(c_last) == 1 else torch.cat(c_last, 0)
+        return out, (h_n, c_n)
+    return out, (h_n,)
