@@ -1,0 +1,169 @@
+"""TrainConfig and the helpers that turn any config dataclass into flags, JSON and back."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+__all__ = ["TrainConfig", "config_from_dict", "config_to_dict", "add_config_flags",
+           "resolve_config", "load_config_file", "save_config"]
+
+C = TypeVar("C")
+
+
+def _opt(default: Any, help: str, choices: tuple | None = None) -> Any:
+    return field(default=default, metadata={"help": help, "choices": choices})
+
+
+@dataclass
+class TrainConfig:
+    """How the Trainer optimises; application configs inherit these fields."""
+
+    optimizer: str = _opt("adamw", "optimiser", ("adam", "adamw", "rmsprop", "sgd"))
+    lr: float = _opt(2e-3, "peak learning rate")
+    weight_decay: float = _opt(0.0, "weight decay (decoupled for adamw)")
+    momentum: float = _opt(0.9, "momentum for sgd and rmsprop")
+    beta1: float = _opt(0.9, "Adam beta1")
+    beta2: float = _opt(0.99, "Adam beta2")
+    schedule: str = _opt("cosine", "learning-rate schedule after warm-up; it runs over "
+                         "max_steps, or over the time budget when one is set",
+                         ("cosine", "linear", "constant"))
+    warmup_steps: int = _opt(0, "steps of linear warm-up from 0 to lr")
+    min_lr_ratio: float = _opt(0.1, "final learning rate as a fraction of lr")
+    clip_norm: float = _opt(1.0, "clip the global gradient norm to this (0: off)")
+    clip_value: float = _opt(0.0, "clip each gradient element to [-v, v] (0: off)")
+    max_steps: int = _opt(1000, "stop after this many optimiser steps (0: no step limit)")
+    max_epochs: int = _opt(0, "stop after this many passes over the data (0: no limit)")
+    time_budget: float = _opt(0.0, "stop after this many minutes of training (0: no limit)")
+    eval_every: int = _opt(200, "evaluate and checkpoint every N steps")
+    patience: int = _opt(0, "early stopping: stop after N evaluations without a better "
+                         "validation loss (0: off)")
+    carry_state: bool = _opt(True, "truncated BPTT: carry the (detached) recurrent state from "
+                             "one batch to the next")
+    teacher_forcing: float = _opt(1.0, "probability of feeding the ground truth rather than the "
+                                  "model's own prediction during training")
+    seed: int = _opt(1234, "random seed")
+    threads: int = _opt(0, "torch intra-op threads (0: torch's default)")
+    progress: bool = _opt(True, "show a progress bar")
+
+    def __post_init__(self) -> None:
+        _check_choices(self)
+        for name in ("lr", "clip_norm", "clip_value", "time_budget", "weight_decay"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        for name in ("max_steps", "max_epochs", "warmup_steps", "patience", "threads"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.eval_every < 1:
+            raise ValueError(f"eval_every must be >= 1, got {self.eval_every}")
+        if not 0.0 <= self.teacher_forcing <= 1.0:
+            raise ValueError(f"teacher_forcing must be in [0, 1], got {self.teacher_forcing}")
+        if not (self.max_steps or self.max_epochs or self.time_budget):
+            raise ValueError("no stopping rule: set max_steps, max_epochs or time_budget")
+
+
+def _check_choices(cfg: Any) -> None:
+    for f in dataclasses.fields(cfg):
+        choices = f.metadata.get("choices")
+        if choices and getattr(cfg, f.name) not in choices:
+            raise ValueError(f"{f.name} must be one of {list(choices)}, "
+                             f"got {getattr(cfg, f.name)!r}")
+
+
+def _field_types(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _base_type(tp: Any) -> tuple[type, bool]:
+    """(scalar type, optional) for `int`, `str | None`, ..."""
+    if isinstance(tp, types.UnionType) or typing.get_origin(tp) is typing.Union:
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        return args[0], True
+    return tp, False
+
+
+def _coerce(cls: type, name: str, value: Any, tp: Any) -> Any:
+    base, optional = _base_type(tp)
+    if value is None:
+        if optional:
+            return None
+        raise ValueError(f"config key {name!r} of {cls.__name__} may not be null")
+    if base is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if base is bool and not isinstance(value, bool):
+        raise ValueError(f"config key {name!r} must be true or false, got {value!r}")
+    if base in (int, str) and (not isinstance(value, base) or isinstance(value, bool)):
+        raise ValueError(f"config key {name!r} must be {base.__name__}, got {value!r}")
+    return value
+
+
+def config_from_dict(cls: type[C], values: dict[str, Any], base: C | None = None) -> C:
+    """Build `cls` from `values` over `base` (or the defaults); unknown keys are errors."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - names)
+    if unknown:
+        raise ValueError(f"unknown config key(s) {unknown} for {cls.__name__}; "
+                         f"known keys: {sorted(names)}")
+    types_ = _field_types(cls)
+    merged = config_to_dict(base) if base is not None else {}
+    merged.update({k: _coerce(cls, k, v, types_[k]) for k, v in values.items()})
+    return cls(**merged)
+
+
+def config_to_dict(cfg: Any) -> dict[str, Any]:
+    return dataclasses.asdict(cfg)
+
+
+def load_config_file(path: str | os.PathLike) -> dict[str, Any]:
+    """Read a JSON config file into a dict (a checkpoint's config.json works: its 'run_config')."""
+    with open(path, encoding="utf-8") as fh:
+        data = json.load(fh)
+    if not isinstance(data, dict):
+        raise ValueError(f"config file {str(path)!r} must hold a JSON object")
+    if "run_config" in data and isinstance(data["run_config"], dict):
+        data = data["run_config"]
+    return data
+
+
+def save_config(cfg: Any, path: str | os.PathLike) -> None:
+    Path(path).write_text(json.dumps(config_to_dict(cfg), indent=2) + "\n", encoding="utf-8")
+
+
+def add_config_flags(parser: argparse.ArgumentParser, cls: type) -> None:
+    """One `--field-name` flag per field of the dataclass `cls`; unset flags stay absent."""
+    types_ = _field_types(cls)
+    for f in dataclasses.fields(cls):
+        base, optional = _base_type(types_[f.name])
+        flag = "--" + f.name.replace("_", "-")
+        default = f.default if f.default is not dataclasses.MISSING else None
+        help_ = f"{f.metadata.get('help', '')} (default: {default})"
+        if base is bool:
+            parser.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction,
+                                default=argparse.SUPPRESS, help=help_)
+        else:
+            parser.add_argument(flag, dest=f.name, type=base, default=argparse.SUPPRESS,
+                                choices=f.metadata.get("choices"), help=help_,
+                                metavar=None if f.metadata.get("choices") else f.name.upper())
+
+
+def resolve_config(cls: type[C], args: argparse.Namespace,
+                   presets: dict[str, dict[str, Any]] | None = None) -> C:
+    """Defaults, then `--preset`, then `--config FILE`, then individual flags, in that order."""
+    cfg = cls()
+    preset = getattr(args, "preset", None)
+    if preset:
+        if not presets or preset not in presets:
+            raise ValueError(f"unknown preset {preset!r}; known: {sorted(presets or {})}")
+        cfg = config_from_dict(cls, presets[preset], cfg)
+    if getattr(args, "config", None):
+        cfg = config_from_dict(cls, load_config_file(args.config), cfg)
+    names = {f.name for f in dataclasses.fields(cls)}
+    flags = {k: v for k, v in vars(args).items() if k in names}
+    return config_from_dict(cls, flags, cfg)
