@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from parity import KINDS
+from parity import KINDS, assert_same, forward_backward
 
 import rnnkit as rk
 
@@ -150,3 +150,17 @@ class TestErrors:
     def test_bad_projection(self):
         with pytest.raises(ValueError, match="proj_size has to be smaller than hidden_size=5"):
             rk.LSTM(I, H, proj_size=5)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("with_lengths", [False, True])
+def test_torch_engine_equals_reference(kind, with_lengths):
+    """engine="torch" (used on CUDA) runs the same parameters through torch.nn's kernels."""
+    rk_cls, _, extra = KINDS[kind]
+    ref = rk_cls(I, H, num_layers=2, bidirectional=True, **extra, engine="reference").double()
+    delegated = rk_cls(I, H, num_layers=2, bidirectional=True, **extra, engine="torch").double()
+    delegated.load_state_dict(ref.state_dict())
+    x = torch.randn(T, 3, I, dtype=torch.float64, requires_grad=True)
+    lengths = torch.tensor([2, 4, 1]) if with_lengths else None
+    assert_same(forward_backward(delegated, x, lengths=lengths),
+                forward_backward(ref, x, lengths=lengths), torch.float64)

@@ -14,11 +14,12 @@ from torch.nn.utils.rnn import PackedSequence
 from rnnkit import engine as _engine
 from rnnkit.cells.base import RecurrentCell
 from rnnkit.layers import _inputs
+from rnnkit.layers._torch_path import run_torch, supports_torch
 from rnnkit.layers.scan import unroll
 
 __all__ = ["RecurrentLayer", "ENGINES"]
 
-ENGINES = ("auto", "fused", "reference")
+ENGINES = ("auto", "fused", "reference", "torch")
 
 
 class RecurrentLayer(nn.Module):
@@ -34,8 +35,10 @@ class RecurrentLayer(nn.Module):
         mode: the engine's name for this recurrence ("LSTM", "GRU", "RNN_TANH", "RNN_RELU", ...).
         input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional, device,
             dtype: as in torch.nn.
-        engine: "auto" (fused kernels where they exist, else reference), "fused" (error if the
-            fused engine cannot run this layer) or "reference" (the plain per-step loop).
+        engine: "auto" (on CUDA, torch.nn's cuDNN kernels for the standard cells; on CPU the
+            fused kernels where they exist; else the reference path), "fused" (error if the
+            fused engine cannot run this layer), "reference" (the plain per-step loop) or
+            "torch" (torch.nn's own kernels, for the standard cells only).
         **cell_options: passed to the cell class (e.g. nonlinearity, proj_size).
 
     Shape:
@@ -147,7 +150,13 @@ class RecurrentLayer(nn.Module):
     def _run(
         self, x: Tensor, state: tuple[Tensor, ...], lengths: Tensor | None
     ) -> tuple[Tensor, tuple[Tensor, ...]]:
-        if self.engine != "reference":
+        if self.engine == "torch" or (self.engine == "auto" and x.is_cuda):
+            if supports_torch(self):
+                return run_torch(self, x, state, lengths)
+            if self.engine == "torch":
+                raise RuntimeError(f"engine='torch' runs only the standard RNN/LSTM/GRU, not "
+                                   f"{type(self).__name__} (mode {self.mode!r})")
+        if self.engine in ("auto", "fused"):
             reason = _engine.unsupported_reason(self, x)
             if reason is None:
                 return _engine.run_stack(self, x, state, lengths)
