@@ -7,7 +7,8 @@ import torch
 
 from rnnkit.data import StreamBatches, Vocabulary, default_corpus_files, load_text, split_text
 
-SHAKESPEARE = Path(__file__).resolve().parents[2] / "shared" / "data" / "tinyshakespeare" / "input.txt"
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+SHAKESPEARE = SHARED / "tinyshakespeare" / "input.txt"
 
 
 def test_char_vocab_round_trip_and_unknown():

@@ -1,8 +1,7 @@
-"""StreamBatches: a token sequence cut into B parallel streams, read in chunks for truncated BPTT."""
+"""StreamBatches: one token sequence cut into B parallel streams, read in chunks for TBPTT."""
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor
 
 __all__ = ["StreamBatches"]
@@ -25,6 +24,7 @@ class StreamBatches:
         `batch(k)` returns `(x, y)`, both (T, B) long; y is x shifted by one token.
 
     Example:
+        >>> import torch
         >>> s = StreamBatches(torch.arange(9), batch_size=2, seq_len=2)
         >>> x, y = s.batch(0)
         >>> x.T.tolist(), y.T.tolist()

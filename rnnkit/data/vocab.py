@@ -46,7 +46,8 @@ class Vocabulary:
         self.index = {t: i for i, t in enumerate(self.tokens)}
 
     @classmethod
-    def build(cls, text: str, level: str = "char", max_size: int = 0, min_count: int = 1) -> Vocabulary:
+    def build(cls, text: str, level: str = "char", max_size: int = 0,
+              min_count: int = 1) -> Vocabulary:
         """Build a vocabulary from `text`, most frequent tokens first (ties broken by token).
 
         Args:

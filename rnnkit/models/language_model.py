@@ -1,4 +1,4 @@
-"""LanguageModel: token embedding -> stacked RNN / LSTM / GRU -> linear decoder over the vocabulary."""
+"""LanguageModel: token embedding -> stacked RNN / LSTM / GRU -> linear decoder over the vocab."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Layer 'train': the Trainer (optimisers, clipping, truncated BPTT, checkpoints, resume, metrics)."""
+"""Layer 'train': the Trainer (optimisers, clipping, TBPTT, checkpoints, resume, metrics)."""
 
 from rnnkit.train.config import TrainConfig, add_config_flags, config_from_dict, resolve_config
 from rnnkit.train.trainer import Trainer, detach_state

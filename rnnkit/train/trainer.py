@@ -1,4 +1,4 @@
-"""Trainer: the optimisation loop every model shares (clipping, TBPTT, eval, checkpoints, resume)."""
+"""Trainer: the optimisation loop every model shares (clipping, TBPTT, eval, checkpoints)."""
 
 from __future__ import annotations
 
