@@ -33,6 +33,10 @@ def _source_hash() -> str:
     h.update(" ".join(_CFLAGS).encode())
     h.update(torch.__version__.encode())
     h.update(sys.version.encode())
+    # The build records absolute paths (sources, torch headers): two checkouts or two venvs
+    # sharing one cache must not rebuild over each other.
+    h.update(str(_CSRC).encode())
+    h.update(str(Path(torch.__file__).parent).encode())
     return h.hexdigest()[:16]
 
 

@@ -54,7 +54,6 @@ class FusedLayer(torch.autograd.Function):
             d_c_n = d_out.new_empty(0)
         res = _ext().layer_backward(ctx.mode, x, weights, lengths, ctx.workspace, d_out, d_h_n,
                                     d_c_n, bool(need[2]))
-        ctx.workspace = None
         d_x, d_h0, d_c0, d_weights = res[0], res[1], res[2], res[3:]
         grads_w = [g if (g.numel() and need[5 + i]) else None for i, g in enumerate(d_weights)]
         return (None, None, d_x if need[2] else None, d_h0 if need[3] else None,

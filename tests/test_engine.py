@@ -1,0 +1,157 @@
+"""The fused engine against its oracle, the reference path: outputs, states and every gradient."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from parity import KINDS, TOL, assert_same, forward_backward, make_hx
+from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence
+
+import rnnkit as rk
+from rnnkit import engine
+
+T, B, I, H = 4, 2, 3, 5
+DTYPES = [torch.float32, torch.float64]
+
+# (num_layers, bidirectional, batch_first, bias, with_hx, input form): every option appears with
+# and without each other one at least once, every form with 1 to 3 layers.
+CONFIGS = [
+    (1, False, False, True, False, "padded"),
+    (1, True, True, False, True, "lengths"),
+    (2, False, True, True, True, "packed"),
+    (2, True, False, True, False, "lengths"),
+    (3, True, False, False, True, "packed"),
+    (3, False, False, True, True, "padded"),
+    (2, True, True, True, False, "padded"),
+    (1, False, False, False, False, "packed"),
+    (3, False, True, True, False, "lengths"),
+]
+
+
+def _pair(kind: str, dtype: torch.dtype, **kwargs):
+    """The same layer twice: engine="fused" and engine="reference", sharing weights."""
+    cls, _, extra = KINDS[kind]
+    fused = cls(I, H, **extra, **kwargs, engine="fused").to(dtype)
+    ref = cls(I, H, **extra, **kwargs, engine="reference").to(dtype)
+    ref.load_state_dict(fused.state_dict())
+    return fused, ref
+
+
+def _input(form: str, batch: int, batch_first: bool, dtype: torch.dtype):
+    """(x, extra forward kwargs): padded, padded with lengths=, or a PackedSequence."""
+    lengths = torch.tensor([3, 4, 1][:batch] if batch <= 3 else [T] * batch)
+    shape = (batch, T, I) if batch_first else (T, batch, I)
+    x = torch.randn(*shape, dtype=dtype)
+    if form == "padded":
+        return x.requires_grad_(), {}
+    if form == "lengths":
+        return x.requires_grad_(), {"lengths": lengths}
+    packed = pack_padded_sequence(x, lengths, batch_first=batch_first, enforce_sorted=False)
+    data = packed.data.detach().requires_grad_()
+    return PackedSequence(data, packed.batch_sizes, packed.sorted_indices,
+                          packed.unsorted_indices), {}
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("layers,bidir,batch_first,bias,with_hx,form", CONFIGS)
+def test_fused_matches_reference(kind, layers, bidir, batch_first, bias, with_hx, form, dtype):
+    fused, ref = _pair(kind, dtype, num_layers=layers, bidirectional=bidir,
+                       batch_first=batch_first, bias=bias)
+    batch = 3 if form != "padded" else B
+    x, kwargs = _input(form, batch, batch_first, dtype)
+    hx = make_hx(ref, batch, dtype) if with_hx else None
+    assert_same(forward_backward(fused, x, hx, **kwargs), forward_backward(ref, x, hx, **kwargs),
+                dtype)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_inter_layer_dropout_matches_reference_with_same_seed(kind):
+    fused, ref = _pair(kind, torch.float64, num_layers=3, bidirectional=True, dropout=0.4)
+    x = torch.randn(T, B, I, dtype=torch.float64, requires_grad=True)
+    torch.manual_seed(7)
+    got = forward_backward(fused, x)
+    torch.manual_seed(7)
+    want = forward_backward(ref, x)
+    assert_same(got, want, torch.float64)
+    torch.manual_seed(8)
+    other = forward_backward(fused, x)
+    assert not torch.allclose(other["output"], got["output"])  # dropout really is applied
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_gradcheck_float64(kind):
+    """Numerical gradients of input, both states and every weight through the fused path."""
+    fused, _ = _pair(kind, torch.float64, num_layers=2, bidirectional=True)
+    names = [n for n, _ in fused.named_parameters()]
+    x = torch.randn(T, 3, I, dtype=torch.float64, requires_grad=True)
+    hx = make_hx(fused, 3, torch.float64)
+    states = list(hx) if isinstance(hx, tuple) else [hx]
+    lengths = torch.tensor([4, 2, 3])
+    n_states = len(states)
+
+    def run(x, *rest):
+        st, params = rest[:n_states], rest[n_states:]
+        h = tuple(st) if n_states == 2 else st[0]
+        out, state = torch.func.functional_call(fused, dict(zip(names, params)), (x, h),
+                                                {"lengths": lengths})
+        return (out, *state) if isinstance(state, tuple) else (out, state)
+
+    params = [p.detach().clone().requires_grad_() for p in fused.parameters()]
+    assert torch.autograd.gradcheck(run, (x, *states, *params), atol=1e-7, rtol=1e-5)
+
+
+def test_same_results_with_one_and_two_threads():
+    before = torch.get_num_threads()
+    results = []
+    try:
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            torch.manual_seed(3)
+            layer = rk.LSTM(24, 32, num_layers=2, bidirectional=True, engine="fused")
+            x = torch.randn(12, 16, 24, requires_grad=True)
+            results.append(forward_backward(layer, x))
+    finally:
+        torch.set_num_threads(before)
+    assert_same(results[0], results[1], torch.float32)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_inference_path_equals_training_path(kind):
+    """Under no_grad the engine keeps no workspace; the outputs must not change."""
+    fused, _ = _pair(kind, torch.float32, num_layers=2, bidirectional=True)
+    x = torch.randn(T, B, I)
+    out_grad, state_grad = fused(x.requires_grad_(), lengths=torch.tensor([2, 4]))
+    with torch.no_grad():
+        out_ng, state_ng = fused(x, lengths=torch.tensor([2, 4]))
+    torch.testing.assert_close(out_ng, out_grad.detach(), rtol=0, atol=0)
+    for a, b in zip(state_ng if isinstance(state_ng, tuple) else (state_ng,),
+                    state_grad if isinstance(state_grad, tuple) else (state_grad,)):
+        torch.testing.assert_close(a, b.detach(), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_chunks_with_carried_state_equal_one_pass(kind):
+    cls, _, extra = KINDS[kind]
+    layer = cls(I, H, **extra, num_layers=2, engine="fused").double()
+    x = torch.randn(6, B, I, dtype=torch.float64)
+    whole, state_whole = layer(x)
+    first, state = layer(x[:2])
+    second, state = layer(x[2:], state)
+    torch.testing.assert_close(torch.cat([first, second]), whole, **TOL[torch.float64])
+
+
+def test_projection_is_declined_with_a_reason():
+    layer = rk.LSTM(I, H, proj_size=2, engine="fused")
+    reason = engine.unsupported_reason(layer, torch.randn(T, B, I))
+    assert reason is not None and "proj_size=2" in reason
+    with pytest.raises(RuntimeError, match="proj_size"):
+        layer(torch.randn(T, B, I))
+
+
+def test_other_dtypes_are_declined_and_auto_falls_back():
+    layer = rk.GRU(I, H).to(torch.bfloat16)
+    x = torch.randn(T, B, I, dtype=torch.bfloat16)
+    assert "bfloat16" in engine.unsupported_reason(layer, x)
+    out, _ = layer(x)  # engine="auto" runs the reference path
+    assert out.shape == (T, B, H)
