@@ -3,10 +3,36 @@
 `import rnnkit as rk`; `rk.LSTM(...)` is a drop-in torch.nn.LSTM with a fused CPU engine.
 """
 
-from rnnkit.cells import GRUCell, LSTMCell, RNNCell
-from rnnkit.layers import GRU, LSTM, RNN, RecurrentLayer, unroll
+from rnnkit import init
+from rnnkit.cells import (
+    GRUCell,
+    LayerNormGRUCell,
+    LayerNormLSTMCell,
+    LeakyRNNCell,
+    LSTMCell,
+    PeepholeLSTMCell,
+    RNNCell,
+    SkipRNNCell,
+)
+from rnnkit.layers import (
+    GRU,
+    IRNN,
+    LSTM,
+    RNN,
+    LayerNormGRU,
+    LayerNormLSTM,
+    LeakyRNN,
+    PeepholeLSTM,
+    RecurrentLayer,
+    SkipRNN,
+    unroll,
+)
 
 __version__ = "0.1.0"
 
-__all__ = ["RNN", "LSTM", "GRU", "RNNCell", "LSTMCell", "GRUCell", "RecurrentLayer", "unroll",
-           "__version__"]
+__all__ = [
+    "RNN", "LSTM", "GRU", "IRNN", "PeepholeLSTM", "LayerNormLSTM", "LayerNormGRU", "LeakyRNN",
+    "SkipRNN", "RNNCell", "LSTMCell", "GRUCell", "PeepholeLSTMCell", "LayerNormLSTMCell",
+    "LayerNormGRUCell", "LeakyRNNCell", "SkipRNNCell", "RecurrentLayer", "unroll", "init",
+    "__version__",
+]

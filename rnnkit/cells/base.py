@@ -79,11 +79,15 @@ class RecurrentCell(nn.Module):
         return specs
 
     @classmethod
-    def init_params(cls, params: Sequence[Tensor], hidden_size: int, **options: Any) -> None:
-        """torch.nn's default: every parameter uniform in (-1/sqrt(H), 1/sqrt(H))."""
+    def init_params(cls, params: dict[str, Tensor], hidden_size: int, **options: Any) -> None:
+        """torch.nn's default: every parameter uniform in (-1/sqrt(H), 1/sqrt(H)).
+
+        `params` maps the names of `param_specs` to the tensors of one cell (absent biases are
+        left out); subclasses override this for other schemes.
+        """
         bound = 1.0 / math.sqrt(hidden_size) if hidden_size > 0 else 0.0
         with torch.no_grad():
-            for p in params:
+            for p in params.values():
                 p.uniform_(-bound, bound)
 
     @staticmethod
@@ -102,7 +106,7 @@ class RecurrentCell(nn.Module):
         return tuple(getattr(self, s.name, None) for s in specs)
 
     def reset_parameters(self) -> None:
-        self.init_params(list(self.parameters()), self.hidden_size, **self.options)
+        self.init_params(dict(self.named_parameters()), self.hidden_size, **self.options)
 
     def init_state(
         self, batch: int | None = None, *, dtype: torch.dtype | None = None, device: Any = None

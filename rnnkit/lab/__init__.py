@@ -1,5 +1,5 @@
 """Layer 'lab': the classic synthetic experiments and gradient diagnostics."""
 
-from rnnkit.lab.tasks import adding_problem, copy_problem
+from rnnkit.lab.tasks import adding_problem, copy_problem, mackey_glass
 
-__all__ = ["adding_problem", "copy_problem"]
+__all__ = ["adding_problem", "copy_problem", "mackey_glass"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-__all__ = ["adding_problem", "copy_problem"]
+__all__ = ["adding_problem", "copy_problem", "mackey_glass"]
 
 
 def adding_problem(
@@ -60,3 +60,39 @@ def copy_problem(
     y = torch.zeros(T, batch, dtype=torch.long)
     y[-n_copy:] = data
     return x, y
+
+
+def mackey_glass(
+    n: int, tau: float = 17.0, beta: float = 0.2, gamma: float = 0.1, power: float = 10.0,
+    dt: float = 0.1, sample_every: float = 1.0, x0: float = 1.2, discard: int = 500,
+) -> Tensor:
+    """The Mackey-Glass delay differential equation, chaotic for tau = 17.
+
+    dx/dt = beta * x(t - tau) / (1 + x(t - tau)^power) - gamma * x(t)
+
+    Integrated with Heun's method at step `dt` (history held constant at x0 before t = 0) and
+    sampled every `sample_every` time units; the first `discard` samples are dropped so the
+    series starts on the attractor.
+
+    Returns:
+        (n,) float64 series.
+    """
+    if n < 1:
+        raise ValueError(f"n must be positive, got {n}")
+    per_sample = round(sample_every / dt)
+    lag = round(tau / dt)
+    total = (n + discard) * per_sample
+    x = torch.empty(total + lag + 1, dtype=torch.float64)
+    x[: lag + 1] = x0
+    xs = x.tolist()
+
+    def f(now: float, past: float) -> float:
+        return beta * past / (1 + past**power) - gamma * now
+
+    for i in range(lag, lag + total):
+        k1 = f(xs[i], xs[i - lag])
+        predictor = xs[i] + dt * k1
+        k2 = f(predictor, xs[i - lag + 1])
+        xs[i + 1] = xs[i] + dt * (k1 + k2) / 2
+    series = torch.tensor(xs[lag + 1:], dtype=torch.float64)[::per_sample]
+    return series[discard: discard + n]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import warnings
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -39,6 +40,8 @@ class RecurrentLayer(nn.Module):
             fused kernels where they exist; else the reference path), "fused" (error if the
             fused engine cannot run this layer), "reference" (the plain per-step loop) or
             "torch" (torch.nn's own kernels, for the standard cells only).
+        initializer: applied to the layer after the cell's default initialisation (e.g.
+            `rnnkit.init.chrono_`), also by `reset_parameters()`.
         **cell_options: passed to the cell class (e.g. nonlinearity, proj_size).
 
     Shape:
@@ -60,9 +63,11 @@ class RecurrentLayer(nn.Module):
         device: Any = None,
         dtype: torch.dtype | None = None,
         engine: str = "auto",
+        initializer: Callable[[nn.Module], Any] | None = None,
         **cell_options: Any,
     ) -> None:
         super().__init__()
+        self._initializer = initializer
         _inputs.check_config(input_size, hidden_size, num_layers, dropout)
         if isinstance(dropout, (int, float)) and dropout > 0 and num_layers == 1:
             warnings.warn(
@@ -131,8 +136,14 @@ class RecurrentLayer(nn.Module):
         ]
 
     def reset_parameters(self) -> None:
-        for group in self.all_weights:
-            self.cell_cls.init_params(group, self.hidden_size, **self.cell_options)
+        names = self._spec_names()
+        for k in range(self.num_layers):
+            for d in range(self.num_directions):
+                group = {n: w for n, w in zip(names, self.layer_weights(k, d), strict=True)
+                         if w is not None}
+                self.cell_cls.init_params(group, self.hidden_size, **self.cell_options)
+        if self._initializer is not None:
+            self._initializer(self)
 
     def flatten_parameters(self) -> None:
         """No-op, for code written against torch.nn's cuDNN layers."""

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from typing import Any
 
 import torch
 
+from rnnkit import init as _init
 from rnnkit.cells import GRUCell, LSTMCell, RNNCell
 from rnnkit.cells.rnn_cell import _check_nonlinearity
 from rnnkit.layers.base import RecurrentLayer
@@ -59,6 +62,9 @@ class LSTM(RecurrentLayer):
     """LSTM layer with torch.nn.LSTM's arguments (proj_size included), parameters and results.
 
     Gates i, f, g, o as in `rnnkit.cells.LSTMCell`; hx and the final state are tuples (h, c).
+    Extra keyword-only arguments: `forget_bias=1.0` sets the forget-gate bias
+    (`rnnkit.init.forget_bias_`); `chrono=T_max` uses chrono initialisation
+    (`rnnkit.init.chrono_`, Tallec & Ollivier 2018).
 
     Example:
         >>> lstm = LSTM(3, 5, bidirectional=True)
@@ -80,6 +86,9 @@ class LSTM(RecurrentLayer):
         device: Any = None,
         dtype: torch.dtype | None = None,
         engine: str = "auto",
+        *,
+        forget_bias: float | None = None,
+        chrono: float | None = None,
     ) -> None:
         if not isinstance(proj_size, int) or proj_size < 0:
             raise ValueError(f"proj_size must be a non-negative int, got {proj_size!r}")
@@ -89,12 +98,15 @@ class LSTM(RecurrentLayer):
         options = {"proj_size": proj_size} if proj_size else {}
         super().__init__(
             LSTMCell, "LSTM", input_size, hidden_size, num_layers, bias, batch_first, dropout,
-            bidirectional, device, dtype, engine, **options,
+            bidirectional, device, dtype, engine, _gate_init(forget_bias, chrono), **options,
         )
 
 
 class GRU(RecurrentLayer):
     """GRU layer with torch.nn.GRU's arguments, parameters (gates r, z, n) and results.
+
+    `forget_bias=` and `chrono=` as for LSTM act on the update gate z (the gate that keeps
+    the old state in torch.nn's convention).
 
     Example:
         >>> gru = GRU(3, 5, batch_first=True)
@@ -115,8 +127,22 @@ class GRU(RecurrentLayer):
         device: Any = None,
         dtype: torch.dtype | None = None,
         engine: str = "auto",
+        *,
+        forget_bias: float | None = None,
+        chrono: float | None = None,
     ) -> None:
         super().__init__(
             GRUCell, "GRU", input_size, hidden_size, num_layers, bias, batch_first, dropout,
-            bidirectional, device, dtype, engine,
+            bidirectional, device, dtype, engine, _gate_init(forget_bias, chrono),
         )
+
+
+def _gate_init(forget_bias: float | None, chrono: float | None) -> Callable[[Any], Any] | None:
+    if forget_bias is not None and chrono is not None:
+        raise ValueError(f"give forget_bias or chrono, not both (got forget_bias={forget_bias}, "
+                         f"chrono={chrono})")
+    if forget_bias is not None:
+        return functools.partial(_init.forget_bias_, value=float(forget_bias))
+    if chrono is not None:
+        return functools.partial(_init.chrono_, t_max=chrono)
+    return None
