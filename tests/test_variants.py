@@ -27,7 +27,7 @@ def _ln(a):
 def test_peephole_lstm_cell_equations():
     cell = rk.PeepholeLSTMCell(I, H).double()
     _randomise(cell)
-    x, h, c = torch.randn(B, I, dtype=f64), torch.randn(B, H, dtype=f64), torch.randn(B, H, dtype=f64)
+    x, h, c = (torch.randn(B, n, dtype=f64) for n in (I, H, H))
     W, U, b = cell.weight_ih, cell.weight_hh, cell.bias_ih + cell.bias_hh
     pre = x @ W.T + h @ U.T + b
     i = torch.sigmoid(pre[:, :H] + cell.weight_peephole[0] * c)
@@ -42,7 +42,7 @@ def test_peephole_lstm_cell_equations():
 def test_layernorm_lstm_cell_equations():
     cell = rk.LayerNormLSTMCell(I, H).double()
     _randomise(cell)
-    x, h, c = torch.randn(B, I, dtype=f64), torch.randn(B, H, dtype=f64), torch.randn(B, H, dtype=f64)
+    x, h, c = (torch.randn(B, n, dtype=f64) for n in (I, H, H))
     pre = (_ln(x @ cell.weight_ih.T) * cell.ln_ih_weight + cell.ln_ih_bias
            + _ln(h @ cell.weight_hh.T) * cell.ln_hh_weight + cell.ln_hh_bias
            + cell.bias_ih + cell.bias_hh)
