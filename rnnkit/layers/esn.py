@@ -75,7 +75,7 @@ class EchoStateNetwork(nn.Module):
         self.readout = nn.Linear(H, output_size, dtype=dtype)
 
     def states(self, x: Tensor, h0: Tensor | None = None) -> Tensor:
-        """Reservoir states (T, B, H) for inputs x (T, B, I)."""
+        """Reservoir states (T, B, H) for inputs x (T, B, I), starting from h0 (B, H)."""
         if x.dim() != 3 or x.shape[-1] != self.input_size:
             raise ValueError(f"x must be (T, B, I={self.input_size}), got {tuple(x.shape)}")
         x = x.to(self.weight_hh.dtype)
@@ -89,6 +89,22 @@ class EchoStateNetwork(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return self.readout(self.states(x))
+
+    @torch.no_grad()
+    def generate(self, prime: Tensor, steps: int) -> Tensor:
+        """Free-running prediction: after `prime` (T, B, I), feed each output back as the next
+        input for `steps` steps (needs output_size == input_size). Returns (steps, B, I)."""
+        if self.readout.out_features != self.input_size:
+            raise ValueError(f"generate needs output_size == input_size, got "
+                             f"{self.readout.out_features} and {self.input_size}")
+        h = self.states(prime)[-1]  # (B, H)
+        y = self.readout(h)
+        outputs = []
+        for _ in range(steps):
+            outputs.append(y)
+            h = self.states(y.unsqueeze(0), h)[-1]
+            y = self.readout(h)
+        return torch.stack(outputs)
 
     def fit(self, x: Tensor, y: Tensor, ridge: float = 1e-8, washout: int = 100) -> dict[str, Any]:
         """Ridge regression of the readout on reservoir states, dropping `washout` steps.
