@@ -92,7 +92,11 @@ class RecurrentCell(nn.Module):
 
     @staticmethod
     def step(x: Tensor, state: Any, params: Sequence[Tensor | None], **options: Any) -> Any:
-        """The recurrence: new state from x (B, I), state fields (B, H) and `params`."""
+        """The recurrence: new state from x (B, I), state fields (B, H) and `params`.
+
+        Every cell also takes `h_drop`, None or a (B, H) multiplier applied to h_{t-1} where
+        it enters a matrix product (recurrent dropout); h_{t-1} elsewhere stays whole.
+        """
         raise NotImplementedError
 
     @classmethod

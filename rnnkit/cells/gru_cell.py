@@ -44,10 +44,12 @@ class GRUCell(RecurrentCell):
     gates = 3
 
     @staticmethod
-    def step(x: Tensor, state: GRUState, params: Sequence[Tensor | None]) -> GRUState:
+    def step(x: Tensor, state: GRUState, params: Sequence[Tensor | None],
+             h_drop: Tensor | None = None) -> GRUState:
         w_ih, w_hh, b_ih, b_hh = params
+        h = state.h if h_drop is None else state.h * h_drop
         xr, xz, xn = F.linear(x, w_ih, b_ih).chunk(3, dim=-1)  # 3 x (B, H)
-        hr, hz, hn = F.linear(state.h, w_hh, b_hh).chunk(3, dim=-1)  # 3 x (B, H)
+        hr, hz, hn = F.linear(h, w_hh, b_hh).chunk(3, dim=-1)  # 3 x (B, H)
         r = torch.sigmoid(xr + hr)
         z = torch.sigmoid(xz + hz)
         n = torch.tanh(xn + r * hn)

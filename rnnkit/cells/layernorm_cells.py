@@ -74,9 +74,11 @@ class LayerNormLSTMCell(_LayerNormCell):
             hidden_size, 4, bias, cell_norm=True)
 
     @staticmethod
-    def step(x: Tensor, state: LSTMState, params: Sequence[Tensor | None]) -> LSTMState:
+    def step(x: Tensor, state: LSTMState, params: Sequence[Tensor | None],
+             h_drop: Tensor | None = None) -> LSTMState:
         w_ih, w_hh, b_ih, b_hh, g_ih, g_hh, g_c, s_ih, s_hh, s_c = params
-        gates = _ln(F.linear(x, w_ih), g_ih, s_ih) + _ln(F.linear(state.h, w_hh), g_hh, s_hh)
+        h = state.h if h_drop is None else state.h * h_drop
+        gates = _ln(F.linear(x, w_ih), g_ih, s_ih) + _ln(F.linear(h, w_hh), g_hh, s_hh)
         if b_ih is not None:
             gates = gates + b_ih + b_hh  # (B, 4H)
         i, f, g, o = gates.chunk(4, dim=-1)  # 4 x (B, H)
@@ -108,10 +110,12 @@ class LayerNormGRUCell(_LayerNormCell):
             hidden_size, 3, bias, cell_norm=False)
 
     @staticmethod
-    def step(x: Tensor, state: GRUState, params: Sequence[Tensor | None]) -> GRUState:
+    def step(x: Tensor, state: GRUState, params: Sequence[Tensor | None],
+             h_drop: Tensor | None = None) -> GRUState:
         w_ih, w_hh, b_ih, b_hh, g_ih, g_hh, s_ih, s_hh = params
+        h = state.h if h_drop is None else state.h * h_drop
         a_x = _ln(F.linear(x, w_ih), g_ih, s_ih)  # (B, 3H)
-        a_h = _ln(F.linear(state.h, w_hh), g_hh, s_hh)  # (B, 3H)
+        a_h = _ln(F.linear(h, w_hh), g_hh, s_hh)  # (B, 3H)
         if b_ih is not None:
             a_x, a_h = a_x + b_ih, a_h + b_hh
         xr, xz, xn = a_x.chunk(3, dim=-1)

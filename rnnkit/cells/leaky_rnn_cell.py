@@ -66,9 +66,10 @@ class LeakyRNNCell(RecurrentCell):
 
     @staticmethod
     def step(x: Tensor, state: RNNState, params: Sequence[Tensor | None],
-             nonlinearity: str = "tanh", **_: Any) -> RNNState:
+             nonlinearity: str = "tanh", h_drop: Tensor | None = None, **_: Any) -> RNNState:
         w_ih, w_hh, b_ih, b_hh, rate_logit = params
-        v = NONLINEARITIES[nonlinearity](F.linear(x, w_ih, b_ih) + F.linear(state.h, w_hh, b_hh))
+        h = state.h if h_drop is None else state.h * h_drop
+        v = NONLINEARITIES[nonlinearity](F.linear(x, w_ih, b_ih) + F.linear(h, w_hh, b_hh))
         a = torch.sigmoid(rate_logit)  # (H,)
         return RNNState(state.h + a * (v - state.h))  # (1 - a) h + a v
 

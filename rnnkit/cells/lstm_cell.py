@@ -77,10 +77,12 @@ class LSTMCell(RecurrentCell):
 
     @staticmethod
     def step(
-        x: Tensor, state: LSTMState, params: Sequence[Tensor | None], proj_size: int = 0
+        x: Tensor, state: LSTMState, params: Sequence[Tensor | None], proj_size: int = 0,
+        h_drop: Tensor | None = None,
     ) -> LSTMState:
         w_ih, w_hh, b_ih, b_hh = params[:4]
-        gates = F.linear(x, w_ih, b_ih) + F.linear(state.h, w_hh, b_hh)  # (B, 4H)
+        h = state.h if h_drop is None else state.h * h_drop
+        gates = F.linear(x, w_ih, b_ih) + F.linear(h, w_hh, b_hh)  # (B, 4H)
         i, f, g, o = gates.chunk(4, dim=-1)  # 4 x (B, H)
         c = torch.sigmoid(f) * state.c + torch.sigmoid(i) * torch.tanh(g)
         h = torch.sigmoid(o) * torch.tanh(c)

@@ -44,9 +44,11 @@ class PeepholeLSTMCell(LSTMCell):
         return specs + [ParamSpec("weight_peephole", (3, hidden_size))]
 
     @staticmethod
-    def step(x: Tensor, state: LSTMState, params: Sequence[Tensor | None]) -> LSTMState:
+    def step(x: Tensor, state: LSTMState, params: Sequence[Tensor | None],
+             h_drop: Tensor | None = None) -> LSTMState:
         w_ih, w_hh, b_ih, b_hh, w_p = params
-        gates = F.linear(x, w_ih, b_ih) + F.linear(state.h, w_hh, b_hh)  # (B, 4H)
+        h = state.h if h_drop is None else state.h * h_drop
+        gates = F.linear(x, w_ih, b_ih) + F.linear(h, w_hh, b_hh)  # (B, 4H)
         i, f, g, o = gates.chunk(4, dim=-1)  # 4 x (B, H)
         p_i, p_f, p_o = w_p  # 3 x (H,)
         c = torch.sigmoid(f + p_f * state.c) * state.c + torch.sigmoid(i + p_i * state.c) * (

@@ -59,10 +59,12 @@ class RNNCell(RecurrentCell):
 
     @staticmethod
     def step(
-        x: Tensor, state: RNNState, params: Sequence[Tensor | None], nonlinearity: str = "tanh"
+        x: Tensor, state: RNNState, params: Sequence[Tensor | None], nonlinearity: str = "tanh",
+        h_drop: Tensor | None = None,
     ) -> RNNState:
         w_ih, w_hh, b_ih, b_hh = params
-        a = F.linear(x, w_ih, b_ih) + F.linear(state.h, w_hh, b_hh)  # (B, H)
+        h = state.h if h_drop is None else state.h * h_drop
+        a = F.linear(x, w_ih, b_ih) + F.linear(h, w_hh, b_hh)  # (B, H)
         return RNNState(NONLINEARITIES[nonlinearity](a))
 
     def extra_repr(self) -> str:

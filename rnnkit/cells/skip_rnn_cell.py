@@ -67,7 +67,8 @@ class SkipRNNCell(RecurrentCell):
 
     @staticmethod
     def step(x: Tensor, state: SkipState, params: Sequence[Tensor | None],
-             nonlinearity: str = "tanh", delays: Sequence[int] = (1, 2)) -> SkipState:
+             nonlinearity: str = "tanh", delays: Sequence[int] = (1, 2),
+             h_drop: Tensor | None = None) -> SkipState:
         w_ih, *w_delays = params[:1 + len(delays)]
         b_ih, b_hh = params[1 + len(delays):]
         H = state.h.shape[-1]
@@ -76,7 +77,8 @@ class SkipRNNCell(RecurrentCell):
         if b_hh is not None:
             a = a + b_hh
         for d, w in zip(delays, w_delays, strict=True):
-            a = a + F.linear(history[d - 1], w)
+            h = history[d - 1]
+            a = a + F.linear(h if h_drop is None else h * h_drop, w)
         h = NONLINEARITIES[nonlinearity](a)
         if state.past.shape[-1] == 0:  # longest delay 1: nothing to remember
             return SkipState(h, state.past)

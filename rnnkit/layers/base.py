@@ -14,7 +14,7 @@ from torch.nn.utils.rnn import PackedSequence
 
 from rnnkit import engine as _engine
 from rnnkit.cells.base import RecurrentCell
-from rnnkit.layers import _inputs
+from rnnkit.layers import _inputs, _regularisers
 from rnnkit.layers._torch_path import run_torch, supports_torch
 from rnnkit.layers.scan import unroll
 
@@ -42,6 +42,12 @@ class RecurrentLayer(nn.Module):
             "torch" (torch.nn's own kernels, for the standard cells only).
         initializer: applied to the layer after the cell's default initialisation (e.g.
             `rnnkit.init.chrono_`), also by `reset_parameters()`.
+        recurrent_dropout: variational dropout on h_{t-1} where it enters the recurrent
+            products, one mask per sequence, layer and direction (Gal & Ghahramani 2016);
+            training only.
+        zoneout: probability that a unit keeps its previous value at a step (Krueger et al.
+            2016), one rate for every state field or one per field (LSTM: (h, c)); in
+            evaluation each unit moves to the expectation p * old + (1 - p) * new.
         **cell_options: passed to the cell class (e.g. nonlinearity, proj_size).
 
     Shape:
@@ -64,6 +70,8 @@ class RecurrentLayer(nn.Module):
         dtype: torch.dtype | None = None,
         engine: str = "auto",
         initializer: Callable[[nn.Module], Any] | None = None,
+        recurrent_dropout: float = 0.0,
+        zoneout: float | tuple[float, ...] = 0.0,
         **cell_options: Any,
     ) -> None:
         super().__init__()
@@ -89,6 +97,9 @@ class RecurrentLayer(nn.Module):
         self.engine = engine
         self.cell_options = cell_options
         self.proj_size = int(cell_options.get("proj_size", 0))
+        self.recurrent_dropout = _regularisers.check_rate("recurrent_dropout", recurrent_dropout)
+        n_fields = len(cell_cls.State._fields)
+        self.zoneout = _regularisers.check_zoneout(zoneout, n_fields)
         factory = {"device": device, "dtype": dtype}
         out_size = cell_cls.state_sizes(hidden_size, **cell_options)[0]
         for k in range(num_layers):
@@ -168,12 +179,19 @@ class RecurrentLayer(nn.Module):
                 raise RuntimeError(f"engine='torch' runs only the standard RNN/LSTM/GRU, not "
                                    f"{type(self).__name__} (mode {self.mode!r})")
         if self.engine in ("auto", "fused"):
-            reason = _engine.unsupported_reason(self, x)
+            reason = self._regulariser_reason() or _engine.unsupported_reason(self, x)
             if reason is None:
                 return _engine.run_stack(self, x, state, lengths)
             if self.engine == "fused":
                 raise RuntimeError(f"engine='fused' cannot run this layer: {reason}")
         return self._reference_stack(x, state, lengths)
+
+    def _regulariser_reason(self) -> str | None:
+        if any(self.zoneout):
+            return "zoneout runs on the reference engine only"
+        if self.training and self.recurrent_dropout > 0:
+            return "recurrent dropout runs on the reference engine only"
+        return None
 
     def _reference_stack(
         self, x: Tensor, state: tuple[Tensor, ...], lengths: Tensor | None
@@ -186,11 +204,15 @@ class RecurrentLayer(nn.Module):
             outputs = []
             for d in range(self.num_directions):
                 index = k * self.num_directions + d
+                h_drop, zone = _regularisers.masks(self, x.shape[0], x.shape[1], x)
                 step = functools.partial(
                     self.cell_cls.step, params=self.layer_weights(k, d), **self.cell_options
                 )
+                if h_drop is not None:
+                    step = functools.partial(step, h_drop=h_drop)
                 start = State(*(s[index] for s in state))
-                out, final = unroll(step, layer_input, start, lengths, reverse=d == 1)
+                out, final = unroll(step, layer_input, start, lengths, reverse=d == 1,
+                                    zoneout=zone)
                 outputs.append(out)  # (T, B, H)
                 for field, value in zip(finals, final, strict=True):
                     field.append(value)
@@ -213,6 +235,10 @@ class RecurrentLayer(nn.Module):
             s += ", bidirectional=True"
         for key, value in self.cell_options.items():
             s += f", {key}={value!r}"
+        if self.recurrent_dropout:
+            s += f", recurrent_dropout={self.recurrent_dropout}"
+        if any(self.zoneout):
+            s += f", zoneout={self.zoneout}"
         if self.engine != "auto":
             s += f", engine={self.engine!r}"
         return s

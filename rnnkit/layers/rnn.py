@@ -23,7 +23,9 @@ class RNN(RecurrentLayer):
 
     Args: as torch.nn.RNN (input_size, hidden_size, num_layers=1, nonlinearity='tanh',
         bias=True, batch_first=False, dropout=0.0, bidirectional=False, device, dtype), plus
-        `engine` ("auto" | "fused" | "reference"). `forward(input, hx=None, *, lengths=None)`.
+        `engine` ("auto" | "fused" | "reference" | "torch") and the keyword-only regularisers
+        `recurrent_dropout` and `zoneout` (see `RecurrentLayer`).
+        `forward(input, hx=None, *, lengths=None)`.
 
     Example:
         >>> rnn = RNN(3, 5, num_layers=2)
@@ -45,12 +47,16 @@ class RNN(RecurrentLayer):
         device: Any = None,
         dtype: torch.dtype | None = None,
         engine: str = "auto",
+        *,
+        recurrent_dropout: float = 0.0,
+        zoneout: float = 0.0,
     ) -> None:
         _check_nonlinearity(nonlinearity)
         super().__init__(
             RNNCell, "RNN_TANH" if nonlinearity == "tanh" else "RNN_RELU",
             input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
-            device, dtype, engine, nonlinearity=nonlinearity,
+            device, dtype, engine, recurrent_dropout=recurrent_dropout, zoneout=zoneout,
+            nonlinearity=nonlinearity,
         )
 
     @property
@@ -64,7 +70,8 @@ class LSTM(RecurrentLayer):
     Gates i, f, g, o as in `rnnkit.cells.LSTMCell`; hx and the final state are tuples (h, c).
     Extra keyword-only arguments: `forget_bias=1.0` sets the forget-gate bias
     (`rnnkit.init.forget_bias_`); `chrono=T_max` uses chrono initialisation
-    (`rnnkit.init.chrono_`, Tallec & Ollivier 2018).
+    (`rnnkit.init.chrono_`, Tallec & Ollivier 2018); `recurrent_dropout` and `zoneout`
+    (one rate, or (h, c) rates) as in `RecurrentLayer`.
 
     Example:
         >>> lstm = LSTM(3, 5, bidirectional=True)
@@ -89,6 +96,8 @@ class LSTM(RecurrentLayer):
         *,
         forget_bias: float | None = None,
         chrono: float | None = None,
+        recurrent_dropout: float = 0.0,
+        zoneout: float | tuple[float, float] = 0.0,
     ) -> None:
         if not isinstance(proj_size, int) or proj_size < 0:
             raise ValueError(f"proj_size must be a non-negative int, got {proj_size!r}")
@@ -98,7 +107,8 @@ class LSTM(RecurrentLayer):
         options = {"proj_size": proj_size} if proj_size else {}
         super().__init__(
             LSTMCell, "LSTM", input_size, hidden_size, num_layers, bias, batch_first, dropout,
-            bidirectional, device, dtype, engine, _gate_init(forget_bias, chrono), **options,
+            bidirectional, device, dtype, engine, _gate_init(forget_bias, chrono),
+            recurrent_dropout=recurrent_dropout, zoneout=zoneout, **options,
         )
 
 
@@ -130,10 +140,13 @@ class GRU(RecurrentLayer):
         *,
         forget_bias: float | None = None,
         chrono: float | None = None,
+        recurrent_dropout: float = 0.0,
+        zoneout: float = 0.0,
     ) -> None:
         super().__init__(
             GRUCell, "GRU", input_size, hidden_size, num_layers, bias, batch_first, dropout,
             bidirectional, device, dtype, engine, _gate_init(forget_bias, chrono),
+            recurrent_dropout=recurrent_dropout, zoneout=zoneout,
         )
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -17,6 +17,7 @@ def unroll(
     state: Any,
     lengths: Tensor | None = None,
     reverse: bool = False,
+    zoneout: Sequence[Tensor | float | None] | None = None,
 ) -> tuple[Tensor, Any]:
     """Run `step(x_t, state) -> state` over the time axis of `x`.
 
@@ -30,6 +31,9 @@ def unroll(
         state: a NamedTuple of (B, *) tensors, the state before the first step.
         lengths: optional (B,) int64, 1 <= length <= T, any order.
         reverse: run from t = T-1 down to 0.
+        zoneout: per state field, None (off), a (T, B, n) bool tensor (True: the unit keeps its
+            previous value at step t; training) or a rate p (evaluation: the expectation
+            p * old + (1 - p) * new). Zoneout of Krueger et al. 2016.
 
     Returns:
         outputs (T, B, H) and the final state (the state at each sequence's last valid step).
@@ -40,6 +44,9 @@ def unroll(
     valid = None if lengths is None else _valid_mask(lengths, len(steps), x.device)  # (T, B, 1)
     for t in order:
         new = step(steps[t], state)
+        if zoneout is not None:
+            new = type(new)(*(_zone(z, t, old, n) for z, old, n in zip(zoneout, state, new,
+                                                                        strict=True)))
         if valid is None:
             state = new
             outputs[t] = new[0]
@@ -48,6 +55,14 @@ def unroll(
             state = type(new)(*(torch.where(keep, n, s) for n, s in zip(new, state, strict=True)))
             outputs[t] = torch.where(keep, new[0], new[0].new_zeros(()))
     return torch.stack(outputs), state
+
+
+def _zone(z: Tensor | float | None, t: int, old: Tensor, new: Tensor) -> Tensor:
+    if z is None:
+        return new
+    if isinstance(z, Tensor):
+        return torch.where(z[t], old, new)
+    return z * old + (1 - z) * new
 
 
 def _valid_mask(lengths: Tensor, T: int, device: torch.device) -> Tensor:

@@ -18,7 +18,7 @@ from rnnkit.layers.base import RecurrentLayer
 __all__ = ["IRNN", "PeepholeLSTM", "LayerNormLSTM", "LayerNormGRU", "LeakyRNN", "SkipRNN"]
 
 _COMMON = ("num_layers", "bias", "batch_first", "dropout", "bidirectional", "device", "dtype",
-           "engine")
+           "engine", "recurrent_dropout", "zoneout")
 
 
 def _common(kwargs: dict[str, Any]) -> dict[str, Any]:
