@@ -1,0 +1,323 @@
+"""The translation application: Seq2SeqConfig, `main(config)`, loading a run, translate, eval."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from rnnkit.data.pairs import (
+    BOS,
+    EOS,
+    PAD,
+    PairBatches,
+    build_vocab,
+    collate_pairs,
+    encode_pairs,
+    read_pairs,
+)
+from rnnkit.data.vocab import Vocabulary
+from rnnkit.decoding.beam import beam_search
+from rnnkit.decoding.greedy import Hypothesis, greedy_decode
+from rnnkit.models.seq2seq import ATTENTION_CHOICES, Seq2Seq
+from rnnkit.train import checkpoint as ckpt
+from rnnkit.train.config import TrainConfig, _opt, config_to_dict, save_config
+from rnnkit.train.trainer import Trainer
+
+__all__ = ["Seq2SeqConfig", "PRESETS", "TINY", "SAMPLING_SCHEDULES", "teacher_forcing_ratio",
+           "main", "load_seq2seq", "translate", "score_outputs", "evaluate_pairs"]
+
+SAMPLING_SCHEDULES = ("none", "linear", "exponential", "inverse_sigmoid")
+
+
+@dataclass
+class Seq2SeqConfig(TrainConfig):
+    """Everything a sequence-to-sequence run needs; `train` (a pairs file) is required."""
+
+    train: str | None = _opt(None, "training pairs: source<TAB>target lines or SCAN's "
+                             "'IN: ... OUT: ...' lines (.gz too)")
+    valid: str | None = _opt(None, "validation pairs (default: the last valid_fraction of "
+                             "--train, held out)")
+    valid_fraction: float = _opt(0.05, "held-out fraction of --train when --valid is not given")
+    out: str = _opt("runs/seq2seq", "run directory: checkpoints, metrics.jsonl, loss.png")
+    level: str = _opt("word", "tokens of both sides", ("char", "word"))
+    src_level: str = _opt("", "source tokens, overriding level", ("", "char", "word"))
+    tgt_level: str = _opt("", "target tokens, overriding level", ("", "char", "word"))
+    share_vocab: bool = _opt(False, "one vocabulary and embedding for both sides")
+    tie_weights: bool = _opt(False, "output layer shares the target embedding (needs E == H)")
+    cell: str = _opt("lstm", "recurrent cell", ("lstm", "gru", "rnn"))
+    backend: str = _opt("auto", "recurrent layers from rnnkit or torch.nn",
+                        ("auto", "rnnkit", "torch"))
+    embedding_size: int = _opt(64, "token embedding size E")
+    hidden_size: int = _opt(128, "hidden size H")
+    num_layers: int = _opt(1, "stacked layers L (encoder and decoder)")
+    bidirectional: bool = _opt(False, "bidirectional encoder")
+    attention: str = _opt("general", "attention over the encoder outputs ('none': the decoder "
+                          "starts from the encoded state only)", ATTENTION_CHOICES)
+    input_feeding: bool = _opt(False, "feed the attentional vector into the next step")
+    dropout: float = _opt(0.0, "dropout on embeddings, between layers and before the output")
+    batch_size: int = _opt(64, "pairs per batch B")
+    sampling_schedule: str = _opt("none", "scheduled sampling: decay the teacher-forcing "
+                                  "ratio over steps (none: constant --teacher-forcing)",
+                                  SAMPLING_SCHEDULES)
+    sampling_k: float = _opt(0.0, "schedule constant: linear slope per step, exponential base "
+                             "(< 1), inverse-sigmoid k (>= 1); 0 picks one that decays over "
+                             "the run")
+    sampling_min: float = _opt(0.0, "the teacher-forcing ratio never falls below this")
+    max_len: int = _opt(0, "longest output when decoding (0: 2 x longest train target + 10)")
+    eval_examples: int = _opt(500, "validation pairs decoded greedily for exact match at each "
+                              "evaluation (0: none)")
+    # Training defaults for this application (override TrainConfig's).
+    max_steps: int = _opt(0, "stop after this many optimiser steps (0: no step limit)")
+    max_epochs: int = _opt(10, "stop after this many passes over the data (0: no limit)")
+    eval_every: int = _opt(500, "evaluate and checkpoint every N steps")
+    carry_state: bool = _opt(False, "unused by seq2seq: each pair starts from a zero state")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        for name in ("embedding_size", "hidden_size", "num_layers", "batch_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if not 0.0 <= self.valid_fraction < 1.0:
+            raise ValueError(f"valid_fraction must be in [0, 1), got {self.valid_fraction}")
+        if self.input_feeding and self.attention == "none":
+            raise ValueError("input_feeding needs attention, got attention='none'")
+        if self.carry_state:
+            raise ValueError("carry_state must be false for seq2seq: pairs are independent")
+
+
+PRESETS: dict[str, dict[str, Any]] = {
+    "default": {},
+    # SCAN (bench/seq2seq_scan.py): small GRU with attention.
+    "scan": dict(cell="gru", embedding_size=64, hidden_size=128, attention="general",
+                 batch_size=64, lr=2e-3, max_epochs=8, eval_every=1000, progress=False),
+}
+
+TINY: dict[str, Any] = dict(embedding_size=8, hidden_size=16, batch_size=4, max_epochs=0,
+                            max_steps=6, eval_every=3, eval_examples=4, progress=False,
+                            backend="torch")
+
+
+def teacher_forcing_ratio(cfg: Seq2SeqConfig, step: int, total_steps: int) -> float:
+    """The teacher-forcing probability at `step` (Bengio et al. 2015's decays of epsilon_i).
+
+    linear: `max(min, 1 - k * step)`; exponential: `max(min, k ** step)`; inverse_sigmoid:
+    `max(min, k / (k + exp(step / k)))`. With k = 0 a k is chosen so that the ratio reaches
+    about `min` (or 0.1) near `total_steps`.
+
+    Example:
+        >>> cfg = Seq2SeqConfig(train="x", sampling_schedule="linear", sampling_k=0.01)
+        >>> teacher_forcing_ratio(cfg, 50, 1000), teacher_forcing_ratio(cfg, 500, 1000)
+        (0.5, 0.0)
+    """
+    kind, k, low = cfg.sampling_schedule, cfg.sampling_k, cfg.sampling_min
+    if kind == "none":
+        return cfg.teacher_forcing
+    n = max(total_steps, 1)
+    if kind == "linear":
+        eps = 1.0 - (k or 1.0 / n) * step
+    elif kind == "exponential":
+        eps = (k or 0.1 ** (1.0 / n)) ** step
+    else:
+        k = k or max(1.0, n / 10.0)
+        eps = k / (k + math.exp(min(step / k, 700.0)))
+    return max(low, eps)
+
+
+def _levels(cfg: Seq2SeqConfig) -> tuple[str, str]:
+    return cfg.src_level or cfg.level, cfg.tgt_level or cfg.level
+
+
+def _eval_fn(valid: list, cfg: Seq2SeqConfig, max_len: int) -> Callable:
+    """Validation loss (teacher forced) and greedy exact match on the first eval_examples."""
+    batches = PairBatches(valid, max(cfg.batch_size, 64), shuffle=False)
+
+    def evaluate(m: torch.nn.Module) -> dict[str, float]:
+        total, count = 0.0, 0
+        for i in range(len(batches)):
+            b = batches.batch(i)
+            n = int((b.tgt_out != PAD).sum())
+            total += m.loss(b.src, b.src_len, b.tgt_in, b.tgt_out).item() * n
+            count += n
+        result = {"loss": total / count}
+        if cfg.eval_examples:
+            items = valid[:cfg.eval_examples]
+            hyps = _decode_items(m, items, 1, 1, max_len, 1.0, max(cfg.batch_size, 64))
+            refs = [t.tolist() for _, t in items]
+            result["exact_match"] = sum(h[0].tokens == r for h, r in zip(hyps, refs,
+                                                                        strict=True)) / len(refs)
+        return result
+    return evaluate
+
+
+def main(config: Seq2SeqConfig, log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Train a Seq2Seq model as `config` says; returns a summary (losses, run dir, accuracy)."""
+    cfg = config
+    if not cfg.train:
+        raise ValueError("train is required: a pairs file (--train PAIRS)")
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    torch.manual_seed(cfg.seed)
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    log("config: " + json.dumps(config_to_dict(cfg), sort_keys=True))
+    save_config(cfg, out / "config.json")
+
+    train_pairs = read_pairs(cfg.train)
+    if cfg.valid:
+        valid_pairs = read_pairs(cfg.valid)
+    else:
+        n_valid = max(1, int(len(train_pairs) * cfg.valid_fraction))
+        if n_valid >= len(train_pairs):
+            raise ValueError(f"train has {len(train_pairs)} pairs: too few to hold out "
+                             f"valid_fraction={cfg.valid_fraction}; pass --valid")
+        import random
+        order = list(range(len(train_pairs)))
+        random.Random(cfg.seed).shuffle(order)
+        valid_pairs = [train_pairs[i] for i in order[:n_valid]]
+        train_pairs = [train_pairs[i] for i in order[n_valid:]]
+    src_level, tgt_level = _levels(cfg)
+    if cfg.share_vocab:
+        if src_level != tgt_level:
+            raise ValueError(f"share_vocab needs one token level, got src_level={src_level!r}, "
+                             f"tgt_level={tgt_level!r}")
+        src_vocab = tgt_vocab = build_vocab([s for p in train_pairs for s in p], src_level)
+    else:
+        src_vocab = build_vocab([s for s, _ in train_pairs], src_level)
+        tgt_vocab = build_vocab([t for _, t in train_pairs], tgt_level)
+    train_items = encode_pairs(train_pairs, src_vocab, tgt_vocab)
+    valid_items = encode_pairs(valid_pairs, src_vocab, tgt_vocab)
+    longest = max(len(t) for _, t in train_items)
+    max_len = cfg.max_len or 2 * longest + 10
+    log(f"data: {cfg.train}: {len(train_items):,} train / {len(valid_items):,} valid pairs; "
+        f"vocabularies {len(src_vocab)} ({src_level}) -> {len(tgt_vocab)} ({tgt_level})")
+
+    model = Seq2Seq(len(src_vocab), len(tgt_vocab), cfg.embedding_size, cfg.hidden_size,
+                    cfg.num_layers, cfg.cell, cfg.bidirectional, cfg.attention,
+                    cfg.input_feeding, cfg.dropout, cfg.share_vocab, cfg.tie_weights,
+                    cfg.backend, PAD, BOS, EOS)
+    n_params = sum(p.numel() for p in model.parameters())
+    log(f"model: {cfg.num_layers}x{cfg.hidden_size} {cfg.cell.upper()} "
+        f"{'bi' if cfg.bidirectional else 'uni'}directional encoder, attention "
+        f"{cfg.attention}, {n_params:,} parameters")
+    batches = PairBatches(train_items, cfg.batch_size, seed=cfg.seed)
+    total_steps = cfg.max_steps or cfg.max_epochs * len(batches)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    trainer: Trainer | None = None
+
+    def loss_fn(m: Seq2Seq, b: Any, state: Any) -> tuple:
+        ratio = teacher_forcing_ratio(cfg, trainer.step if trainer else 0, total_steps)
+        loss = m.loss(b.src, b.src_len, b.tgt_in, b.tgt_out, ratio, gen)
+        return loss, None, int(b.tgt_len.sum())
+
+    meta = {"model_class": "Seq2Seq", "model_args": model.config(),
+            "src_vocab": src_vocab.to_dict(), "tgt_vocab": tgt_vocab.to_dict(),
+            "max_len": max_len, "run_config": config_to_dict(cfg)}
+    trainer = Trainer(model, cfg, batches, loss_fn,
+                      _eval_fn(valid_items, cfg, max_len),
+                      out, meta, log=log if not cfg.progress else None)
+    summary = trainer.fit()
+    summary.update(run_dir=str(out), parameters=n_params)
+    log(f"done: {summary['stop_reason']} after {summary['step']} steps, "
+        f"{summary['elapsed_s']:.0f}s; best valid loss {summary['best_val_loss']:.4f}; "
+        f"run in {out}")
+    return summary
+
+
+def load_seq2seq(path: str | Path, prefer: str = "best"
+                 ) -> tuple[Seq2Seq, Vocabulary, Vocabulary, dict]:
+    """Rebuild the Seq2Seq model and its two vocabularies saved in a run or checkpoint."""
+    where = ckpt.find_checkpoint(path, prefer)
+    meta = ckpt.load_checkpoint_meta(where)
+    if meta.get("model_class") != "Seq2Seq":
+        raise ValueError(f"checkpoint {str(where)!r} holds a {meta.get('model_class')!r}, "
+                         f"not a Seq2Seq")
+    model = Seq2Seq(**meta["model_args"])
+    ckpt.load_model_weights(where, model)
+    model.eval()
+    return (model, Vocabulary.from_dict(meta["src_vocab"]),
+            Vocabulary.from_dict(meta["tgt_vocab"]), meta)
+
+
+@torch.no_grad()
+def _decode_items(model: Seq2Seq, items: Sequence[tuple[torch.Tensor, Any]], beam: int,
+                  n_best: int, max_len: int, length_penalty: float, batch_size: int,
+                  with_attention: bool = False) -> list[list[Hypothesis]]:
+    was_training = model.training
+    model.eval()
+    out: list[list[Hypothesis]] = []
+    suppress = [0, PAD, BOS]
+    try:
+        for i in range(0, len(items), batch_size):
+            chunk = [(s, torch.zeros(0, dtype=torch.long)) for s, _ in items[i:i + batch_size]]
+            b = collate_pairs(chunk)
+            state = model.init_decoder(b.src, b.src_len)
+            start = torch.full((len(chunk),), BOS, dtype=torch.long)
+            if beam == 1:
+                hyps = greedy_decode(model, state, start, EOS, max_len, suppress=suppress,
+                                     length_penalty=length_penalty,
+                                     with_attention=with_attention)
+                out += [[h] for h in hyps]
+            else:
+                out += beam_search(model, state, start, EOS, max_len, beam, n_best,
+                                   length_penalty, suppress, with_attention)
+    finally:
+        model.train(was_training)
+    return out
+
+
+def translate(model: Seq2Seq, src_vocab: Vocabulary, sources: Sequence[str], beam: int = 1,
+              n_best: int = 1, max_len: int = 100, length_penalty: float = 1.0,
+              batch_size: int = 64, with_attention: bool = False) -> list[list[Hypothesis]]:
+    """Decode each source text (greedy for `beam == 1`, else beam search); returns the
+    `n_best` hypotheses of each, best first. `tgt_vocab.decode(h.tokens)` gives the text."""
+    items = encode_pairs([(s, "") for s in sources], src_vocab, src_vocab)
+    return _decode_items(model, items, beam, n_best, max_len, length_penalty, batch_size,
+                         with_attention)
+
+
+def score_outputs(hypotheses: Sequence[Sequence[str]], references: Sequence[Sequence[str]],
+                  bleu: bool = True) -> dict[str, float]:
+    """Exact match, token accuracy (position by position, over reference tokens) and corpus
+    BLEU (sacrebleu, on the space-joined tokens) of token sequences.
+
+    Example:
+        >>> s = score_outputs([["a", "b"], ["c"]], [["a", "b"], ["c", "d"]], bleu=False)
+        >>> s["exact_match"], s["token_accuracy"]
+        (0.5, 0.75)
+    """
+    if len(hypotheses) != len(references):
+        raise ValueError(f"{len(hypotheses)} hypotheses for {len(references)} references")
+    exact = sum(list(h) == list(r) for h, r in zip(hypotheses, references, strict=True))
+    right = sum(sum(a == b for a, b in zip(h, r, strict=False))
+                for h, r in zip(hypotheses, references, strict=True))
+    total = sum(len(r) for r in references)
+    result = {"exact_match": exact / max(len(references), 1),
+              "token_accuracy": right / max(total, 1)}
+    if not bleu:
+        return result
+    try:
+        import sacrebleu
+    except ImportError as err:
+        raise ImportError('BLEU needs sacrebleu: pip install "rnnkit[all]"') from err
+    corpus = sacrebleu.corpus_bleu([" ".join(h) for h in hypotheses],
+                                 [[" ".join(r) for r in references]], tokenize="none")
+    result["bleu"] = float(corpus.score)
+    return result
+
+
+def evaluate_pairs(model: Seq2Seq, src_vocab: Vocabulary, tgt_vocab: Vocabulary,
+                   pairs: Sequence[tuple[str, str]], beam: int = 1, max_len: int = 100,
+                   length_penalty: float = 1.0, batch_size: int = 64
+                   ) -> tuple[dict[str, float], list[str]]:
+    """Scores of the model's outputs on `pairs` (see `score_outputs`) and the output texts."""
+    hyps = translate(model, src_vocab, [s for s, _ in pairs], beam, 1, max_len,
+                     length_penalty, batch_size)
+    hyp_toks = [[tgt_vocab.tokens[i] for i in h[0].tokens] for h in hyps]
+    ref_toks = [tgt_vocab.tokenize(t) for _, t in pairs]
+    return score_outputs(hyp_toks, ref_toks), [tgt_vocab.join(t) for t in hyp_toks]
