@@ -3,7 +3,7 @@
 `import rnnkit as rk`; `rk.LSTM(...)` is a drop-in torch.nn.LSTM with a fused CPU engine.
 """
 
-from rnnkit import init
+from rnnkit import init, keras
 from rnnkit.cells import (
     GRUCell,
     LayerNormGRUCell,
@@ -33,6 +33,6 @@ __version__ = "0.1.0"
 __all__ = [
     "RNN", "LSTM", "GRU", "IRNN", "PeepholeLSTM", "LayerNormLSTM", "LayerNormGRU", "LeakyRNN",
     "SkipRNN", "RNNCell", "LSTMCell", "GRUCell", "PeepholeLSTMCell", "LayerNormLSTMCell",
-    "LayerNormGRUCell", "LeakyRNNCell", "SkipRNNCell", "RecurrentLayer", "unroll", "init",
+    "LayerNormGRUCell", "LeakyRNNCell", "SkipRNNCell", "RecurrentLayer", "unroll", "init", "keras",
     "__version__",
 ]
