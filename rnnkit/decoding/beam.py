@@ -13,6 +13,15 @@ from rnnkit.decoding.greedy import Hypothesis, StepModel, normalize_score
 __all__ = ["beam_search"]
 
 
+def _settled(finished: list[Hypothesis], n_best: int, best_live: float, length: int,
+             length_penalty: float) -> bool:
+    """True when no live hypothesis is expected to enter the row's n best any more."""
+    if len(finished) < n_best:
+        return False
+    nth = sorted((h.score for h in finished), reverse=True)[n_best - 1]
+    return nth >= normalize_score(best_live, length, length_penalty)
+
+
 @torch.no_grad()
 def beam_search(model: StepModel, state: Any, start: Tensor, eos_id: int, max_len: int,
                 beam_size: int = 5, n_best: int = 1, length_penalty: float = 1.0,
@@ -23,8 +32,11 @@ def beam_search(model: StepModel, state: Any, start: Tensor, eos_id: int, max_le
     Each step extends all B*K live hypotheses by every token and ranks the 2K best
     candidates of each row by total log-probability. Candidates ending in EOS among the top K
     become finished hypotheses, scored by `log_prob / length ** length_penalty`; the K best
-    others stay live. A row stops when it has K finished hypotheses; at `max_len` its live
-    ones are added as unfinished. With `beam_size=1` this is exactly greedy decoding.
+    others stay live. A row stops when its `n_best`-th finished score is at least the best live
+    hypothesis' log-probability normalised at the current length (live ones only lose
+    probability); at `max_len` its live ones are added as unfinished. Stopping at the first K
+    finished instead would let K early, improbable endings crowd out a long, likely output.
+    With `beam_size=1` this is exactly greedy decoding.
 
     Args:
         model, state, start, eos_id, max_len, suppress, with_attention: as in `greedy_decode`.
@@ -86,7 +98,8 @@ def beam_search(model: StepModel, state: Any, start: Tensor, eos_id: int, max_le
                     continue
                 src[b, live], new_tok[b, live], new_lp[b, live] = k, tok, lp
                 live += 1
-            if len(finished[b]) >= K or live == 0:
+            if live == 0 or _settled(finished[b], n_best, float(new_lp[b, 0]), t + 1,
+                                     length_penalty):
                 done[b] = True
                 new_lp[b] = float("-inf")
         if all(done):
