@@ -16,7 +16,7 @@ __all__ = ["load_extension", "build_error", "cache_dir", "SOURCES"]
 
 _CSRC = Path(__file__).resolve().parent / "csrc"
 SOURCES = (_CSRC / "fused_rnn.cpp",)
-_HEADERS = (_CSRC / "fused_rnn_backward.h",)
+_HEADERS = (_CSRC / "fused_rnn_rows.h",)
 # Portable flags: no -march=native, so a cached build runs on any x86-64 machine. The gate
 # loops carry `#pragma omp simd`; -fopenmp-simd honours them without the OpenMP runtime.
 _CFLAGS = ["-O3", "-fopenmp-simd", "-fno-math-errno", "-fno-trapping-math", "-DNDEBUG"]

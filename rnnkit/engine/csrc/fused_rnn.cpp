@@ -19,7 +19,9 @@
 
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
+#include <string>
 #include <vector>
 
 extern "C" {
@@ -30,7 +32,11 @@ void sgemm_(const char* ta, const char* tb, const int* m, const int* n, const in
 void dgemm_(const char* ta, const char* tb, const int* m, const int* n, const int* k,
             const double* alpha, const double* a, const int* lda, const double* b,
             const int* ldb, const double* beta, double* c, const int* ldc);
+// MKL only (weak: absent from other BLAS builds): threads for BLAS calls from this thread,
+// Fortran interface (argument by pointer); returns the previous setting (0 = global default).
+int mkl_set_num_threads_local_(const int* n) __attribute__((weak));
 }
+
 
 namespace {
 
@@ -49,56 +55,123 @@ inline void gemm(bool ta, bool tb, int m, int n, int k, double alpha, const doub
   dgemm_(&tA, &tB, &n, &m, &k, &alpha, b, &ldb, a, &lda, &beta, c, &ldc);
 }
 
-// ---- activations -------------------------------------------------------------------------
-// float: branch-free exp (Cody-Waite reduction, degree-7 Taylor, exponent by bit shift), so the
-// gate loops vectorise; accurate to a few float32 ulp. double: libm, for 1e-10 agreement.
 
-inline float fast_exp(float x) {
-  x = x < -87.0f ? -87.0f : (x > 88.0f ? 88.0f : x);
-  const float shift = 12582912.0f;                         // 1.5 * 2^23: round to nearest
-  float n = (x * 1.44269504088896341f + shift) - shift;    // n = round(x / ln 2)
-  float r = x - n * 0.693359375f;                          // r = x - n ln 2, in two parts
-  r = r + n * 2.12194440e-4f;
-  float p = 1.0f / 5040.0f;
-  p = p * r + 1.0f / 720.0f;
-  p = p * r + 1.0f / 120.0f;
-  p = p * r + 1.0f / 24.0f;
-  p = p * r + 1.0f / 6.0f;
-  p = p * r + 0.5f;
-  p = p * r + 1.0f;
-  p = p * r + 1.0f;
-  int32_t bits = (static_cast<int32_t>(n) + 127) << 23;    // 2^n
-  float scale;
-  std::memcpy(&scale, &bits, sizeof(scale));
-  return p * scale;
+// One step of the forward elementwise pass; pointers already at step t.
+template <typename T>
+struct FwdStep {
+  int64_t mode;
+  int B, H, G, ldo, t;
+  const int64_t* len;  // (B) or null
+  T* a;                // (B, G) pre-activations; RNN/LSTM: activations written back
+  const T* gh;         // GRU: (B, G) h W_hh^T
+  const T* b_hh;       // GRU: (G), zeros when the layer has no bias
+  T* h;                // (B, H) state
+  T* c;                // (B, H) LSTM cell state
+  T* out;              // (B, ldo) output rows of this direction
+  T* act;              // GRU keep: (B, 4H) r, z, n, hn
+  T* cprev;            // LSTM keep: (B, H)
+  T* tanhc;            // LSTM keep: (B, H)
+};
+
+// One step of the backward elementwise pass; pointers already at step t.
+template <typename T>
+struct BwdStep {
+  int64_t mode;
+  int B, H, G, ldo, aw, t;
+  const int64_t* len;
+  const T* act;    // (B, aw) saved activations
+  const T* hprev;  // (B, H)
+  const T* cprev;  // LSTM
+  const T* tanhc;  // LSTM
+  const T* dout;   // (B, ldo)
+  T* dh;           // (B, H) carried dL/dh
+  T* dc;           // LSTM (B, H) carried dL/dc
+  T* dgx;          // (B, G) gradient of the x-side pre-activations
+  T* dgh;          // GRU (B, G) of the h-side ones (= dgx for RNN/LSTM)
+};
+
+#define RK_INLINE inline __attribute__((always_inline))
+
+#pragma GCC push_options
+#pragma GCC target("avx512f,avx512vl,avx512bw,avx512dq,avx2,fma,bmi2")
+namespace isa_avx512 {
+#include "fused_rnn_rows.h"
 }
-
-inline float act_sigmoid(float x) { return 1.0f / (1.0f + fast_exp(-x)); }
-
-inline float act_tanh(float x) {
-  // |x| < 0.6: odd polynomial fitted to tanh(x)/x (relative error ~1e-7);
-  // else 1 - 2 / (exp(2|x|) + 1) with the sign of x.
-  const float u = x * x;
-  float p = -0.005899491719901562f;
-  p = p * u + 0.02079838700592518f;
-  p = p * u - 0.05378381907939911f;
-  p = p * u + 0.13331905007362366f;
-  p = p * u - 0.33333295583724976f;
-  p = p * u + 1.0f;
-  const float small = x * p;
-  const float ax = x < 0.0f ? -x : x;
-  float big = 1.0f - 2.0f / (fast_exp(2.0f * ax) + 1.0f);
-  big = x < 0.0f ? -big : big;
-  return ax < 0.6f ? small : big;
+#pragma GCC pop_options
+#pragma GCC push_options
+#pragma GCC target("avx2,fma,bmi2")
+namespace isa_avx2 {
+#include "fused_rnn_rows.h"
 }
-
-inline double act_sigmoid(double x) { return 1.0 / (1.0 + std::exp(-x)); }
-inline double act_tanh(double x) { return std::tanh(x); }
+#pragma GCC pop_options
+namespace isa_base {
+#include "fused_rnn_rows.h"
+}
 
 template <typename T>
-inline T act_relu(T x) { return x > T(0) ? x : T(0); }
+struct Kernels {
+  void (*fwd_keep)(const FwdStep<T>&);
+  void (*fwd_nokeep)(const FwdStep<T>&);
+  void (*bwd)(const BwdStep<T>&);
+  void (*gemm_small)(int, int, int, const T*, const T*, T*, bool);
+  void (*transpose)(const T*, int, int, T*);
+};
 
-// ---- one direction of one layer ------------------------------------------------------------
+#define RK_TABLE(NS)                                                                     \
+  Kernels<float>{NS::fwd_keep_f, NS::fwd_nokeep_f, NS::bwd_f, NS::gemm_small_f,           \
+                 NS::transpose_f},                                                        \
+      Kernels<double> {                                                                  \
+    NS::fwd_keep_d, NS::fwd_nokeep_d, NS::bwd_d, NS::gemm_small_d, NS::transpose_d       \
+  }
+
+struct Dispatch {
+  Kernels<float> f;
+  Kernels<double> d;
+  const char* isa;
+};
+
+Dispatch pick_isa() {
+  __builtin_cpu_init();
+  const char* force = std::getenv("RNNKIT_ISA");  // "avx512" | "avx2" | "base", for testing
+  const std::string want = force ? force : "";
+  if ((want.empty() || want == "avx512") && __builtin_cpu_supports("avx512f") &&
+      __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512bw") &&
+      __builtin_cpu_supports("avx512dq"))
+    return Dispatch{RK_TABLE(isa_avx512), "avx512"};
+  if ((want.empty() || want == "avx512" || want == "avx2") && __builtin_cpu_supports("avx2") &&
+      __builtin_cpu_supports("fma"))
+    return Dispatch{RK_TABLE(isa_avx2), "avx2"};
+  return Dispatch{RK_TABLE(isa_base), "base"};
+}
+
+const Dispatch& isa() {
+  static const Dispatch d = pick_isa();
+  return d;
+}
+template <typename T> const Kernels<T>& kernels();
+template <> const Kernels<float>& kernels<float>() { return isa().f; }
+template <> const Kernels<double>& kernels<double>() { return isa().d; }
+
+// Per-step GEMMs: below this many multiply-adds one thread is faster than waking a team.
+constexpr int64_t kSerialStepMacs = int64_t(1) << 22;
+// A whole layer call below this many multiply-adds runs every BLAS call on one thread: on a busy
+// machine, waking a thread team costs more than it saves, and its spinning steals the core.
+constexpr int64_t kSerialLayerMacs = int64_t(1) << 24;
+// Batches up to this size use the register-blocked step GEMM instead of BLAS.
+constexpr int kSmallBatch = 4;
+
+// Sets MKL's threads for this thread's BLAS calls, and restores them on scope exit.
+struct BlasThreads {
+  int saved = -1;
+  BlasThreads(int64_t macs, int64_t limit) {
+    const int one = 1;
+    if (mkl_set_num_threads_local_ && macs < limit)
+      saved = mkl_set_num_threads_local_(&one);
+  }
+  ~BlasThreads() {
+    if (saved >= 0) mkl_set_num_threads_local_(&saved);
+  }
+};
 
 template <typename T>
 struct Dir {
@@ -109,32 +182,6 @@ struct Dir {
 };
 
 inline int gate_count(int64_t mode) { return mode == LSTM ? 4 : (mode == GRU ? 3 : 1); }
-
-// One LSTM row: gates a = (i, f, g, o) pre-activations in, activations out; c, h updated.
-template <typename T, bool KEEP>
-inline void lstm_row(T* __restrict a, T* __restrict c, T* __restrict h, T* __restrict out,
-                     T* __restrict tanh_c, int H) {
-#pragma omp simd
-  for (int j = 0; j < H; ++j) {
-    const T i = act_sigmoid(a[j]);
-    const T f = act_sigmoid(a[H + j]);
-    const T g = act_tanh(a[2 * H + j]);
-    const T o = act_sigmoid(a[3 * H + j]);
-    const T cn = f * c[j] + i * g;   // c = f * c_prev + i * g
-    const T tc = act_tanh(cn);
-    const T hn = o * tc;             // h = o * tanh(c)
-    if (KEEP) {
-      a[j] = i;
-      a[H + j] = f;
-      a[2 * H + j] = g;
-      a[3 * H + j] = o;
-      tanh_c[j] = tc;
-    }
-    c[j] = cn;
-    h[j] = hn;
-    out[j] = hn;
-  }
-}
 
 // Saved per direction for the backward (keep == true), all (T, B, *):
 //   RNN : act (h_t),          hprev
@@ -151,135 +198,72 @@ void forward_dir(int64_t mode, int Tn, int Bn, int In, int Hn, const T* x, Dir<T
   T* xp = xp_t.data_ptr<T>();
   const bool fold_hh = mode != GRU;
   for (int64_t r = 0; r < TB; ++r) {
-    T* row = xp + r * G;
-    if (w.b_ih) {
-      const T* bi = w.b_ih;
-      const T* bh = w.b_hh;
-      if (fold_hh) {
-#pragma omp simd
-        for (int j = 0; j < G; ++j) row[j] = bi[j] + bh[j];
-      } else {
-#pragma omp simd
-        for (int j = 0; j < G; ++j) row[j] = bi[j];
-      }
-    } else {
+    T* __restrict row = xp + r * G;
+    if (!w.b_ih) {
       std::memset(row, 0, sizeof(T) * G);
+    } else if (fold_hh) {
+      const T* __restrict bi = w.b_ih;
+      const T* __restrict bh = w.b_hh;
+#pragma omp simd
+      for (int j = 0; j < G; ++j) row[j] = bi[j] + bh[j];
+    } else {
+      std::memcpy(row, w.b_ih, sizeof(T) * G);
     }
   }
   gemm(false, true, int(TB), G, In, T(1), x, In, w.w_ih, In, T(1), xp, G);
 
   // Pre-transposed recurrent weights W_hh^T (H, G): the per-step GEMM reads them row by row.
-  at::Tensor wt_t = at::from_blob(const_cast<T*>(w.w_hh), {G, Hn}, opt).t().contiguous();
-  const T* wt = wt_t.data_ptr<T>();
+  const Kernels<T>& k = kernels<T>();
+  at::Tensor wt_t = at::empty({Hn, G}, opt);
+  T* wt = wt_t.data_ptr<T>();
+  k.transpose(w.w_hh, G, Hn, wt);
 
+  at::Tensor zero_bias_t = w.b_hh ? at::Tensor() : at::zeros({G}, opt);  // GRU without bias
+  FwdStep<T> s{};
+  s.mode = mode; s.B = Bn; s.H = Hn; s.G = G; s.ldo = ldo; s.len = len;
+  s.b_hh = w.b_hh ? w.b_hh : zero_bias_t.data_ptr<T>();
+  s.h = h; s.c = c;
   at::Tensor act_t, hprev_t, cprev_t, tanhc_t, gh_t;
-  T *act = nullptr, *hprev = nullptr, *cprev = nullptr, *tanhc = nullptr, *gh = nullptr;
   if (keep) {
     hprev_t = at::empty({Tn, Bn, Hn}, opt);
-    hprev = hprev_t.data_ptr<T>();
-    if (mode == GRU) {
-      act_t = at::empty({Tn, Bn, 4 * Hn}, opt);
-      act = act_t.data_ptr<T>();
-    }
+    if (mode == GRU) act_t = at::empty({Tn, Bn, 4 * Hn}, opt);
     if (mode == LSTM) {
       cprev_t = at::empty({Tn, Bn, Hn}, opt);
       tanhc_t = at::empty({Tn, Bn, Hn}, opt);
-      cprev = cprev_t.data_ptr<T>();
-      tanhc = tanhc_t.data_ptr<T>();
     }
   }
   if (mode == GRU) {
     gh_t = at::empty({Bn, G}, opt);
-    gh = gh_t.data_ptr<T>();
+    s.gh = gh_t.data_ptr<T>();
   }
-  const T* bhh = w.b_hh;
-
-  for (int s = 0; s < Tn; ++s) {
-    const int t = reverse ? Tn - 1 - s : s;
-    T* a = xp + int64_t(t) * Bn * G;  // (B, G): pre-activations, overwritten by activations
-    if (keep) std::memcpy(hprev + int64_t(t) * Bn * Hn, h, sizeof(T) * Bn * Hn);
-    if (mode == GRU) {
-      gemm(false, false, Bn, G, Hn, T(1), h, Hn, wt, G, T(0), gh, G);  // gh = h W_hh^T
-    } else {
-      gemm(false, false, Bn, G, Hn, T(1), h, Hn, wt, G, T(1), a, G);   // a += h W_hh^T
-    }
-    for (int b = 0; b < Bn; ++b) {
-      T* __restrict hb = h + int64_t(b) * Hn;
-      T* __restrict ob = out + (int64_t(t) * Bn + b) * ldo;
-      if (len && t >= len[b]) {  // past this sequence's end: state passes through
-        std::memset(ob, 0, sizeof(T) * Hn);
-        continue;
-      }
-      T* __restrict ab = a + int64_t(b) * G;
+  auto rows = keep ? k.fwd_keep : k.fwd_nokeep;
+  BlasThreads threads(int64_t(Bn) * G * Hn, kSerialStepMacs);
+  for (int step = 0; step < Tn; ++step) {
+    const int t = reverse ? Tn - 1 - step : step;
+    const int64_t bh = int64_t(t) * Bn * Hn;
+    s.t = t;
+    s.a = xp + int64_t(t) * Bn * G;
+    s.out = out + int64_t(t) * Bn * ldo;
+    if (keep) {
+      std::memcpy(hprev_t.data_ptr<T>() + bh, h, sizeof(T) * Bn * Hn);
+      if (mode == GRU) s.act = act_t.data_ptr<T>() + int64_t(t) * Bn * 4 * Hn;
       if (mode == LSTM) {
-        T* __restrict cb = c + int64_t(b) * Hn;
-        if (keep) {
-          T* cp = cprev + (int64_t(t) * Bn + b) * Hn;
-          std::memcpy(cp, cb, sizeof(T) * Hn);
-          lstm_row<T, true>(ab, cb, hb, ob, tanhc + (int64_t(t) * Bn + b) * Hn, Hn);
-        } else {
-          lstm_row<T, false>(ab, cb, hb, ob, nullptr, Hn);
-        }
-      } else if (mode == GRU) {
-        const T* __restrict gb = gh + int64_t(b) * G;
-        T* __restrict sv = keep ? act + (int64_t(t) * Bn + b) * 4 * Hn : nullptr;
-        if (keep) {
-#pragma omp simd
-          for (int j = 0; j < Hn; ++j) {
-            const T bz = bhh ? bhh[Hn + j] : T(0);
-            const T br = bhh ? bhh[j] : T(0);
-            const T bn = bhh ? bhh[2 * Hn + j] : T(0);
-            const T r = act_sigmoid(ab[j] + gb[j] + br);             // r = s(W_ir x + W_hr h)
-            const T z = act_sigmoid(ab[Hn + j] + gb[Hn + j] + bz);   // z = s(W_iz x + W_hz h)
-            const T hn = gb[2 * Hn + j] + bn;                        // hn = W_hn h + b_hn
-            const T n = act_tanh(ab[2 * Hn + j] + r * hn);           // n = tanh(W_in x + r hn)
-            const T hnew = (T(1) - z) * n + z * hb[j];               // h = (1 - z) n + z h
-            sv[j] = r;
-            sv[Hn + j] = z;
-            sv[2 * Hn + j] = n;
-            sv[3 * Hn + j] = hn;
-            hb[j] = hnew;
-            ob[j] = hnew;
-          }
-        } else {
-#pragma omp simd
-          for (int j = 0; j < Hn; ++j) {
-            const T bz = bhh ? bhh[Hn + j] : T(0);
-            const T br = bhh ? bhh[j] : T(0);
-            const T bn = bhh ? bhh[2 * Hn + j] : T(0);
-            const T r = act_sigmoid(ab[j] + gb[j] + br);
-            const T z = act_sigmoid(ab[Hn + j] + gb[Hn + j] + bz);
-            const T n = act_tanh(ab[2 * Hn + j] + r * (gb[2 * Hn + j] + bn));
-            const T hnew = (T(1) - z) * n + z * hb[j];
-            hb[j] = hnew;
-            ob[j] = hnew;
-          }
-        }
-      } else if (mode == RNN_TANH) {
-#pragma omp simd
-        for (int j = 0; j < Hn; ++j) {
-          const T hn = act_tanh(ab[j]);   // h = tanh(a)
-          ab[j] = hn;
-          hb[j] = hn;
-          ob[j] = hn;
-        }
-      } else {
-#pragma omp simd
-        for (int j = 0; j < Hn; ++j) {
-          const T hn = act_relu(ab[j]);   // h = relu(a)
-          ab[j] = hn;
-          hb[j] = hn;
-          ob[j] = hn;
-        }
+        s.cprev = cprev_t.data_ptr<T>() + bh;
+        s.tanhc = tanhc_t.data_ptr<T>() + bh;
       }
     }
+    // GRU: gh = h W_hh^T; RNN/LSTM: a += h W_hh^T
+    T* dst = mode == GRU ? const_cast<T*>(s.gh) : s.a;
+    const bool acc = mode != GRU;
+    if (Bn <= kSmallBatch) {
+      k.gemm_small(Bn, Hn, G, h, wt, dst, acc);
+    } else {
+      gemm(false, false, Bn, G, Hn, T(1), h, Hn, wt, G, acc ? T(1) : T(0), dst, G);
+    }
+    rows(s);
   }
   if (keep) {
-    if (mode == GRU) {
-      saved.push_back(act_t);
-    } else {
-      saved.push_back(xp_t);  // the activations, written over the pre-activations
-    }
+    saved.push_back(mode == GRU ? act_t : xp_t);  // RNN/LSTM: activations over pre-activations
     saved.push_back(hprev_t);
     if (mode == LSTM) {
       saved.push_back(cprev_t);
@@ -288,6 +272,156 @@ void forward_dir(int64_t mode, int Tn, int Bn, int In, int Hn, const T* x, Dir<T
   }
 }
 
+// Column sums of a (R, G) matrix into db (G).
+template <typename T>
+void col_sum(const T* m, int64_t rows, int G, T* db) {
+  std::memset(db, 0, sizeof(T) * G);
+  for (int64_t r = 0; r < rows; ++r) {
+    const T* __restrict row = m + r * G;
+    T* __restrict out = db;
+#pragma omp simd
+    for (int j = 0; j < G; ++j) out[j] += row[j];
+  }
+}
+
+template <typename T>
+void backward_dir(int64_t mode, int Tn, int Bn, int In, int Hn, const T* x, Dir<T> w,
+                  const int64_t* len, bool reverse, const at::Tensor* saved, const T* dout,
+                  int ldo, T* dh, T* dc, T* dx, bool dx_accumulate, T* dw_ih, T* dw_hh,
+                  T* db_ih, T* db_hh, const at::TensorOptions& opt) {
+  const int G = gate_count(mode) * Hn;
+  const int64_t TB = int64_t(Tn) * Bn;
+  at::Tensor dgx_t = at::empty({Tn, Bn, G}, opt);
+  at::Tensor dgh_t = mode == GRU ? at::empty({Tn, Bn, G}, opt) : dgx_t;
+  T* dgx = dgx_t.data_ptr<T>();
+  T* dgh = dgh_t.data_ptr<T>();
+  const T* hprev = saved[1].data_ptr<T>();
+  BwdStep<T> s{};
+  s.mode = mode; s.B = Bn; s.H = Hn; s.G = G; s.ldo = ldo; s.len = len;
+  s.aw = mode == GRU ? 4 * Hn : G;
+  s.dh = dh; s.dc = dc;
+  const Kernels<T>& k = kernels<T>();
+  {
+    BlasThreads threads(int64_t(Bn) * G * Hn, kSerialStepMacs);
+    for (int step = 0; step < Tn; ++step) {
+      const int t = reverse ? step : Tn - 1 - step;  // the forward's steps, last first
+      const int64_t r = int64_t(t) * Bn;
+      s.t = t;
+      s.act = saved[0].data_ptr<T>() + r * s.aw;
+      s.hprev = hprev + r * Hn;
+      if (mode == LSTM) {
+        s.cprev = saved[2].data_ptr<T>() + r * Hn;
+        s.tanhc = saved[3].data_ptr<T>() + r * Hn;
+      }
+      s.dout = dout + r * ldo;
+      s.dgx = dgx + r * G;
+      s.dgh = dgh + r * G;
+      k.bwd(s);
+      // dh_prev += dG_h[t] W_hh: through a = ... + W_hh h_prev.  (B, G) x (G, H)
+      if (Bn <= kSmallBatch) {
+        k.gemm_small(Bn, G, Hn, s.dgh, w.w_hh, dh, true);
+      } else {
+        gemm(false, false, Bn, Hn, G, T(1), s.dgh, G, w.w_hh, Hn, T(1), dh, Hn);
+      }
+    }
+  }
+  // Weight gradients, summed over all steps: one GEMM each over the T*B rows.
+  gemm(true, false, G, In, int(TB), T(1), dgx, G, x, In, T(0), dw_ih, In);      // dW_ih = dGx^T x
+  gemm(true, false, G, Hn, int(TB), T(1), dgh, G, hprev, Hn, T(0), dw_hh, Hn);  // dW_hh = dGh^T h
+  if (db_ih) {
+    col_sum(dgx, TB, G, db_ih);                                                 // db_ih = sum dGx
+    col_sum(dgh, TB, G, db_hh);                                                 // db_hh = sum dGh
+  }
+  if (dx) {  // dx (+)= dGx W_ih: through xp = x W_ih^T
+    gemm(false, false, int(TB), In, G, T(1), dgx, G, w.w_ih, In, dx_accumulate ? T(1) : T(0),
+         dx, In);
+  }
+}
+
+template <typename T>
+Dir<T> dir_weights(const std::vector<at::Tensor>& w, int d) {
+  const bool has_bias = w[4 * d + 2].numel() > 0;
+  return Dir<T>{w[4 * d].data_ptr<T>(), w[4 * d + 1].data_ptr<T>(),
+                has_bias ? w[4 * d + 2].data_ptr<T>() : nullptr,
+                has_bias ? w[4 * d + 3].data_ptr<T>() : nullptr};
+}
+
+int saved_per_dir(int64_t mode) { return mode == LSTM ? 4 : 2; }
+
+// Forward of one layer, all directions. x (T, B, I); h0, c0 (D, B, H) (c0 empty unless LSTM);
+// w = per direction (w_ih, w_hh, b_ih, b_hh), empty biases when the layer has none;
+// lengths (B) int64 or empty. Returns out (T, B, D*H), h_n, c_n, then what the backward needs.
+std::vector<at::Tensor> layer_forward(int64_t mode, const at::Tensor& x, const at::Tensor& h0,
+                                      const at::Tensor& c0, const std::vector<at::Tensor>& w,
+                                      const at::Tensor& lengths, bool keep) {
+  const int Tn = x.size(0), Bn = x.size(1), In = x.size(2);
+  const int D = int(w.size() / 4), Hn = h0.size(2);
+  auto opt = x.options();
+  at::Tensor out = at::empty({Tn, Bn, D * Hn}, opt);
+  at::Tensor hT = h0.clone(at::MemoryFormat::Contiguous);
+  at::Tensor cT = mode == LSTM ? c0.clone(at::MemoryFormat::Contiguous) : at::Tensor();
+  const int64_t* len = lengths.numel() ? lengths.data_ptr<int64_t>() : nullptr;
+  std::vector<at::Tensor> res{out, hT, mode == LSTM ? cT : at::empty({0}, opt)};
+  const int64_t G = gate_count(mode) * Hn;
+  BlasThreads threads(int64_t(Tn) * Bn * G * (In + Hn) * D, kSerialLayerMacs);
+  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "rnnkit_layer_forward", [&] {
+    for (int d = 0; d < D; ++d) {
+      scalar_t* c = mode == LSTM ? cT.data_ptr<scalar_t>() + int64_t(d) * Bn * Hn : nullptr;
+      forward_dir<scalar_t>(mode, Tn, Bn, In, Hn, x.data_ptr<scalar_t>(), dir_weights<scalar_t>(w, d),
+                            len, d == 1, hT.data_ptr<scalar_t>() + int64_t(d) * Bn * Hn, c,
+                            out.data_ptr<scalar_t>() + int64_t(d) * Hn, D * Hn, res, keep, opt);
+    }
+  });
+  return res;
+}
+
+// Backward of one layer. saved = what layer_forward returned after (out, h_n, c_n).
+// Returns dx (empty unless need_dx), dh0, dc0 (empty unless LSTM), then per direction
+// (dw_ih, dw_hh, db_ih, db_hh) with empty biases when the layer has none.
+std::vector<at::Tensor> layer_backward(int64_t mode, const at::Tensor& x,
+                                       const std::vector<at::Tensor>& w, const at::Tensor& lengths,
+                                       const std::vector<at::Tensor>& saved,
+                                       const at::Tensor& dout_in, const at::Tensor& dhT,
+                                       const at::Tensor& dcT, bool need_dx) {
+  const int Tn = x.size(0), Bn = x.size(1), In = x.size(2);
+  const int D = int(w.size() / 4), Hn = w[1].size(1);
+  auto opt = x.options();
+  at::Tensor dout = dout_in.contiguous();
+  at::Tensor dh = dhT.clone(at::MemoryFormat::Contiguous);
+  at::Tensor dc = mode == LSTM ? dcT.clone(at::MemoryFormat::Contiguous) : at::empty({0}, opt);
+  at::Tensor dx = need_dx ? at::empty({Tn, Bn, In}, opt) : at::empty({0}, opt);
+  const int64_t* len = lengths.numel() ? lengths.data_ptr<int64_t>() : nullptr;
+  std::vector<at::Tensor> res{dx, dh, dc};
+  const int64_t G = gate_count(mode) * Hn;
+  BlasThreads threads(3 * int64_t(Tn) * Bn * G * (In + Hn) * D, kSerialLayerMacs);
+  const int k = saved_per_dir(mode);
+  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "rnnkit_layer_backward", [&] {
+    for (int d = 0; d < D; ++d) {
+      const bool has_bias = w[4 * d + 2].numel() > 0;
+      at::Tensor dw_ih = at::empty_like(w[4 * d]), dw_hh = at::empty_like(w[4 * d + 1]);
+      at::Tensor db_ih = has_bias ? at::empty_like(w[4 * d + 2]) : at::empty({0}, opt);
+      at::Tensor db_hh = has_bias ? at::empty_like(w[4 * d + 3]) : at::empty({0}, opt);
+      scalar_t* c = mode == LSTM ? dc.data_ptr<scalar_t>() + int64_t(d) * Bn * Hn : nullptr;
+      backward_dir<scalar_t>(
+          mode, Tn, Bn, In, Hn, x.data_ptr<scalar_t>(), dir_weights<scalar_t>(w, d), len, d == 1,
+          saved.data() + d * k, dout.data_ptr<scalar_t>() + int64_t(d) * Hn, D * Hn,
+          dh.data_ptr<scalar_t>() + int64_t(d) * Bn * Hn, c,
+          need_dx ? dx.data_ptr<scalar_t>() : nullptr, d > 0, dw_ih.data_ptr<scalar_t>(),
+          dw_hh.data_ptr<scalar_t>(), has_bias ? db_ih.data_ptr<scalar_t>() : nullptr,
+          has_bias ? db_hh.data_ptr<scalar_t>() : nullptr, opt);
+      res.insert(res.end(), {dw_ih, dw_hh, db_ih, db_hh});
+    }
+  });
+  return res;
+}
+
 }  // namespace
 
-#include "fused_rnn_backward.h"
+PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+  m.doc() = "rnnkit fused CPU engine: RNN/LSTM/GRU layer forward and hand-written BPTT.";
+  m.def("layer_forward", &layer_forward, "forward of one layer, all directions",
+        py::call_guard<py::gil_scoped_release>());
+  m.def("layer_backward", &layer_backward, "BPTT backward of one layer, all directions",
+        py::call_guard<py::gil_scoped_release>());
+  m.def("isa", [] { return std::string(isa().isa); }, "the instruction set the kernels use");
+}

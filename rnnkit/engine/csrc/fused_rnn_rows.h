@@ -1,0 +1,330 @@
+// The per-step elementwise passes and the small-batch step GEMM of the fused engine.
+// fused_rnn.cpp includes this file three times, inside namespaces isa_avx512, isa_avx2 and
+// isa_base, each under its own `#pragma GCC target`, and picks one at run time from the CPU's
+// features: portable builds (no -march=native) that still use the machine's vector width.
+// It must not include headers (it is included inside namespaces).
+
+// ---- activations -------------------------------------------------------------------------
+// float: branch-free exp (Cody-Waite reduction, degree-7 Taylor, exponent by bit shift), so the
+// gate loops vectorise; accurate to a few float32 ulp. double: libm, for 1e-10 agreement.
+
+RK_INLINE float fast_exp(float x) {
+  x = x < -87.0f ? -87.0f : (x > 88.0f ? 88.0f : x);
+  const float shift = 12582912.0f;                         // 1.5 * 2^23: round to nearest
+  float n = (x * 1.44269504088896341f + shift) - shift;    // n = round(x / ln 2)
+  float r = x - n * 0.693359375f;                          // r = x - n ln 2, in two parts
+  r = r + n * 2.12194440e-4f;
+  float p = 1.0f / 5040.0f;
+  p = p * r + 1.0f / 720.0f;
+  p = p * r + 1.0f / 120.0f;
+  p = p * r + 1.0f / 24.0f;
+  p = p * r + 1.0f / 6.0f;
+  p = p * r + 0.5f;
+  p = p * r + 1.0f;
+  p = p * r + 1.0f;
+  int32_t bits = (static_cast<int32_t>(n) + 127) << 23;    // 2^n
+  float scale;
+  std::memcpy(&scale, &bits, sizeof(scale));
+  return p * scale;
+}
+
+RK_INLINE float act_sigmoid(float x) { return 1.0f / (1.0f + fast_exp(-x)); }
+
+RK_INLINE float act_tanh(float x) {
+  // |x| < 0.6: odd polynomial fitted to tanh(x)/x (relative error ~1e-7);
+  // else 1 - 2 / (exp(2|x|) + 1) with the sign of x.
+  const float u = x * x;
+  float p = -0.005899491719901562f;
+  p = p * u + 0.02079838700592518f;
+  p = p * u - 0.05378381907939911f;
+  p = p * u + 0.13331905007362366f;
+  p = p * u - 0.33333295583724976f;
+  p = p * u + 1.0f;
+  const float small = x * p;
+  const float ax = x < 0.0f ? -x : x;
+  float big = 1.0f - 2.0f / (fast_exp(2.0f * ax) + 1.0f);
+  big = x < 0.0f ? -big : big;
+  return ax < 0.6f ? small : big;
+}
+
+RK_INLINE double act_sigmoid(double x) { return 1.0 / (1.0 + std::exp(-x)); }
+RK_INLINE double act_tanh(double x) { return std::tanh(x); }
+
+template <typename T>
+RK_INLINE T act_relu(T x) { return x > T(0) ? x : T(0); }
+
+// One LSTM row: gates a = (i, f, g, o) pre-activations in, activations out; c, h updated.
+template <typename T, bool KEEP>
+RK_INLINE void lstm_row(T* __restrict a, T* __restrict c, T* __restrict h, T* __restrict out,
+                     T* __restrict tanh_c, int H) {
+#pragma omp simd
+  for (int j = 0; j < H; ++j) {
+    const T i = act_sigmoid(a[j]);
+    const T f = act_sigmoid(a[H + j]);
+    const T g = act_tanh(a[2 * H + j]);
+    const T o = act_sigmoid(a[3 * H + j]);
+    const T cn = f * c[j] + i * g;   // c = f * c_prev + i * g
+    const T tc = act_tanh(cn);
+    const T hn = o * tc;             // h = o * tanh(c)
+    if (KEEP) {
+      a[j] = i;
+      a[H + j] = f;
+      a[2 * H + j] = g;
+      a[3 * H + j] = o;
+      tanh_c[j] = tc;
+    }
+    c[j] = cn;
+    h[j] = hn;
+    out[j] = hn;
+  }
+}
+
+// One GRU row: a = x-side pre-activations (r, z, n); gh = h W_hh^T (no bias).
+template <typename T, bool KEEP>
+RK_INLINE void gru_row(const T* __restrict a, const T* __restrict gh, const T* __restrict bhh,
+                       T* __restrict h, T* __restrict out, T* __restrict save, int H) {
+#pragma omp simd
+  for (int j = 0; j < H; ++j) {
+    const T br = bhh[j], bz = bhh[H + j], bn = bhh[2 * H + j];
+    const T r = act_sigmoid(a[j] + gh[j] + br);              // r = s(W_ir x + W_hr h)
+    const T z = act_sigmoid(a[H + j] + gh[H + j] + bz);      // z = s(W_iz x + W_hz h)
+    const T hn = gh[2 * H + j] + bn;                         // hn = W_hn h + b_hn
+    const T n = act_tanh(a[2 * H + j] + r * hn);             // n = tanh(W_in x + r hn)
+    const T hnew = (T(1) - z) * n + z * h[j];                // h = (1 - z) n + z h_prev
+    if (KEEP) {
+      save[j] = r;
+      save[H + j] = z;
+      save[2 * H + j] = n;
+      save[3 * H + j] = hn;
+    }
+    h[j] = hnew;
+    out[j] = hnew;
+  }
+}
+
+template <typename T, bool RELU>
+RK_INLINE void rnn_row(T* __restrict a, T* __restrict h, T* __restrict out, int H) {
+#pragma omp simd
+  for (int j = 0; j < H; ++j) {
+    const T hn = RELU ? (a[j] > T(0) ? a[j] : T(0)) : act_tanh(a[j]);  // h = act(a)
+    a[j] = hn;
+    h[j] = hn;
+    out[j] = hn;
+  }
+}
+
+// LSTM row. In: dh (carried from t+1, plus dout), dc carried. Out: dG = d(i,f,g,o pre-act),
+// dh <- 0 (the GEMM adds dG W_hh), dc <- dc_prev.
+template <typename T>
+RK_INLINE void lstm_back_row(const T* __restrict a, const T* __restrict cprev,
+                          const T* __restrict tanh_c, const T* __restrict dout,
+                          T* __restrict dh, T* __restrict dc, T* __restrict dg, int H) {
+#pragma omp simd
+  for (int j = 0; j < H; ++j) {
+    const T i = a[j], f = a[H + j], g = a[2 * H + j], o = a[3 * H + j], tc = tanh_c[j];
+    const T dh_t = dh[j] + dout[j];                     // h feeds the output and step t+1
+    const T d_o = dh_t * tc;                            // through h = o * tanh(c)
+    const T dc_t = dc[j] + dh_t * o * (T(1) - tc * tc); // through h = o * tanh(c)
+    const T d_i = dc_t * g;                             // through c = f * c_prev + i * g
+    const T d_g = dc_t * i;
+    const T d_f = dc_t * cprev[j];
+    dc[j] = dc_t * f;                                   // dc_prev, through c = f * c_prev + ...
+    dg[j] = d_i * i * (T(1) - i);                       // through i = sigmoid(a_i)
+    dg[H + j] = d_f * f * (T(1) - f);                   // through f = sigmoid(a_f)
+    dg[2 * H + j] = d_g * (T(1) - g * g);               // through g = tanh(a_g)
+    dg[3 * H + j] = d_o * o * (T(1) - o);               // through o = sigmoid(a_o)
+    dh[j] = T(0);
+  }
+}
+
+// GRU row. a = (r, z, n, hn) saved by the forward. dgx = gradient of the x-side
+// pre-activations (W_i* x + b_i*), dgh = of the h-side ones (W_h* h + b_h*); they differ in n only.
+template <typename T>
+RK_INLINE void gru_back_row(const T* __restrict a, const T* __restrict hprev,
+                         const T* __restrict dout, T* __restrict dh, T* __restrict dgx,
+                         T* __restrict dgh, int H) {
+#pragma omp simd
+  for (int j = 0; j < H; ++j) {
+    const T r = a[j], z = a[H + j], n = a[2 * H + j], hn = a[3 * H + j];
+    const T dh_t = dh[j] + dout[j];
+    const T d_n = dh_t * (T(1) - z);                    // through h = (1 - z) n + z h_prev
+    const T d_z = dh_t * (hprev[j] - n);                // through h = (1 - z) n + z h_prev
+    const T d_an = d_n * (T(1) - n * n);                // through n = tanh(a_n)
+    const T d_hn = d_an * r;                            // through a_n = W_in x + r * hn
+    const T d_r = d_an * hn;                            // through a_n = W_in x + r * hn
+    const T d_ar = d_r * r * (T(1) - r);                // through r = sigmoid(a_r)
+    const T d_az = d_z * z * (T(1) - z);                // through z = sigmoid(a_z)
+    dgx[j] = d_ar;
+    dgx[H + j] = d_az;
+    dgx[2 * H + j] = d_an;
+    dgh[j] = d_ar;
+    dgh[H + j] = d_az;
+    dgh[2 * H + j] = d_hn;
+    dh[j] = dh_t * z;                                   // direct path of h_prev; GEMM adds the rest
+  }
+}
+
+template <typename T>
+RK_INLINE void rnn_back_row(bool relu, const T* __restrict hnew, const T* __restrict dout,
+                         T* __restrict dh, T* __restrict dg, int H) {
+  if (relu) {
+#pragma omp simd
+    for (int j = 0; j < H; ++j) {
+      const T dh_t = dh[j] + dout[j];
+      dg[j] = hnew[j] > T(0) ? dh_t : T(0);             // through h = relu(a)
+      dh[j] = T(0);
+    }
+  } else {
+#pragma omp simd
+    for (int j = 0; j < H; ++j) {
+      const T dh_t = dh[j] + dout[j];
+      dg[j] = dh_t * (T(1) - hnew[j] * hnew[j]);        // through h = tanh(a)
+      dh[j] = T(0);
+    }
+  }
+}
+
+// ---- whole steps (all rows of the batch) ---------------------------------------------------
+
+template <typename T, bool KEEP>
+void forward_rows(const FwdStep<T>& s) {
+  const int H = s.H, G = s.G;
+  for (int b = 0; b < s.B; ++b) {
+    T* hb = s.h + int64_t(b) * H;
+    T* ob = s.out + int64_t(b) * s.ldo;
+    if (s.len && s.t >= s.len[b]) {  // past this sequence's end: state passes through
+      std::memset(ob, 0, sizeof(T) * H);
+      continue;
+    }
+    T* ab = s.a + int64_t(b) * G;
+    if (s.mode == LSTM) {
+      T* cb = s.c + int64_t(b) * H;
+      if (KEEP) std::memcpy(s.cprev + int64_t(b) * H, cb, sizeof(T) * H);
+      lstm_row<T, KEEP>(ab, cb, hb, ob, KEEP ? s.tanhc + int64_t(b) * H : nullptr, H);
+    } else if (s.mode == GRU) {
+      gru_row<T, KEEP>(ab, s.gh + int64_t(b) * G, s.b_hh, hb, ob,
+                       KEEP ? s.act + int64_t(b) * 4 * H : nullptr, H);
+    } else if (s.mode == RNN_TANH) {
+      rnn_row<T, false>(ab, hb, ob, H);
+    } else {
+      rnn_row<T, true>(ab, hb, ob, H);
+    }
+  }
+}
+
+template <typename T>
+void backward_rows(const BwdStep<T>& s) {
+  const int H = s.H, G = s.G;
+  for (int b = 0; b < s.B; ++b) {
+    if (s.len && s.t >= s.len[b]) {  // state passed through: so do the gradients
+      std::memset(s.dgx + int64_t(b) * G, 0, sizeof(T) * G);
+      if (s.mode == GRU) std::memset(s.dgh + int64_t(b) * G, 0, sizeof(T) * G);
+      continue;
+    }
+    const T* ab = s.act + int64_t(b) * s.aw;
+    const T* db = s.dout + int64_t(b) * s.ldo;
+    T* dhb = s.dh + int64_t(b) * H;
+    if (s.mode == LSTM) {
+      lstm_back_row(ab, s.cprev + int64_t(b) * H, s.tanhc + int64_t(b) * H, db, dhb,
+                    s.dc + int64_t(b) * H, s.dgx + int64_t(b) * G, H);
+    } else if (s.mode == GRU) {
+      gru_back_row(ab, s.hprev + int64_t(b) * H, db, dhb, s.dgx + int64_t(b) * G,
+                   s.dgh + int64_t(b) * G, H);
+    } else {
+      rnn_back_row(s.mode == RNN_RELU, ab, db, dhb, s.dgx + int64_t(b) * G, H);
+    }
+  }
+}
+
+// Small-batch step GEMM: c (B, G) (+)= h (B, H) W^T, with W^T pre-transposed to (H, G). Each
+// block of JB = 128 / NB gate columns keeps its NB x JB accumulators (8 vector registers of 16
+// floats) in registers while it walks down the H rows of W^T: 8 independent FMA chains per k.
+template <typename T, int NB>
+RK_INLINE void step_gemm_block(int H, int G, const T* __restrict h, int ldh,
+                               const T* __restrict wt, T* __restrict c, bool accumulate) {
+  constexpr int JB = 128 / NB;
+  int j0 = 0;
+  for (; j0 + JB <= G; j0 += JB) {
+    T acc[NB][JB];
+    for (int r = 0; r < NB; ++r) {
+      if (accumulate) {
+#pragma omp simd
+        for (int j = 0; j < JB; ++j) acc[r][j] = c[r * G + j0 + j];
+      } else {
+#pragma omp simd
+        for (int j = 0; j < JB; ++j) acc[r][j] = T(0);
+      }
+    }
+    for (int k = 0; k < H; ++k) {
+      const T* __restrict w = wt + int64_t(k) * G + j0;
+      for (int r = 0; r < NB; ++r) {
+        const T hk = h[r * ldh + k];
+#pragma omp simd
+        for (int j = 0; j < JB; ++j) acc[r][j] += hk * w[j];
+      }
+    }
+    for (int r = 0; r < NB; ++r) {
+#pragma omp simd
+      for (int j = 0; j < JB; ++j) c[r * G + j0 + j] = acc[r][j];
+    }
+  }
+  if (j0 < G) {  // the last G % JB columns: same walk, one row of c at a time
+    for (int r = 0; r < NB; ++r) {
+      T* __restrict cr = c + r * G;
+      if (!accumulate) {
+        for (int j = j0; j < G; ++j) cr[j] = T(0);
+      }
+      for (int k = 0; k < H; ++k) {
+        const T hk = h[r * ldh + k];
+        const T* __restrict w = wt + int64_t(k) * G;
+#pragma omp simd
+        for (int j = j0; j < G; ++j) cr[j] += hk * w[j];
+      }
+    }
+  }
+}
+
+template <typename T>
+void step_gemm_small(int B, int H, int G, const T* h, const T* wt, T* c, bool accumulate) {
+  int b = 0;
+  for (; b + 4 <= B; b += 4)
+    step_gemm_block<T, 4>(H, G, h + int64_t(b) * H, H, wt, c + int64_t(b) * G, accumulate);
+  for (; b + 2 <= B; b += 2)
+    step_gemm_block<T, 2>(H, G, h + int64_t(b) * H, H, wt, c + int64_t(b) * G, accumulate);
+  for (; b < B; ++b)
+    step_gemm_block<T, 1>(H, G, h + int64_t(b) * H, H, wt, c + int64_t(b) * G, accumulate);
+}
+
+// dst (C, R) = src (R, C)^T, in 32 x 32 tiles so both sides stay in cache.
+template <typename T>
+void transpose(const T* __restrict src, int R, int C, T* __restrict dst) {
+  constexpr int TS = 32;
+  for (int r0 = 0; r0 < R; r0 += TS) {
+    const int r1 = r0 + TS < R ? r0 + TS : R;
+    for (int c0 = 0; c0 < C; c0 += TS) {
+      const int c1 = c0 + TS < C ? c0 + TS : C;
+      for (int c = c0; c < c1; ++c) {
+#pragma omp simd
+        for (int r = r0; r < r1; ++r) dst[int64_t(c) * R + r] = src[int64_t(r) * C + c];
+      }
+    }
+  }
+}
+
+// Non-template entry points: the dispatch table in fused_rnn.cpp points at these.
+void fwd_keep_f(const FwdStep<float>& s) { forward_rows<float, true>(s); }
+void fwd_nokeep_f(const FwdStep<float>& s) { forward_rows<float, false>(s); }
+void bwd_f(const BwdStep<float>& s) { backward_rows<float>(s); }
+void gemm_small_f(int B, int H, int G, const float* h, const float* wt, float* c, bool acc) {
+  step_gemm_small<float>(B, H, G, h, wt, c, acc);
+}
+void transpose_f(const float* src, int R, int C, float* dst) { transpose<float>(src, R, C, dst); }
+void transpose_d(const double* src, int R, int C, double* dst) {
+  transpose<double>(src, R, C, dst);
+}
+void fwd_keep_d(const FwdStep<double>& s) { forward_rows<double, true>(s); }
+void fwd_nokeep_d(const FwdStep<double>& s) { forward_rows<double, false>(s); }
+void bwd_d(const BwdStep<double>& s) { backward_rows<double>(s); }
+void gemm_small_d(int B, int H, int G, const double* h, const double* wt, double* c, bool acc) {
+  step_gemm_small<double>(B, H, G, h, wt, c, acc);
+}
