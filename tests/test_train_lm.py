@@ -150,3 +150,17 @@ def test_main_tiny_config_end_to_end(tmp_path, capsys):
     saved = json.loads((tmp_path / "run" / "best" / "config.json").read_text())
     assert saved["run_config"]["hidden_size"] == 16 and saved["vocab"]["level"] == "char"
     assert "--- sample" in capsys.readouterr().out
+
+
+def test_main_word_level_gru(tmp_path):
+    data = tmp_path / "words.txt"
+    data.write_text("the cat sat on the mat .\nthe dog sat on the log .\n" * 30)
+    cfg = config_from_dict(LMConfig, {**TINY, "data": str(data), "out": str(tmp_path / "run"),
+                                      "level": "word", "cell": "gru", "num_layers": 2,
+                                      "dropout": 0.1, "max_steps": 40, "eval_every": 20,
+                                      "lr": 2e-2, "sample_length": 12})
+    summary = main(cfg, log=lambda s: None)
+    assert summary["vocab_size"] == 10  # <unk> + 9 distinct words and symbols
+    assert summary["best_val_loss"] < 0.7 * math.log(10)
+    words = summary["sample"].split()
+    assert len(words) >= 10 and set(words) <= {"the", "cat", "sat", "on", "mat", ".", "dog", "log"}
