@@ -247,11 +247,13 @@ def load_seq2seq(path: str | Path, prefer: str = "best"
 @torch.no_grad()
 def _decode_items(model: Seq2Seq, items: Sequence[tuple[torch.Tensor, Any]], beam: int,
                   n_best: int, max_len: int, length_penalty: float, batch_size: int,
-                  with_attention: bool = False) -> list[list[Hypothesis]]:
+                  with_attention: bool = False, temperature: float = 0.0,
+                  seed: int | None = None) -> list[list[Hypothesis]]:
     was_training = model.training
     model.eval()
     out: list[list[Hypothesis]] = []
     suppress = [0, PAD, BOS]
+    gen = torch.Generator().manual_seed(seed) if seed is not None else None
     try:
         for i in range(0, len(items), batch_size):
             chunk = [(s, torch.zeros(0, dtype=torch.long)) for s, _ in items[i:i + batch_size]]
@@ -259,7 +261,8 @@ def _decode_items(model: Seq2Seq, items: Sequence[tuple[torch.Tensor, Any]], bea
             state = model.init_decoder(b.src, b.src_len)
             start = torch.full((len(chunk),), BOS, dtype=torch.long)
             if beam == 1:
-                hyps = greedy_decode(model, state, start, EOS, max_len, suppress=suppress,
+                hyps = greedy_decode(model, state, start, EOS, max_len, temperature,
+                                     generator=gen, suppress=suppress,
                                      length_penalty=length_penalty,
                                      with_attention=with_attention)
                 out += [[h] for h in hyps]
@@ -273,12 +276,17 @@ def _decode_items(model: Seq2Seq, items: Sequence[tuple[torch.Tensor, Any]], bea
 
 def translate(model: Seq2Seq, src_vocab: Vocabulary, sources: Sequence[str], beam: int = 1,
               n_best: int = 1, max_len: int = 100, length_penalty: float = 1.0,
-              batch_size: int = 64, with_attention: bool = False) -> list[list[Hypothesis]]:
-    """Decode each source text (greedy for `beam == 1`, else beam search); returns the
-    `n_best` hypotheses of each, best first. `tgt_vocab.decode(h.tokens)` gives the text."""
+              batch_size: int = 64, with_attention: bool = False, temperature: float = 0.0,
+              seed: int | None = None) -> list[list[Hypothesis]]:
+    """Decode each source text (greedy for `beam == 1`, or sampled with `temperature > 0`;
+    beam search otherwise); returns the `n_best` hypotheses of each, best first.
+    `tgt_vocab.decode(h.tokens)` gives the text."""
+    if beam > 1 and temperature > 0:
+        raise ValueError(f"temperature={temperature} samples, which needs beam=1, got "
+                         f"beam={beam}")
     items = encode_pairs([(s, "") for s in sources], src_vocab, src_vocab)
     return _decode_items(model, items, beam, n_best, max_len, length_penalty, batch_size,
-                         with_attention)
+                         with_attention, temperature, seed)
 
 
 def score_outputs(hypotheses: Sequence[Sequence[str]], references: Sequence[Sequence[str]],
