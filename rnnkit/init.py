@@ -1,7 +1,8 @@
 """Initialisation schemes for recurrent layers: identity (IRNN), forget-gate bias, chrono.
 
-Each function works in place on an rnnkit or torch.nn layer (parameters named `weight_hh_l0`,
-`bias_ih_l0`, ...) and returns it, so it can wrap a constructor:
+Each function works in place on an rnnkit or torch.nn layer or cell (parameters named
+`weight_hh_l0`, `bias_ih_l0`, ... or `weight_hh`, `bias_ih`) and returns it, so it can wrap a
+constructor:
 `identity_(rk.RNN(8, 64, nonlinearity="relu"))`.
 """
 
@@ -14,7 +15,7 @@ from torch import Tensor, nn
 
 __all__ = ["identity_", "forget_bias_", "chrono_"]
 
-_BIAS = re.compile(r"^bias_(ih|hh)_l\d+(_reverse)?$")
+_BIAS = re.compile(r"^bias_(ih|hh)(_l\d+(_reverse)?)?$")
 
 
 def identity_(layer: nn.Module, scale: float = 1.0, input_std: float = 0.001) -> nn.Module:
