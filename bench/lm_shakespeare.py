@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import shlex
 import sys
@@ -70,7 +71,9 @@ def main(argv: list[str] | None = None) -> int:
                f"--data {shlex.quote(args.data)} --out {shlex.quote(out)} "
                f"--time-budget {minutes:g} " + " ".join(shlex.quote(e) for e in args.extra))
     started = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
+    load_before = os.getloadavg()[0]
     summary = train_main(cfg)
+    load_after = os.getloadavg()[0]
     rows = _rows(Path(out) / "metrics.jsonl")
     valid = [r for r in rows if r["split"] == "valid"]
     train = [r for r in rows if r["split"] == "train"]
@@ -78,6 +81,7 @@ def main(argv: list[str] | None = None) -> int:
         "benchmark": "tinyshakespeare char LM", "command": command.strip(), "started": started,
         "device": f"{platform.machine()} CPU, {torch.get_num_threads()} threads",
         "torch": torch.__version__, "time_budget_min": minutes,
+        "load_average_1min": [round(load_before, 2), round(load_after, 2)],
         "steps": summary["step"], "epochs": summary["epoch"],
         "elapsed_s": summary["elapsed_s"], "best_valid_loss": summary["best_val_loss"],
         "last_valid_loss": summary["last_val_loss"],
@@ -99,7 +103,9 @@ def main(argv: list[str] | None = None) -> int:
 def _markdown(r: dict) -> str:
     lines = [f"# tinyshakespeare char LM, {r['time_budget_min']:g}-minute budget", "",
              f"- command: `{r['command']}`", f"- started: {r['started']}",
-             f"- device: {r['device']}, torch {r['torch']}",
+             f"- device: {r['device']}, torch {r['torch']}; 1-minute load average "
+             f"{r['load_average_1min'][0]} before, {r['load_average_1min'][1]} after "
+             "(other jobs on the machine count here)",
              f"- model: {r['parameters']:,} parameters; steps {r['steps']}, "
              f"epochs {r['epochs']}, elapsed {r['elapsed_s']:.0f}s",
              f"- median training throughput: {r['median_train_chars_per_s']:,.0f} chars/s",

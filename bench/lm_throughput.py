@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
 import sys
@@ -63,6 +64,7 @@ def measure(args: argparse.Namespace) -> dict:
     chars = args.batch_size * args.seq_len
     rate = {b: chars / statistics.median(v) for b, v in times.items()}
     return {"device": platform.processor() or platform.machine(),
+            "load_average_1min": round(os.getloadavg()[0], 2),
             "threads": torch.get_num_threads(), "torch": torch.__version__,
             "shape": {k: getattr(args, k) for k in ("cell", "vocab", "embedding_size",
                                                      "hidden_size", "num_layers",
@@ -81,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--num-layers", type=int, default=2)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--seq-len", type=int, default=128)
-    p.add_argument("--dropout", type=float, default=0.2)
+    p.add_argument("--dropout", type=float, default=0.25)
     p.add_argument("--rounds", type=int, default=7)
     p.add_argument("--steps", type=int, default=3, help="training steps per timed block")
     p.add_argument("--threads", type=int, default=0)
@@ -91,7 +93,8 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     res = measure(args)
     s = res["shape"]
-    print(f"device: {res['device']}, {res['threads']} threads, torch {res['torch']}")
+    print(f"device: {res['device']}, {res['threads']} threads, torch {res['torch']}, "
+          f"load average {res['load_average_1min']}")
     print(f"model: {s['num_layers']}x{s['hidden_size']} {s['cell'].upper()} LM, V={s['vocab']}, "
           f"E={s['embedding_size']}, B={s['batch_size']}, T={s['seq_len']}, "
           f"dropout={s['dropout']}; {res['rounds']} interleaved rounds x {res['steps_per_round']} "
