@@ -172,7 +172,10 @@ class Trainer:
         c = self.cfg
         start_elapsed, t0 = self.elapsed, time.perf_counter()
         total = c.max_steps or (c.max_epochs * len(self.batches) if c.max_epochs else None)
-        bar = tqdm(total=total, initial=self.step, disable=not c.progress, unit="step",
+        by_time = total is None  # a time budget alone: the bar counts seconds of the budget
+        bar = tqdm(total=round(c.time_budget * 60) if by_time else total,
+                   initial=round(self.elapsed) if by_time else self.step,
+                   disable=not c.progress, unit="s" if by_time else "step",
                    dynamic_ncols=True, leave=False)
         reason = None
         try:
@@ -184,10 +187,9 @@ class Trainer:
                 loss = self.train_step()
                 self._window.train_seconds += time.perf_counter() - t_step
                 self.elapsed = start_elapsed + time.perf_counter() - t0
-                bar.update(1)
-                if self.step % 10 == 0 or self.step == 1:
-                    bar.set_postfix_str(f"loss {loss:.3f} | {self._window.rate():,.0f} tok/s",
-                                        refresh=False)
+                bar.set_postfix_str(f"step {self.step} | loss {loss:.3f} | "
+                                    f"{self._window.rate():,.0f} tok/s", refresh=False)
+                bar.update(min(round(self.elapsed), bar.total) - bar.n if by_time else 1)
                 if self.step % c.eval_every == 0:
                     self._evaluate_and_save()
                     self.elapsed = start_elapsed + time.perf_counter() - t0
