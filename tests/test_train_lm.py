@@ -164,3 +164,25 @@ def test_main_word_level_gru(tmp_path):
     assert summary["best_val_loss"] < 0.7 * math.log(10)
     words = summary["sample"].split()
     assert len(words) >= 10 and set(words) <= {"the", "cat", "sat", "on", "mat", ".", "dog", "log"}
+
+
+def test_interrupt_saves_last_and_a_half_swapped_checkpoint_is_still_found(tmp_path):
+    from rnnkit.train.checkpoint import find_checkpoint
+
+    calls = []
+
+    def interrupting(model, batch, state):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return _loss_fn(model, batch, state)
+
+    trainer = _trainer(tmp_path, _model(), _ids())
+    trainer.loss_fn = interrupting
+    assert trainer.fit()["stop_reason"] == "interrupted"
+    meta = json.loads((tmp_path / "last" / "trainer.json").read_text())
+    assert meta["step"] == 2 and meta["index"] == 2
+    # a crash between the two renames of save_checkpoint leaves the old copy at last.old
+    (tmp_path / "last").rename(tmp_path / "last.old")
+    assert find_checkpoint(tmp_path, prefer="last") == tmp_path / "last.old"
+    assert not list(tmp_path.glob(".*tmp*"))
