@@ -93,9 +93,11 @@ class Seq2SeqConfig(TrainConfig):
 
 PRESETS: dict[str, dict[str, Any]] = {
     "default": {},
-    # SCAN (bench/seq2seq_scan.py): small GRU with attention.
-    "scan": dict(cell="gru", embedding_size=64, hidden_size=128, attention="general",
-                 batch_size=64, lr=2e-3, max_epochs=8, eval_every=1000, progress=False),
+    # SCAN (bench/seq2seq_scan.py, docs/results/seq2seq.md): a small GRU, bidirectional
+    # encoder, Luong general attention; 99.7% on the simple split in 15 epochs.
+    "scan": dict(cell="gru", embedding_size=64, hidden_size=128, bidirectional=True,
+                 attention="general", batch_size=64, lr=2e-3, max_epochs=15, eval_every=1000,
+                 progress=False),
 }
 
 TINY: dict[str, Any] = dict(embedding_size=8, hidden_size=16, batch_size=4, max_epochs=0,
