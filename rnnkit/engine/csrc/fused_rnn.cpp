@@ -22,6 +22,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 extern "C" {
@@ -35,6 +36,15 @@ void dgemm_(const char* ta, const char* tb, const int* m, const int* n, const in
 // MKL only (weak: absent from other BLAS builds): threads for BLAS calls from this thread,
 // Fortran interface (argument by pointer); returns the previous setting (0 = global default).
 int mkl_set_num_threads_local_(const int* n) __attribute__((weak));
+// MKL only (weak): GEMM with one operand packed once and reused; float only.
+size_t sgemm_pack_get_size_(const char* id, const int* m, const int* n, const int* k)
+    __attribute__((weak));
+void sgemm_pack_(const char* id, const char* trans, const int* m, const int* n, const int* k,
+                 const float* alpha, const float* src, const int* ld, float* dest)
+    __attribute__((weak));
+void sgemm_compute_(const char* ta, const char* tb, const int* m, const int* n, const int* k,
+                    const float* a, const int* lda, const float* b, const int* ldb,
+                    const float* beta, float* c, const int* ldc) __attribute__((weak));
 }
 
 
@@ -152,13 +162,17 @@ template <typename T> const Kernels<T>& kernels();
 template <> const Kernels<float>& kernels<float>() { return isa().f; }
 template <> const Kernels<double>& kernels<double>() { return isa().d; }
 
-// Per-step GEMMs: below this many multiply-adds one thread is faster than waking a team.
-constexpr int64_t kSerialStepMacs = int64_t(1) << 22;
+// Per-step GEMMs: below this many multiply-adds one thread is faster than waking a team. Each
+// step is a fork-join, and on a machine shared with other work one late thread stalls every
+// step; measured here, serial steps beat two-thread steps at every benchmark shape, so the
+// threshold sits above them all. The large GEMMs over all T*B rows still use every thread.
+constexpr int64_t kSerialStepMacs = int64_t(1) << 30;
 // A whole layer call below this many multiply-adds runs every BLAS call on one thread: on a busy
 // machine, waking a thread team costs more than it saves, and its spinning steals the core.
 constexpr int64_t kSerialLayerMacs = int64_t(1) << 24;
-// Batches up to this size use the register-blocked step GEMM instead of BLAS.
-constexpr int kSmallBatch = 4;
+// Batches up to this size use the register-blocked step GEMM instead of BLAS (settable from
+// Python, `set_small_batch`, so tests can run both paths at small sizes).
+int kSmallBatch = 16;
 
 // Sets MKL's threads for this thread's BLAS calls, and restores them on scope exit.
 struct BlasThreads {
@@ -170,6 +184,48 @@ struct BlasThreads {
   }
   ~BlasThreads() {
     if (saved >= 0) mkl_set_num_threads_local_(&saved);
+  }
+};
+
+// The per-step GEMM c (B, N) (+)= a (B, K) M, for a fixed matrix M used at every step, given as
+// either mt = M^T (N, K) row-major (`transposed`) or M (K, N) row-major. Batches up to
+// kSmallBatch use the register-blocked kernel (which needs M (K, N)); larger float batches use
+// MKL's packed GEMM, packing M once per layer call instead of once per step; else plain BLAS.
+template <typename T>
+struct StepGemm {
+  int B, N, K;
+  const T* m_kn = nullptr;  // M (K, N), for the small kernel and plain BLAS
+  at::Tensor packed;        // MKL-packed M, when used
+  StepGemm(int B_, int N_, int K_, const T* m_kn_, const at::TensorOptions& opt)
+      : B(B_), N(N_), K(K_), m_kn(m_kn_) {
+    if constexpr (std::is_same_v<T, float>) {
+      if (B > kSmallBatch && sgemm_pack_get_size_ && sgemm_pack_ && sgemm_compute_) {
+        // Column-major view: c^T (N, B) = M^T (N, K) a^T (K, B); M (K, N) row-major is
+        // M^T in column-major storage with ld = N, so op = 'N' on the (N x K) operand "A".
+        const char id = 'A', tr = 'N';
+        const float one = 1.0f;
+        const size_t bytes = sgemm_pack_get_size_(&id, &N, &B, &K);
+        packed = at::empty({int64_t((bytes + sizeof(float) - 1) / sizeof(float))},
+                           opt.dtype(at::kFloat));
+        sgemm_pack_(&id, &tr, &N, &B, &K, &one, m_kn, &N, packed.data_ptr<float>());
+      }
+    }
+  }
+  void run(const Kernels<T>& k, const T* a, T* c, bool accumulate) const {
+    if (B <= kSmallBatch) {
+      k.gemm_small(B, K, N, a, m_kn, c, accumulate);
+      return;
+    }
+    if constexpr (std::is_same_v<T, float>) {
+      if (packed.defined()) {
+        const char ta = 'P', tb = 'N';
+        const float beta = accumulate ? 1.0f : 0.0f;
+        sgemm_compute_(&ta, &tb, &N, &B, &K, packed.data_ptr<float>(), &N, a, &K, &beta, c,
+                       &N);
+        return;
+      }
+    }
+    gemm(false, false, B, N, K, T(1), a, K, m_kn, N, accumulate ? T(1) : T(0), c, N);
   }
 };
 
@@ -238,6 +294,7 @@ void forward_dir(int64_t mode, int Tn, int Bn, int In, int Hn, const T* x, Dir<T
   }
   auto rows = keep ? k.fwd_keep : k.fwd_nokeep;
   BlasThreads threads(int64_t(Bn) * G * Hn, kSerialStepMacs);
+  const StepGemm<T> step_gemm(Bn, G, Hn, wt, opt);  // (B, H) x W_hh^T (H, G)
   for (int step = 0; step < Tn; ++step) {
     const int t = reverse ? Tn - 1 - step : step;
     const int64_t bh = int64_t(t) * Bn * Hn;
@@ -255,11 +312,7 @@ void forward_dir(int64_t mode, int Tn, int Bn, int In, int Hn, const T* x, Dir<T
     // GRU: gh = h W_hh^T; RNN/LSTM: a += h W_hh^T
     T* dst = mode == GRU ? const_cast<T*>(s.gh) : s.a;
     const bool acc = mode != GRU;
-    if (Bn <= kSmallBatch) {
-      k.gemm_small(Bn, Hn, G, h, wt, dst, acc);
-    } else {
-      gemm(false, false, Bn, G, Hn, T(1), h, Hn, wt, G, acc ? T(1) : T(0), dst, G);
-    }
+    step_gemm.run(k, h, dst, acc);
     rows(s);
   }
   if (keep) {
@@ -303,6 +356,7 @@ void backward_dir(int64_t mode, int Tn, int Bn, int In, int Hn, const T* x, Dir<
   const Kernels<T>& k = kernels<T>();
   {
     BlasThreads threads(int64_t(Bn) * G * Hn, kSerialStepMacs);
+    const StepGemm<T> step_gemm(Bn, Hn, G, w.w_hh, opt);  // (B, G) x W_hh (G, H)
     for (int step = 0; step < Tn; ++step) {
       const int t = reverse ? step : Tn - 1 - step;  // the forward's steps, last first
       const int64_t r = int64_t(t) * Bn;
@@ -318,11 +372,7 @@ void backward_dir(int64_t mode, int Tn, int Bn, int In, int Hn, const T* x, Dir<
       s.dgh = dgh + r * G;
       k.bwd(s);
       // dh_prev += dG_h[t] W_hh: through a = ... + W_hh h_prev.  (B, G) x (G, H)
-      if (Bn <= kSmallBatch) {
-        k.gemm_small(Bn, G, Hn, s.dgh, w.w_hh, dh, true);
-      } else {
-        gemm(false, false, Bn, Hn, G, T(1), s.dgh, G, w.w_hh, Hn, T(1), dh, Hn);
-      }
+      step_gemm.run(k, s.dgh, dh, true);
     }
   }
   // Weight gradients, summed over all steps: one GEMM each over the T*B rows.
@@ -424,4 +474,6 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("layer_backward", &layer_backward, "BPTT backward of one layer, all directions",
         py::call_guard<py::gil_scoped_release>());
   m.def("isa", [] { return std::string(isa().isa); }, "the instruction set the kernels use");
+  m.def("set_small_batch", [](int b) { int old = kSmallBatch; kSmallBatch = b; return old; },
+        "largest batch for the register-blocked step GEMM (above: BLAS); returns the old value");
 }
