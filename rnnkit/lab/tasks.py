@@ -1,11 +1,13 @@
-"""The classic synthetic sequence tasks for long-range memory: adding and copy problems."""
+"""Classic synthetic tasks: adding and copy problems, Mackey-Glass series, ListOps trees."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import torch
 from torch import Tensor
 
-__all__ = ["adding_problem", "copy_problem", "mackey_glass"]
+__all__ = ["adding_problem", "copy_problem", "mackey_glass", "list_ops", "LISTOPS_OPS"]
 
 
 def adding_problem(
@@ -96,3 +98,45 @@ def mackey_glass(
         xs[i + 1] = xs[i] + dt * (k1 + k2) / 2
     series = torch.tensor(xs[lag + 1:], dtype=torch.float64)[::per_sample]
     return series[discard: discard + n]
+
+
+LISTOPS_OPS = {10: "MAX", 11: "MIN", 12: "SUM_MOD"}
+
+
+def list_ops(n: int, max_depth: int = 3, max_args: int = 4,
+             ops: tuple[str, ...] = ("MAX", "MIN", "SUM_MOD"),
+             generator: torch.Generator | None = None) -> list[tuple[Any, int]]:
+    """Random ListOps-style expression trees (after Nangia & Bowman 2018) and their values.
+
+    Leaves are digits 0-9 (labels 0-9); an operator node (labels 10 MAX, 11 MIN, 12 SUM_MOD:
+    the sum modulo 10) has 2..max_args children. Every operator is commutative, so a model
+    that ignores child order (Child-Sum Tree-LSTM) can solve the task; the value, a digit,
+    depends on the whole tree. `ops` restricts the operators (SUM_MOD is the hard one).
+
+    Returns:
+        n pairs (rnnkit.layers.tree.Tree, value in 0..9).
+    """
+    from rnnkit.layers.tree import Tree
+
+    if max_depth < 1 or max_args < 2:
+        raise ValueError(f"need max_depth >= 1 and max_args >= 2, got {max_depth}, {max_args}")
+    codes = {name: code for code, name in LISTOPS_OPS.items()}
+    unknown = sorted(set(ops) - set(codes))
+    if not ops or unknown:
+        raise ValueError(f"ops must be a non-empty subset of {sorted(codes)}, got {ops!r}")
+    allowed = [codes[o] for o in ops]
+
+    def draw(hi: int) -> int:
+        return int(torch.randint(0, hi, (1,), generator=generator))
+
+    def build(depth: int) -> tuple[Tree, int]:
+        if depth == 0 or (depth < max_depth and draw(3) == 0):
+            digit = draw(10)
+            return Tree(digit), digit
+        op = allowed[draw(len(allowed))]
+        kids = [build(depth - 1) for _ in range(2 + draw(max_args - 1))]
+        values = [v for _, v in kids]
+        value = max(values) if op == 10 else min(values) if op == 11 else sum(values) % 10
+        return Tree(op, [t for t, _ in kids]), value
+
+    return [build(max_depth) for _ in range(n)]
