@@ -19,12 +19,18 @@ from rnnkit.layers import (
     IRNN,
     LSTM,
     RNN,
+    ChildSumTreeLSTM,
+    EchoStateNetwork,
+    FourDirectionRNN,
     LayerNormGRU,
     LayerNormLSTM,
     LeakyRNN,
     PeepholeLSTM,
     RecurrentLayer,
     SkipRNN,
+    Tree,
+    TreeBatch,
+    TreeRNN,
     unroll,
 )
 
@@ -32,7 +38,8 @@ __version__ = "0.1.0"
 
 __all__ = [
     "RNN", "LSTM", "GRU", "IRNN", "PeepholeLSTM", "LayerNormLSTM", "LayerNormGRU", "LeakyRNN",
-    "SkipRNN", "RNNCell", "LSTMCell", "GRUCell", "PeepholeLSTMCell", "LayerNormLSTMCell",
+    "SkipRNN", "EchoStateNetwork", "FourDirectionRNN", "ChildSumTreeLSTM", "TreeRNN", "Tree",
+    "TreeBatch", "RNNCell", "LSTMCell", "GRUCell", "PeepholeLSTMCell", "LayerNormLSTMCell",
     "LayerNormGRUCell", "LeakyRNNCell", "SkipRNNCell", "RecurrentLayer", "unroll", "init", "keras",
     "__version__",
 ]

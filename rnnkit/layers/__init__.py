@@ -1,8 +1,12 @@
-"""Layer 'layers': sequence layers with torch.nn's contract that run any cell over time."""
+"""Layer 'layers': sequence layers with torch.nn's contract that run any cell over time, and
+the recurrent structures built from them (echo state network, grid sweeps, trees)."""
 
 from rnnkit.layers.base import ENGINES, RecurrentLayer
+from rnnkit.layers.esn import EchoStateNetwork
+from rnnkit.layers.four_direction import FourDirectionRNN
 from rnnkit.layers.rnn import GRU, LSTM, RNN
 from rnnkit.layers.scan import unroll
+from rnnkit.layers.tree import ChildSumTreeLSTM, Tree, TreeBatch, TreeRNN
 from rnnkit.layers.variants import (
            IRNN,
            LayerNormGRU,
@@ -13,4 +17,5 @@ from rnnkit.layers.variants import (
 )
 
 __all__ = ["ENGINES", "RecurrentLayer", "RNN", "LSTM", "GRU", "IRNN", "PeepholeLSTM",
-           "LayerNormLSTM", "LayerNormGRU", "LeakyRNN", "SkipRNN", "unroll"]
+           "LayerNormLSTM", "LayerNormGRU", "LeakyRNN", "SkipRNN", "unroll", "EchoStateNetwork",
+           "FourDirectionRNN", "ChildSumTreeLSTM", "TreeRNN", "Tree", "TreeBatch"]
