@@ -1,0 +1,69 @@
+"""SequenceTagger: aligned many-to-many, one label per step (tagging, NER, per-step series)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from rnnkit.models._inputs import InputEncoder, length_mask
+from rnnkit.models.factory import make_rnn
+
+__all__ = ["SequenceTagger"]
+
+
+class SequenceTagger(nn.Module):
+    """Aligned many-to-many: one class per input step, `y_t = softmax(c + V h_t)`.
+
+    A bidirectional stack (the default) lets each tag depend on the whole sentence, the usual
+    choice for part-of-speech and named-entity tagging; outputs past each length are ignored
+    by the loss.
+
+    Args:
+        num_tags: C.
+        vocab_size / input_size / hidden_size / num_layers / cell / dropout: as
+            `SequenceClassifier`.
+        bidirectional: read both ways (default True).
+        ignore_index: target value to skip in the loss (besides the padding).
+
+    Shape: x (T, B) ids or (T, B, I) -> logits (T, B, C).
+
+    Example:
+        >>> import torch
+        >>> tagger = SequenceTagger(5, vocab_size=20, input_size=8, hidden_size=16)
+        >>> tuple(tagger(torch.randint(0, 20, (7, 2))).shape)
+        (7, 2, 5)
+    """
+
+    def __init__(self, num_tags: int, vocab_size: int | None = None, input_size: int = 64,
+                 hidden_size: int = 128, num_layers: int = 1, cell: str = "lstm",
+                 bidirectional: bool = True, dropout: float = 0.0, ignore_index: int = -100,
+                 **rnn_kwargs: Any) -> None:
+        super().__init__()
+        self.ignore_index = ignore_index
+        self.inputs = InputEncoder(vocab_size, input_size)
+        self.rnn = make_rnn(cell, input_size, hidden_size, num_layers, dropout,
+                            bidirectional=bidirectional, **rnn_kwargs)
+        self.drop = nn.Dropout(dropout)
+        self.head = nn.Linear(hidden_size * (2 if bidirectional else 1), num_tags)
+
+    def forward(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
+        kwargs = {} if lengths is None else {"lengths": lengths}
+        out, _ = self.rnn(self.drop(self.inputs(x)), **kwargs)  # (T, B, D*H)
+        return self.head(self.drop(out))  # (T, B, C)
+
+    def loss(self, x: Tensor, y: Tensor, lengths: Tensor | None = None) -> Tensor:
+        """Cross-entropy averaged over the valid steps of y (T, B)."""
+        logits = self(x, lengths)
+        valid = length_mask(lengths, y.shape[0], y.shape[1]).to(y.device)
+        target = y.masked_fill(~valid, self.ignore_index)
+        return F.cross_entropy(logits.flatten(0, 1), target.flatten(),
+                               ignore_index=self.ignore_index)
+
+    def predict(self, x: Tensor, lengths: Tensor | None = None) -> list[list[int]]:
+        """The best tag per valid step, one list per sequence."""
+        tags = self(x, lengths).argmax(-1)  # (T, B)
+        T, B = tags.shape
+        n = [T] * B if lengths is None else lengths.tolist()
+        return [tags[: n[b], b].tolist() for b in range(B)]
