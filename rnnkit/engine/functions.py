@@ -71,17 +71,13 @@ def fused_layer(mode: str, x: Tensor, h0: Tensor, c0: Tensor | None,
     code = MODES[mode]
     flat: list[Tensor] = []
     empty = x.new_empty(0)
-    for w_ih, w_hh, b_ih, b_hh in weights:
-        flat += [w_ih.contiguous(), w_hh.contiguous(),
-                 empty if b_ih is None else b_ih.contiguous(),
-                 empty if b_hh is None else b_hh.contiguous()]
-    lens = _NO_LENGTHS if lengths is None else lengths.to(torch.int64).contiguous()
-    x = x.contiguous()
-    h0 = h0.contiguous()
-    c0 = empty if c0 is None else c0.contiguous()
-    needs_grad = torch.is_grad_enabled() and (
-        x.requires_grad or h0.requires_grad or c0.requires_grad
-        or any(t.requires_grad for t in flat))
+    for w_ih, w_hh, b_ih, b_hh in weights:  # the C++ side makes them contiguous
+        flat += [w_ih, w_hh, empty if b_ih is None else b_ih, empty if b_hh is None else b_hh]
+    lens = _NO_LENGTHS if lengths is None else lengths.to(torch.int64)
+    if c0 is None:
+        c0 = empty
+    needs_grad = torch.is_grad_enabled() and any(
+        t.requires_grad for t in (x, h0, c0, *flat))
     if needs_grad:
         out, h_n, c_n = FusedLayer.apply(code, lens, x, h0, c0, *flat)
     else:

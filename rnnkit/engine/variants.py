@@ -18,7 +18,8 @@ from rnnkit.engine.variant_build import load_variants, variants_build_error
 from rnnkit.engine.variant_functions import variant_direction
 from rnnkit.layers import _regularisers
 
-__all__ = ["MODES", "handles", "unsupported_reason", "run_stack"]
+__all__ = ["MODES", "handles", "runs_regularised_standard", "unsupported_reason",
+           "run_stack"]
 
 # Modes with no kernel in the standard fused engine, and the standard ones (run here only when
 # recurrent dropout or zoneout is on). Codes shared with csrc/variants.cpp (enum Cell).
@@ -34,9 +35,19 @@ def _regularised(layer: Any) -> bool:
 
 
 def handles(layer: Any) -> bool:
-    """True for the layers this path is meant for: a variant mode, or a standard one with
-    recurrent dropout (training) or zoneout."""
-    return layer.mode in _VARIANT_CODES or (layer.mode in _STANDARD_CODES and _regularised(layer))
+    """True for the layers the layers' `_run` sends here: the variant modes.
+
+    `run_stack` also runs the standard modes with recurrent dropout or zoneout (tested against
+    the reference); routing them here too means `handles` also returning True for
+    `layer.mode in _STANDARD_CODES and _regularised(layer)`, which waits on
+    tests/test_regularisers.py, still asserting that engine="fused" refuses zoneout.
+    """
+    return layer.mode in _VARIANT_CODES
+
+
+def runs_regularised_standard(layer: Any) -> bool:
+    """True for a standard RNN/LSTM/GRU layer whose regularisers `run_stack` can run fused."""
+    return layer.mode in _STANDARD_CODES and _regularised(layer)
 
 
 def _code(layer: Any) -> int:

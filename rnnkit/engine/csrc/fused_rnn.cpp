@@ -195,9 +195,12 @@ template <typename T>
 struct StepGemm {
   int B, N, K;
   const T* m_kn = nullptr;  // M (K, N), for the small kernel and plain BLAS
+  const T* m_nk = nullptr;  // or M^T (N, K): then plain BLAS only (calls of one or two steps)
   at::Tensor packed;        // MKL-packed M, when used
-  StepGemm(int B_, int N_, int K_, const T* m_kn_, const at::TensorOptions& opt)
-      : B(B_), N(N_), K(K_), m_kn(m_kn_) {
+  StepGemm(int B_, int N_, int K_, const T* m_kn_, const at::TensorOptions& opt,
+           const T* m_nk_ = nullptr)
+      : B(B_), N(N_), K(K_), m_kn(m_kn_), m_nk(m_nk_) {
+    if (m_nk) return;
     if constexpr (std::is_same_v<T, float>) {
       if (B > kSmallBatch && sgemm_pack_get_size_ && sgemm_pack_ && sgemm_compute_) {
         // Column-major view: c^T (N, B) = M^T (N, K) a^T (K, B); M (K, N) row-major is
@@ -212,6 +215,10 @@ struct StepGemm {
     }
   }
   void run(const Kernels<T>& k, const T* a, T* c, bool accumulate) const {
+    if (m_nk) {
+      gemm(false, true, B, N, K, T(1), a, K, m_nk, K, accumulate ? T(1) : T(0), c, N);
+      return;
+    }
     if (B <= kSmallBatch) {
       k.gemm_small(B, K, N, a, m_kn, c, accumulate);
       return;
@@ -269,10 +276,12 @@ void forward_dir(int64_t mode, int Tn, int Bn, int In, int Hn, const T* x, Dir<T
   gemm(false, true, int(TB), G, In, T(1), x, In, w.w_ih, In, T(1), xp, G);
 
   // Pre-transposed recurrent weights W_hh^T (H, G): the per-step GEMM reads them row by row.
+  // A call of one or two steps skips the transpose (it would cost more than it saves).
   const Kernels<T>& k = kernels<T>();
-  at::Tensor wt_t = at::empty({Hn, G}, opt);
-  T* wt = wt_t.data_ptr<T>();
-  k.transpose(w.w_hh, G, Hn, wt);
+  const bool few_steps = Tn <= 2;
+  at::Tensor wt_t = few_steps ? at::Tensor() : at::empty({Hn, G}, opt);
+  T* wt = few_steps ? nullptr : wt_t.data_ptr<T>();
+  if (!few_steps) k.transpose(w.w_hh, G, Hn, wt);
 
   at::Tensor zero_bias_t = w.b_hh ? at::Tensor() : at::zeros({G}, opt);  // GRU without bias
   FwdStep<T> s{};
@@ -294,7 +303,7 @@ void forward_dir(int64_t mode, int Tn, int Bn, int In, int Hn, const T* x, Dir<T
   }
   auto rows = keep ? k.fwd_keep : k.fwd_nokeep;
   BlasThreads threads(int64_t(Bn) * G * Hn, kSerialStepMacs);
-  const StepGemm<T> step_gemm(Bn, G, Hn, wt, opt);  // (B, H) x W_hh^T (H, G)
+  const StepGemm<T> step_gemm(Bn, G, Hn, wt, opt, few_steps ? w.w_hh : nullptr);  // h W_hh^T
   for (int step = 0; step < Tn; ++step) {
     const int t = reverse ? Tn - 1 - step : step;
     const int64_t bh = int64_t(t) * Bn * Hn;
@@ -401,9 +410,18 @@ int saved_per_dir(int64_t mode) { return mode == LSTM ? 4 : 2; }
 // Forward of one layer, all directions. x (T, B, I); h0, c0 (D, B, H) (c0 empty unless LSTM);
 // w = per direction (w_ih, w_hh, b_ih, b_hh), empty biases when the layer has none;
 // lengths (B) int64 or empty. Returns out (T, B, D*H), h_n, c_n, then what the backward needs.
-std::vector<at::Tensor> layer_forward(int64_t mode, const at::Tensor& x, const at::Tensor& h0,
-                                      const at::Tensor& c0, const std::vector<at::Tensor>& w,
-                                      const at::Tensor& lengths, bool keep) {
+std::vector<at::Tensor> contiguous_all(const std::vector<at::Tensor>& ts) {
+  std::vector<at::Tensor> out;
+  out.reserve(ts.size());
+  for (const auto& t : ts) out.push_back(t.contiguous());
+  return out;
+}
+
+std::vector<at::Tensor> layer_forward(int64_t mode, const at::Tensor& x_in, const at::Tensor& h0,
+                                      const at::Tensor& c0, const std::vector<at::Tensor>& w_in,
+                                      const at::Tensor& lengths_in, bool keep) {
+  const at::Tensor x = x_in.contiguous(), lengths = lengths_in.contiguous();
+  const std::vector<at::Tensor> w = contiguous_all(w_in);
   const int Tn = x.size(0), Bn = x.size(1), In = x.size(2);
   const int D = int(w.size() / 4), Hn = h0.size(2);
   auto opt = x.options();
@@ -428,11 +446,14 @@ std::vector<at::Tensor> layer_forward(int64_t mode, const at::Tensor& x, const a
 // Backward of one layer. saved = what layer_forward returned after (out, h_n, c_n).
 // Returns dx (empty unless need_dx), dh0, dc0 (empty unless LSTM), then per direction
 // (dw_ih, dw_hh, db_ih, db_hh) with empty biases when the layer has none.
-std::vector<at::Tensor> layer_backward(int64_t mode, const at::Tensor& x,
-                                       const std::vector<at::Tensor>& w, const at::Tensor& lengths,
+std::vector<at::Tensor> layer_backward(int64_t mode, const at::Tensor& x_in,
+                                       const std::vector<at::Tensor>& w_in,
+                                       const at::Tensor& lengths_in,
                                        const std::vector<at::Tensor>& saved,
                                        const at::Tensor& dout_in, const at::Tensor& dhT,
                                        const at::Tensor& dcT, bool need_dx) {
+  const at::Tensor x = x_in.contiguous(), lengths = lengths_in.contiguous();
+  const std::vector<at::Tensor> w = contiguous_all(w_in);
   const int Tn = x.size(0), Bn = x.size(1), In = x.size(2);
   const int D = int(w.size() / 4), Hn = w[1].size(1);
   auto opt = x.options();
