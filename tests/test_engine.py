@@ -93,8 +93,8 @@ def test_gradcheck_float64(kind):
     def run(x, *rest):
         st, params = rest[:n_states], rest[n_states:]
         h = tuple(st) if n_states == 2 else st[0]
-        out, state = torch.func.functional_call(fused, dict(zip(names, params)), (x, h),
-                                                {"lengths": lengths})
+        weights = dict(zip(names, params, strict=True))
+        out, state = torch.func.functional_call(fused, weights, (x, h), {"lengths": lengths})
         return (out, *state) if isinstance(state, tuple) else (out, state)
 
     params = [p.detach().clone().requires_grad_() for p in fused.parameters()]
@@ -144,7 +144,7 @@ def test_inference_path_equals_training_path(kind):
         out_ng, state_ng = fused(x, lengths=torch.tensor([2, 4]))
     torch.testing.assert_close(out_ng, out_grad.detach(), rtol=0, atol=0)
     for a, b in zip(state_ng if isinstance(state_ng, tuple) else (state_ng,),
-                    state_grad if isinstance(state_grad, tuple) else (state_grad,)):
+                    state_grad if isinstance(state_grad, tuple) else (state_grad,), strict=True):
         torch.testing.assert_close(a, b.detach(), rtol=0, atol=0)
 
 
