@@ -10,7 +10,8 @@ __all__ = ["main"]
 
 # Each module named here defines `add_parser(subparsers) -> None`; the parser it adds sets
 # `func=<callable(args) -> int>` as its default.
-_COMMANDS = ["demo", "train", "sample", "bench", "build", "esn", "translate", "evaluate", "lab"]
+_COMMANDS = ["demo", "train", "sample", "bench", "build", "esn", "translate", "evaluate", "lab",
+             "classify"]
 
 
 def build_parser() -> argparse.ArgumentParser:
