@@ -179,9 +179,15 @@ class RecurrentLayer(nn.Module):
                 raise RuntimeError(f"engine='torch' runs only the standard RNN/LSTM/GRU, not "
                                    f"{type(self).__name__} (mode {self.mode!r})")
         if self.engine in ("auto", "fused"):
-            reason = self._regulariser_reason() or _engine.unsupported_reason(self, x)
+            from rnnkit.engine import variants  # variant cells, regularised standard cells
+
+            if variants.handles(self):
+                reason, run = variants.unsupported_reason(self, x), variants.run_stack
+            else:
+                reason = self._regulariser_reason() or _engine.unsupported_reason(self, x)
+                run = _engine.run_stack
             if reason is None:
-                return _engine.run_stack(self, x, state, lengths)
+                return run(self, x, state, lengths)
             if self.engine == "fused":
                 raise RuntimeError(f"engine='fused' cannot run this layer: {reason}")
         return self._reference_stack(x, state, lengths)

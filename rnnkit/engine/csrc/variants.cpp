@@ -1,0 +1,214 @@
+// The fused CPU kernels of the cell variants: peephole LSTM, LayerNorm LSTM and GRU, leaky RNN,
+// and the standard RNN/LSTM/GRU with recurrent dropout and zoneout. One direction of one layer
+// per call; forward and hand-written BPTT backward.
+//
+// Shape alphabet: T time, B batch, I input size, H hidden size, G gate width, S saved floats
+// per row and step.
+//
+// Forward of one direction:
+//   xp = x W_ih^T (+ biases), or LN(x W_ih^T) g + s + b       one GEMM over T*B rows  (T, B, G)
+//   for each step t (reversed for the reverse direction):
+//     h_in = h * h_drop                                     (recurrent dropout, when on)
+//     xp[t] += h_in W_hh^T   or   uh = h_in W_hh^T         one small GEMM            (B, G)
+//     candidate state, zoneout, lengths: one elementwise pass over the rows
+// Backward, steps in the opposite order: one elementwise pass (the BPTT equations), then
+//   dh_prev += (dG_h[t] W_hh) * h_drop; at the end the weight gradients as GEMMs over T*B rows.
+
+#include <torch/extension.h>
+
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <string>
+#include <vector>
+
+extern "C" {
+// Fortran BLAS inside libtorch_cpu (MKL on x86-64 wheels), LP64.
+void sgemm_(const char*, const char*, const int*, const int*, const int*, const float*,
+            const float*, const int*, const float*, const int*, const float*, float*, const int*);
+void dgemm_(const char*, const char*, const int*, const int*, const int*, const double*,
+            const double*, const int*, const double*, const int*, const double*, double*,
+            const int*);
+// MKL only (weak): BLAS threads for calls from this thread; returns the previous setting.
+int mkl_set_num_threads_local_(const int* n) __attribute__((weak));
+}
+
+namespace {
+
+enum Cell : int64_t {
+  RNN_TANH = 0, RNN_RELU = 1, LSTM = 2, GRU = 3, LSTM_PEEP = 4, LSTM_LN = 5, GRU_LN = 6,
+  LEAKY_TANH = 7, LEAKY_RELU = 8
+};
+
+// Row-major C (m, n) = op(A) (m, k) op(B) (k, n) + beta C, through column-major BLAS.
+inline void gemm(bool ta, bool tb, int m, int n, int k, const float* a, int lda, const float* b,
+                 int ldb, float beta, float* c, int ldc) {
+  const char tA = tb ? 'T' : 'N', tB = ta ? 'T' : 'N';
+  const float one = 1.0f;
+  sgemm_(&tA, &tB, &n, &m, &k, &one, b, &ldb, a, &lda, &beta, c, &ldc);
+}
+inline void gemm(bool ta, bool tb, int m, int n, int k, const double* a, int lda,
+                 const double* b, int ldb, double beta, double* c, int ldc) {
+  const char tA = tb ? 'T' : 'N', tB = ta ? 'T' : 'N';
+  const double one = 1.0;
+  dgemm_(&tA, &tB, &n, &m, &k, &one, b, &ldb, a, &lda, &beta, c, &ldc);
+}
+
+// Everything one elementwise step needs; pointers already at step t.
+template <typename T>
+struct VStep {
+  int64_t cell;
+  int B, H, G, S, t;
+  const int64_t* len;     // (B) or null
+  const T* a;             // (B, G) x side (+ U h_in for RNN/LSTM/peephole/leaky)
+  const T* uh;            // (B, G) U h_in for GRU and LayerNorm cells, else null
+  T* h;                   // (B, H) state
+  T* c;                   // (B, H) cell state (LSTM family) or null
+  T* out;                 // (B, H)
+  T* sv;                  // (B, S) saved for the backward
+  const T* p[4];          // cell parameters (see the row files)
+  const uint8_t* zh;      // (B, H) zoneout mask of h at t (training) or null
+  const uint8_t* zc;      // (B, H) of c
+  T rh, rc;               // zoneout rates in evaluation (0: off)
+  const T* hprev;         // (B, H) state before t
+  const T* cprev;
+  const T* dout;          // (B, H)
+  T* dh;                  // (B, H) carried dL/dh
+  T* dc;                  // (B, H) carried dL/dc
+  T* dgx;                 // (B, G) dL/d(x-side pre-activations)
+  T* dgh;                 // (B, G) dL/d(U h_in) (== dgx when they coincide)
+  T* dp[4];               // parameter gradients, accumulated
+  T* tmp;                 // scratch (3H)
+};
+
+#define RK_INLINE inline __attribute__((always_inline))
+
+#pragma GCC push_options
+#pragma GCC target("avx512f,avx512vl,avx512bw,avx512dq,avx2,fma")
+namespace isa_avx512 {
+#include "variants_math.h"
+#include "variants_lstm_rows.h"
+#include "variants_gru_rows.h"
+#include "variants_steps.h"
+}
+#pragma GCC pop_options
+#pragma GCC push_options
+#pragma GCC target("avx2,fma")
+namespace isa_avx2 {
+#include "variants_math.h"
+#include "variants_lstm_rows.h"
+#include "variants_gru_rows.h"
+#include "variants_steps.h"
+}
+#pragma GCC pop_options
+namespace isa_base {
+#include "variants_math.h"
+#include "variants_lstm_rows.h"
+#include "variants_gru_rows.h"
+#include "variants_steps.h"
+}
+
+template <typename T>
+struct Table {
+  void (*fwd)(const VStep<T>&);
+  void (*bwd)(const VStep<T>&);
+  void (*lnx_fwd)(int64_t, int, T*, T*, T*, const T*, const T*, const T*, const T*);
+  void (*lnx_bwd)(int64_t, int, T*, const T*, const T*, const T*, T*, T*);
+};
+
+struct Dispatch {
+  Table<float> f;
+  Table<double> d;
+  const char* isa;
+};
+
+#define RK_TABLES(NS)                                                                   \
+  Table<float>{NS::fwd_f, NS::bwd_f, NS::lnx_fwd_f, NS::lnx_bwd_f},                     \
+      Table<double>{NS::fwd_d, NS::bwd_d, NS::lnx_fwd_d, NS::lnx_bwd_d}
+
+const Dispatch& isa() {
+  static const Dispatch chosen = [] {
+    __builtin_cpu_init();
+    const char* env = std::getenv("RNNKIT_ISA");  // "avx512" | "avx2" | "base", for testing
+    const std::string want = env ? env : "";
+    if ((want.empty() || want == "avx512") && __builtin_cpu_supports("avx512f") &&
+        __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512bw") &&
+        __builtin_cpu_supports("avx512dq"))
+      return Dispatch{RK_TABLES(isa_avx512), "avx512"};
+    if (want != "base" && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+      return Dispatch{RK_TABLES(isa_avx2), "avx2"};
+    return Dispatch{RK_TABLES(isa_base), "base"};
+  }();
+  return chosen;
+}
+template <typename T> const Table<T>& table();
+template <> const Table<float>& table<float>() { return isa().f; }
+template <> const Table<double>& table<double>() { return isa().d; }
+
+// One BLAS thread for calls below `limit` multiply-adds (waking a team costs more), restored
+// on scope exit.
+struct BlasThreads {
+  int saved = -1;
+  BlasThreads(int64_t macs, int64_t limit) {
+    const int one = 1;
+    if (mkl_set_num_threads_local_ && macs < limit) saved = mkl_set_num_threads_local_(&one);
+  }
+  ~BlasThreads() {
+    if (saved >= 0) mkl_set_num_threads_local_(&saved);
+  }
+};
+constexpr int64_t kSerialStepMacs = int64_t(1) << 22;
+constexpr int64_t kSerialLayerMacs = int64_t(1) << 24;
+
+int gate_count(int64_t cell) {
+  if (cell == LSTM || cell == LSTM_PEEP || cell == LSTM_LN) return 4;
+  return (cell == GRU || cell == GRU_LN) ? 3 : 1;
+}
+bool has_c(int64_t cell) { return gate_count(cell) == 4; }
+bool separate_uh(int64_t cell) { return cell == GRU || cell == GRU_LN || cell == LSTM_LN; }
+bool layer_norm(int64_t cell) { return cell == LSTM_LN || cell == GRU_LN; }
+int save_width(int64_t cell, int H) {
+  switch (cell) {
+    case LSTM: case LSTM_PEEP: return 6 * H;
+    case LSTM_LN: return 10 * H + 2;
+    case GRU: return 4 * H;
+    case GRU_LN: return 7 * H + 1;
+    default: return H;
+  }
+}
+
+template <typename T>
+const T* ptr(const at::Tensor& t) { return t.numel() ? t.data_ptr<T>() : nullptr; }
+
+// The per-cell parameter pointers of VStep::p, in the row functions' order. `extra` holds
+// tensors computed here (leaky rates, a zero b_hh) so they outlive the call.
+template <typename T>
+void cell_params(int64_t cell, const std::vector<at::Tensor>& w, int G, VStep<T>& s,
+                 std::vector<at::Tensor>& extra, const at::TensorOptions& opt) {
+  if (cell == LSTM_PEEP) s.p[0] = ptr<T>(w[4]);
+  if (cell == LSTM_LN) {
+    s.p[0] = ptr<T>(w[5]); s.p[1] = ptr<T>(w[8]); s.p[2] = ptr<T>(w[6]); s.p[3] = ptr<T>(w[9]);
+  }
+  if (cell == GRU || cell == GRU_LN) {
+    if (!w[3].numel()) extra.push_back(at::zeros({G}, opt));
+    s.p[0] = w[3].numel() ? ptr<T>(w[3]) : extra.back().template data_ptr<T>();
+  }
+  if (cell == GRU_LN) { s.p[1] = ptr<T>(w[5]); s.p[2] = ptr<T>(w[7]); }
+  if (cell == LEAKY_TANH || cell == LEAKY_RELU) {
+    extra.push_back(at::sigmoid(w[4]));            // a = sigmoid(rate_logit)
+    s.p[0] = extra.back().template data_ptr<T>();
+  }
+}
+
+#include "variants_driver.h"
+
+}  // namespace
+
+PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+  m.doc() = "rnnkit fused CPU kernels of the cell variants: forward and hand-written BPTT.";
+  m.def("dir_forward", &dir_forward, "forward of one direction of one layer",
+        py::call_guard<py::gil_scoped_release>());
+  m.def("dir_backward", &dir_backward, "BPTT backward of one direction of one layer",
+        py::call_guard<py::gil_scoped_release>());
+  m.def("isa", [] { return std::string(isa().isa); }, "the instruction set the kernels use");
+}

@@ -1,0 +1,255 @@
+// The per-direction drivers of the variant kernels (included by variants.cpp, inside its
+// anonymous namespace): the input GEMM, the step loop around the elementwise passes, and the
+// weight-gradient GEMMs. Weights `w` come in the cell's `param_specs` order, empty tensors for
+// absent ones:
+//   RNN/LSTM/GRU: w_ih, w_hh, b_ih, b_hh      peephole: + w_peephole (3H)   leaky: + rate_logit
+//   LSTM_LN: w_ih, w_hh, b_ih, b_hh, g_ih, g_hh, g_c, s_ih, s_hh, s_c
+//   GRU_LN:  w_ih, w_hh, b_ih, b_hh, g_ih, g_hh, s_ih, s_hh
+
+// Saved by the forward for the backward: sv (T, B, S), hprev (T, B, H), h_in (T, B, H) or
+// empty (no dropout), cprev (T, B, H) or empty, xhat (T, B, G) or empty, rstd_x (T*B) or empty.
+template <typename T>
+void forward_impl(int64_t cell, const at::Tensor& x, at::Tensor& h, at::Tensor& c,
+                  const std::vector<at::Tensor>& w, const int64_t* len, bool reverse,
+                  const at::Tensor& h_drop, const at::Tensor& zh, const at::Tensor& zc, T rh,
+                  T rc, bool keep, at::Tensor& out, std::vector<at::Tensor>& res) {
+  const int Tn = x.size(0), Bn = x.size(1), In = x.size(2), Hn = h.size(1);
+  const int G = gate_count(cell) * Hn, S = save_width(cell, Hn);
+  const int64_t TB = int64_t(Tn) * Bn;
+  const auto opt = x.options();
+  const Table<T>& k = table<T>();
+  const T* b_ih = ptr<T>(w[2]);
+  const T* b_hh = ptr<T>(w[3]);
+  // xp = x W_ih^T + b_ih (+ b_hh where it folds), or LN(x W_ih^T) g + s + b.  (T, B, G)
+  at::Tensor xp_t = at::empty({Tn, Bn, G}, opt), xhat_t, rstd_t;
+  T* xp = xp_t.data_ptr<T>();
+  if (layer_norm(cell)) {
+    gemm(false, true, int(TB), G, In, x.data_ptr<T>(), In, w[0].data_ptr<T>(), In, T(0), xp, G);
+    xhat_t = at::empty({Tn, Bn, G}, opt);
+    rstd_t = at::empty({TB}, opt);
+    const T* s_ih = ptr<T>(w[cell == LSTM_LN ? 7 : 6]);
+    k.lnx_fwd(TB, G, xp, xhat_t.data_ptr<T>(), rstd_t.data_ptr<T>(), w[4].data_ptr<T>(), s_ih,
+              b_ih, cell == LSTM_LN ? b_hh : nullptr);
+  } else {
+    const bool fold = cell != GRU;
+    for (int64_t r = 0; r < TB; ++r) {
+      T* __restrict row = xp + r * G;
+      for (int j = 0; j < G; ++j)
+        row[j] = (b_ih ? b_ih[j] : T(0)) + (fold && b_hh ? b_hh[j] : T(0));
+    }
+    gemm(false, true, int(TB), G, In, x.data_ptr<T>(), In, w[0].data_ptr<T>(), In, T(1), xp, G);
+  }
+  VStep<T> s{};
+  std::vector<at::Tensor> extra;
+  cell_params<T>(cell, w, G, s, extra, opt);
+  s.cell = cell; s.B = Bn; s.H = Hn; s.G = G; s.S = S; s.len = len;
+  s.h = h.data_ptr<T>();
+  s.c = has_c(cell) ? c.data_ptr<T>() : nullptr;
+  s.rh = rh; s.rc = rc;
+  const bool drop = h_drop.numel() > 0;
+  at::Tensor sv_t = at::empty({keep ? Tn : 1, Bn, S}, opt);
+  at::Tensor hprev_t = keep ? at::empty({Tn, Bn, Hn}, opt) : at::empty({0}, opt);
+  at::Tensor cprev_t = keep && s.c ? at::empty({Tn, Bn, Hn}, opt) : at::empty({0}, opt);
+  at::Tensor hin_t = drop ? at::empty({keep ? Tn : 1, Bn, Hn}, opt) : at::empty({0}, opt);
+  at::Tensor uh_t = separate_uh(cell) ? at::empty({Bn, G}, opt) : at::Tensor();
+  at::Tensor tmp_t = at::empty({3 * Hn}, opt);
+  s.uh = separate_uh(cell) ? uh_t.data_ptr<T>() : nullptr;
+  s.tmp = tmp_t.data_ptr<T>();
+  const int64_t BH = int64_t(Bn) * Hn;
+  BlasThreads threads(int64_t(Bn) * G * Hn, kSerialStepMacs);
+  for (int step = 0; step < Tn; ++step) {
+    const int t = reverse ? Tn - 1 - step : step;
+    const int64_t kt = keep ? t : 0;
+    s.t = t;
+    s.a = xp + int64_t(t) * Bn * G;
+    s.out = out.data_ptr<T>() + t * BH;
+    s.sv = sv_t.data_ptr<T>() + kt * Bn * S;
+    s.zh = zh.numel() ? zh.data_ptr<uint8_t>() + t * BH : nullptr;
+    s.zc = zc.numel() ? zc.data_ptr<uint8_t>() + t * BH : nullptr;
+    if (keep) {
+      std::memcpy(hprev_t.data_ptr<T>() + t * BH, s.h, sizeof(T) * BH);
+      if (s.c) std::memcpy(cprev_t.data_ptr<T>() + t * BH, s.c, sizeof(T) * BH);
+    }
+    const T* hin = s.h;
+    if (drop) {  // h_in = h * h_drop: the recurrent dropout mask, one per sequence
+      T* dst = hin_t.data_ptr<T>() + kt * BH;
+      const T* m = h_drop.data_ptr<T>();
+      for (int64_t j = 0; j < BH; ++j) dst[j] = s.h[j] * m[j];
+      hin = dst;
+    }
+    if (s.uh) {  // uh = h_in W_hh^T
+      gemm(false, true, Bn, G, Hn, hin, Hn, w[1].data_ptr<T>(), Hn, T(0),
+           const_cast<T*>(s.uh), G);
+    } else {     // xp[t] += h_in W_hh^T
+      gemm(false, true, Bn, G, Hn, hin, Hn, w[1].data_ptr<T>(), Hn, T(1),
+           const_cast<T*>(s.a), G);
+    }
+    k.fwd(s);
+  }
+  if (keep) res.insert(res.end(), {sv_t, hprev_t, hin_t, cprev_t,
+                                   xhat_t.defined() ? xhat_t : at::empty({0}, opt),
+                                   rstd_t.defined() ? rstd_t : at::empty({0}, opt)});
+}
+
+// Column sums of a (rows, G) matrix into db (G).
+template <typename T>
+void col_sum(const T* m, int64_t rows, int G, T* db) {
+  std::memset(db, 0, sizeof(T) * G);
+  for (int64_t r = 0; r < rows; ++r) {
+    const T* __restrict row = m + r * G;
+    for (int j = 0; j < G; ++j) db[j] += row[j];
+  }
+}
+
+template <typename T>
+void backward_impl(int64_t cell, const at::Tensor& x, const std::vector<at::Tensor>& w,
+                   const int64_t* len, bool reverse, const at::Tensor& h_drop,
+                   const at::Tensor& zh, const at::Tensor& zc, T rh, T rc,
+                   const std::vector<at::Tensor>& sv, const at::Tensor& dout, at::Tensor& dh,
+                   at::Tensor& dc, at::Tensor& dx, std::vector<at::Tensor>& grads) {
+  const int Tn = x.size(0), Bn = x.size(1), In = x.size(2), Hn = dh.size(1);
+  const int G = gate_count(cell) * Hn, S = save_width(cell, Hn);
+  const int64_t TB = int64_t(Tn) * Bn, BH = int64_t(Bn) * Hn;
+  const auto opt = x.options();
+  const Table<T>& k = table<T>();
+  const bool drop = h_drop.numel() > 0;
+  at::Tensor dgx_t = at::empty({Tn, Bn, G}, opt);
+  at::Tensor dgh_t = separate_uh(cell) ? at::empty({Tn, Bn, G}, opt) : dgx_t;
+  std::vector<at::Tensor> dp;  // cell parameter gradients, VStep::dp order
+  VStep<T> s{};
+  std::vector<at::Tensor> extra;
+  cell_params<T>(cell, w, G, s, extra, opt);
+  if (cell == LSTM_PEEP) dp = {at::zeros({3, Hn}, opt)};
+  if (cell == LSTM_LN) dp = {at::zeros({G}, opt), at::zeros({G}, opt), at::zeros({Hn}, opt),
+                             at::zeros({Hn}, opt)};
+  if (cell == GRU_LN) dp = {at::zeros({G}, opt), at::zeros({G}, opt), at::zeros({G}, opt)};
+  if (cell == LEAKY_TANH || cell == LEAKY_RELU) dp = {at::zeros({Hn}, opt)};
+  for (size_t i = 0; i < dp.size(); ++i) s.dp[i] = dp[i].data_ptr<T>();
+  at::Tensor tmp_t = at::empty({3 * Hn}, opt);
+  at::Tensor back_t = drop ? at::empty({Bn, Hn}, opt) : at::Tensor();
+  s.cell = cell; s.B = Bn; s.H = Hn; s.G = G; s.S = S; s.len = len;
+  s.rh = rh; s.rc = rc;
+  s.dh = dh.data_ptr<T>();
+  s.dc = has_c(cell) ? dc.data_ptr<T>() : nullptr;
+  s.tmp = tmp_t.data_ptr<T>();
+  const T* w_hh = w[1].data_ptr<T>();
+  {
+    BlasThreads threads(int64_t(Bn) * G * Hn, kSerialStepMacs);
+    for (int step = 0; step < Tn; ++step) {
+      const int t = reverse ? step : Tn - 1 - step;  // the forward's steps, last first
+      s.t = t;
+      s.sv = sv[0].data_ptr<T>() + int64_t(t) * Bn * S;
+      s.hprev = sv[1].data_ptr<T>() + t * BH;
+      s.cprev = s.dc ? sv[3].data_ptr<T>() + t * BH : nullptr;
+      s.zh = zh.numel() ? zh.data_ptr<uint8_t>() + t * BH : nullptr;
+      s.zc = zc.numel() ? zc.data_ptr<uint8_t>() + t * BH : nullptr;
+      s.dout = dout.data_ptr<T>() + t * BH;
+      s.dgx = dgx_t.data_ptr<T>() + int64_t(t) * Bn * G;
+      s.dgh = dgh_t.data_ptr<T>() + int64_t(t) * Bn * G;
+      k.bwd(s);
+      if (drop) {  // dh_prev += (dG_h W_hh) * h_drop: through uh = (h_prev * h_drop) W_hh^T
+        T* back = back_t.data_ptr<T>();
+        gemm(false, false, Bn, Hn, G, s.dgh, G, w_hh, Hn, T(0), back, Hn);
+        const T* m = h_drop.data_ptr<T>();
+        for (int64_t j = 0; j < BH; ++j) s.dh[j] += back[j] * m[j];
+      } else {     // dh_prev += dG_h W_hh: through uh = h_prev W_hh^T
+        gemm(false, false, Bn, Hn, G, s.dgh, G, w_hh, Hn, T(1), s.dh, Hn);
+      }
+    }
+  }
+  T* dgx = dgx_t.data_ptr<T>();
+  T* dgh = dgh_t.data_ptr<T>();
+  const bool bias = w[2].numel() > 0;
+  std::vector<at::Tensor> g(w.size());
+  for (size_t i = 0; i < w.size(); ++i) g[i] = at::empty({0}, opt);
+  g[0] = at::empty_like(w[0]);
+  g[1] = at::empty_like(w[1]);
+  // dW_hh = dG_h^T h_in, summed over every step and row.
+  const T* hin = drop ? sv[2].data_ptr<T>() : sv[1].data_ptr<T>();
+  gemm(true, false, G, Hn, int(TB), dgh, G, hin, Hn, T(0), g[1].data_ptr<T>(), Hn);
+  if (bias) {  // db_ih = sum dG_x; db_hh = sum dG_h (GRU) or sum dG_x (where b_hh folds in)
+    g[2] = at::empty_like(w[2]);
+    col_sum(dgx, TB, G, g[2].data_ptr<T>());
+    if (cell == GRU_LN) {
+      g[3] = dp[0];
+    } else {
+      g[3] = at::empty_like(w[3]);
+      col_sum(cell == GRU ? dgh : dgx, TB, G, g[3].data_ptr<T>());
+    }
+  }
+  if (layer_norm(cell)) {  // dG_x -> dL/d(x W_ih^T) through the x-side LayerNorm
+    const int gs = cell == LSTM_LN ? 7 : 6;  // position of s_ih in w
+    at::Tensor dg_ih = at::zeros({G}, opt), ds_ih = at::zeros({G}, opt);
+    k.lnx_bwd(TB, G, dgx, sv[4].data_ptr<T>(), sv[5].data_ptr<T>(), w[4].data_ptr<T>(),
+              dg_ih.data_ptr<T>(), ds_ih.data_ptr<T>());
+    g[4] = dg_ih;
+    if (w[gs].numel()) g[gs] = ds_ih;
+    if (cell == LSTM_LN) {
+      g[5] = dp[0]; g[6] = dp[2];
+      if (bias) { g[8] = dp[1]; g[9] = dp[3]; }
+    } else {
+      g[5] = dp[1];
+      if (bias) g[7] = dp[2];
+    }
+  }
+  if (cell == LSTM_PEEP) g[4] = dp[0];
+  if (cell == LEAKY_TANH || cell == LEAKY_RELU)  // through a = sigmoid(rate_logit)
+    g[4] = dp[0] * extra.back() * (1 - extra.back());
+  gemm(true, false, G, In, int(TB), dgx, G, x.data_ptr<T>(), In, T(0), g[0].data_ptr<T>(), In);
+  if (dx.numel())  // dx = dG_x W_ih: through xp = x W_ih^T
+    gemm(false, false, int(TB), In, G, dgx, G, w[0].data_ptr<T>(), In, T(0), dx.data_ptr<T>(),
+         In);
+  grads.insert(grads.end(), g.begin(), g.end());
+}
+
+// Forward of one direction. x (T, B, I); h0, c0 (B, H) (c0 empty outside the LSTM family);
+// lengths (B) int64 or empty; h_drop (B, H) or empty; zh, zc (T, B, H) uint8 masks or empty;
+// rh, rc evaluation zoneout rates. Returns out (T, B, H), h_n, c_n, then the saved tensors.
+std::vector<at::Tensor> dir_forward(int64_t cell, const at::Tensor& x, const at::Tensor& h0,
+                                    const at::Tensor& c0, const std::vector<at::Tensor>& w,
+                                    const at::Tensor& lengths, bool reverse,
+                                    const at::Tensor& h_drop, const at::Tensor& zh,
+                                    const at::Tensor& zc, double rh, double rc, bool keep) {
+  at::NoGradGuard no_grad;
+  const int Tn = x.size(0), Bn = x.size(1), Hn = h0.size(1);
+  auto opt = x.options();
+  at::Tensor out = at::empty({Tn, Bn, Hn}, opt);
+  at::Tensor h = h0.clone(at::MemoryFormat::Contiguous);
+  at::Tensor c = has_c(cell) ? c0.clone(at::MemoryFormat::Contiguous) : at::empty({0}, opt);
+  std::vector<at::Tensor> res{out, h, c};
+  const int64_t* len = lengths.numel() ? lengths.data_ptr<int64_t>() : nullptr;
+  BlasThreads threads(int64_t(Tn) * Bn * gate_count(cell) * Hn * (x.size(2) + Hn),
+                      kSerialLayerMacs);
+  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "rnnkit_variant_forward", [&] {
+    forward_impl<scalar_t>(cell, x, h, c, w, len, reverse, h_drop, zh, zc, scalar_t(rh),
+                           scalar_t(rc), keep, out, res);
+  });
+  return res;
+}
+
+// Backward of one direction: saved = what dir_forward returned after (out, h_n, c_n).
+// Returns dx (empty unless need_dx), dh0, dc0, then one gradient per entry of w (empty where
+// the entry is).
+std::vector<at::Tensor> dir_backward(int64_t cell, const at::Tensor& x,
+                                     const std::vector<at::Tensor>& w, const at::Tensor& lengths,
+                                     bool reverse, const at::Tensor& h_drop, const at::Tensor& zh,
+                                     const at::Tensor& zc, double rh, double rc,
+                                     const std::vector<at::Tensor>& saved,
+                                     const at::Tensor& dout, const at::Tensor& dh_n,
+                                     const at::Tensor& dc_n, bool need_dx) {
+  at::NoGradGuard no_grad;
+  auto opt = x.options();
+  at::Tensor dh = dh_n.clone(at::MemoryFormat::Contiguous);
+  at::Tensor dc = has_c(cell) ? dc_n.clone(at::MemoryFormat::Contiguous) : at::empty({0}, opt);
+  at::Tensor dx = need_dx ? at::empty_like(x) : at::empty({0}, opt);
+  at::Tensor d_out = dout.contiguous();
+  const int64_t* len = lengths.numel() ? lengths.data_ptr<int64_t>() : nullptr;
+  std::vector<at::Tensor> res{dx, dh, dc};
+  BlasThreads threads(3 * x.size(0) * x.size(1) * gate_count(cell) * dh.size(1) *
+                      (x.size(2) + dh.size(1)), kSerialLayerMacs);
+  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "rnnkit_variant_backward", [&] {
+    backward_impl<scalar_t>(cell, x, w, len, reverse, h_drop, zh, zc, scalar_t(rh),
+                            scalar_t(rc), saved, d_out, dh, dc, dx, res);
+  });
+  return res;
+}

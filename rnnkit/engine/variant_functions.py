@@ -1,0 +1,93 @@
+"""One direction of one variant layer as a torch.autograd.Function over the C++ kernels."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor
+
+from rnnkit.engine.variant_build import load_variants, variants_build_error
+
+__all__ = ["VariantDirection", "variant_direction"]
+
+_NO_LENGTHS = torch.empty(0, dtype=torch.int64)
+_NO_MASK = torch.empty(0, dtype=torch.uint8)
+
+
+def _ext():
+    ext = load_variants()
+    if ext is None:
+        raise RuntimeError(f"fused variant kernels unavailable: {variants_build_error()}")
+    return ext
+
+
+class VariantDirection(torch.autograd.Function):
+    """Forward in C++, backward = the hand-written BPTT in C++, for one direction.
+
+    Inputs: cell code, reverse, lengths ((B,) int64 or empty), h_drop ((B, H) or empty),
+    zoneout masks zh, zc ((T, B, H) uint8 or empty), evaluation zoneout rates rh, rc, then
+    x (T, B, I), h0 (B, H), c0 (B, H) (empty outside the LSTM family) and the weights in the
+    cell's `param_specs` order (empty for absent ones). Outputs: out (T, B, H), h_n, c_n.
+    """
+
+    @staticmethod
+    def forward(ctx, cell: int, reverse: bool, lengths: Tensor, h_drop: Tensor, zh: Tensor,
+                zc: Tensor, rh: float, rc: float, x: Tensor, h0: Tensor, c0: Tensor,
+                *weights: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        res = _ext().dir_forward(cell, x, h0, c0, list(weights), lengths, reverse, h_drop, zh,
+                                 zc, rh, rc, True)
+        ctx.config = (cell, reverse, rh, rc)
+        ctx.workspace = res[3:]
+        ctx.save_for_backward(x, lengths, h_drop, zh, zc, *weights)
+        return res[0], res[1], res[2]
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, d_out: Tensor, d_h_n: Tensor, d_c_n: Tensor):
+        x, lengths, h_drop, zh, zc, *weights = ctx.saved_tensors
+        cell, reverse, rh, rc = ctx.config
+        need = ctx.needs_input_grad
+        res = _ext().dir_backward(cell, x, weights, lengths, reverse, h_drop, zh, zc, rh, rc,
+                                  ctx.workspace, d_out, d_h_n, d_c_n, bool(need[8]))
+        d_x, d_h0, d_c0, d_weights = res[0], res[1], res[2], res[3:]
+        grads = [g if (g.numel() and need[11 + i]) else None for i, g in enumerate(d_weights)]
+        return (None,) * 8 + (d_x if need[8] else None, d_h0 if need[9] else None,
+                              d_c0 if (need[10] and d_c0.numel()) else None, *grads)
+
+
+def variant_direction(cell: int, x: Tensor, h0: Tensor, c0: Tensor | None,
+                      weights: Sequence[Tensor | None], lengths: Tensor | None, reverse: bool,
+                      h_drop: Tensor | None = None,
+                      zone: Sequence[Tensor | float | None] | None = None,
+                      ) -> tuple[Tensor, Tensor, Tensor | None]:
+    """Run one direction of one layer through the variant kernels.
+
+    Shape: x (T, B, I), h0 and c0 (B, H), lengths (B,) int64, h_drop (B, H); `zone` is what
+    `rnnkit.layers._regularisers.masks` returns: per state field a (T, B, H) bool mask, a rate
+    or None. Returns out (T, B, H), h_n (B, H) and c_n (B, H) (None outside the LSTM family).
+    """
+    empty = x.new_empty(0)
+    flat = [empty if w is None else w.contiguous() for w in weights]
+    lens = _NO_LENGTHS if lengths is None else lengths.to(torch.int64).contiguous()
+    drop = empty if h_drop is None else h_drop.to(x.dtype).contiguous()
+    masks: list[Tensor] = [_NO_MASK, _NO_MASK]
+    rates = [0.0, 0.0]
+    for i, z in enumerate(zone or ()):
+        if isinstance(z, Tensor):
+            masks[i] = z.to(torch.uint8).contiguous()
+        elif z is not None:
+            rates[i] = float(z)
+    x = x.contiguous()
+    h0 = h0.contiguous()
+    c0 = empty if c0 is None else c0.contiguous()
+    needs_grad = torch.is_grad_enabled() and (
+        x.requires_grad or h0.requires_grad or c0.requires_grad
+        or any(t.requires_grad for t in flat))
+    args = (cell, reverse, lens, drop, masks[0], masks[1], rates[0], rates[1])
+    if needs_grad:
+        out, h_n, c_n = VariantDirection.apply(*args, x, h0, c0, *flat)
+    else:
+        out, h_n, c_n = _ext().dir_forward(cell, x, h0, c0, flat, lens, reverse, drop, masks[0],
+                                           masks[1], rates[0], rates[1], False)[:3]
+    return out, h_n, (c_n if c_n.numel() else None)

@@ -1,0 +1,111 @@
+"""The fused path of the cell variants: which layers it runs, and the whole stack run through it.
+
+It runs the peephole and LayerNorm LSTM, the LayerNorm GRU and the leaky RNN, and the standard
+RNN/LSTM/GRU (and IRNN) when recurrent dropout or zoneout is on, with exactly the reference
+stack's semantics: the same regulariser masks, drawn in the same order (per layer, per
+direction, before running it), and inter-layer dropout after every layer but the last.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from rnnkit.engine.variant_build import load_variants, variants_build_error
+from rnnkit.engine.variant_functions import variant_direction
+from rnnkit.layers import _regularisers
+
+__all__ = ["MODES", "handles", "runs_regularised_standard", "unsupported_reason",
+           "run_stack"]
+
+# Modes with no kernel in the standard fused engine, and the standard ones (run here only when
+# recurrent dropout or zoneout is on). Codes shared with csrc/variants.cpp (enum Cell).
+_VARIANT_CODES = {"LSTM_PEEPHOLE": 4, "LSTM_LN": 5, "GRU_LN": 6, "RNN_LEAKY": 7}
+_STANDARD_CODES = {"RNN_TANH": 0, "RNN_RELU": 1, "LSTM": 2, "GRU": 3}
+MODES = set(_VARIANT_CODES) | set(_STANDARD_CODES)
+_LSTM_FAMILY = {"LSTM", "LSTM_PEEPHOLE", "LSTM_LN"}
+_DTYPES = (torch.float32, torch.float64)
+
+
+def _regularised(layer: Any) -> bool:
+    return any(layer.zoneout) or (layer.training and layer.recurrent_dropout > 0)
+
+
+def handles(layer: Any) -> bool:
+    """True for the layers the layers' `_run` sends here: the variant modes.
+
+    `run_stack` also runs the standard modes with recurrent dropout or zoneout (tested against
+    the reference); routing them here too means `handles` also returning True for
+    `layer.mode in _STANDARD_CODES and _regularised(layer)`, which waits on
+    tests/test_regularisers.py, still asserting that engine="fused" refuses zoneout.
+    """
+    return layer.mode in _VARIANT_CODES
+
+
+def runs_regularised_standard(layer: Any) -> bool:
+    """True for a standard RNN/LSTM/GRU layer whose regularisers `run_stack` can run fused."""
+    return layer.mode in _STANDARD_CODES and _regularised(layer)
+
+
+def _code(layer: Any) -> int:
+    if layer.mode == "RNN_LEAKY" and layer.cell_options.get("nonlinearity", "tanh") == "relu":
+        return 8
+    return {**_VARIANT_CODES, **_STANDARD_CODES}[layer.mode]
+
+
+def unsupported_reason(layer: Any, x: Tensor) -> str | None:
+    """Why the fused variant kernels cannot run `layer` on `x`, or None if they can."""
+    if layer.mode not in MODES:
+        return f"no fused variant kernel for mode={layer.mode!r}; expected one of {sorted(MODES)}"
+    if x.device.type != "cpu":
+        return f"the fused engine runs on CPU tensors, got input on device {x.device}"
+    if x.dtype not in _DTYPES:
+        return f"the fused engine runs float32 and float64, got input of dtype {x.dtype}"
+    if getattr(layer, "proj_size", 0):
+        return (f"the fused engine has no LSTM projection (proj_size={layer.proj_size}); "
+                "use engine='reference'")
+    w_ih = layer.layer_weights(0, 0)[0]
+    if w_ih.dtype != x.dtype or w_ih.device != x.device:
+        return (f"the weights are {w_ih.dtype} on {w_ih.device} but the input is {x.dtype} on "
+                f"{x.device}; expected the same dtype and device")
+    if load_variants() is None:
+        return variants_build_error()
+    return None
+
+
+def run_stack(layer: Any, x: Tensor, state: tuple[Tensor, ...],
+              lengths: Tensor | None) -> tuple[Tensor, tuple[Tensor, ...]]:
+    """Every layer and direction of `layer` through the fused variant kernels.
+
+    Shape: x (T, B, I) time-major, state ((L*D, B, H),) or (h, c) for the LSTM family,
+    lengths (B,) int64 or None -> out (T, B, D*H), zero past each length, and the final state
+    with the structure of `state`.
+    """
+    reason = unsupported_reason(layer, x)
+    if reason is not None:
+        raise RuntimeError(f"fused variant kernels cannot run this layer: {reason}")
+    T, B = x.shape[0], x.shape[1]
+    D = layer.num_directions
+    code = _code(layer)
+    lstm = layer.mode in _LSTM_FAMILY
+    finals: list[list[Tensor]] = [[] for _ in state]
+    out = x
+    for k in range(layer.num_layers):
+        outputs = []
+        for d in range(D):
+            index = k * D + d
+            h_drop, zone = _regularisers.masks(layer, T, B, x)  # the reference's draw order
+            o, h_n, c_n = variant_direction(
+                code, out, state[0][index], state[1][index] if lstm else None,
+                layer.layer_weights(k, d), lengths, d == 1, h_drop, zone)
+            outputs.append(o)  # (T, B, H)
+            finals[0].append(h_n)
+            if lstm:
+                finals[1].append(c_n)
+        out = torch.cat(outputs, dim=-1) if D > 1 else outputs[0]  # (T, B, D*H)
+        if layer.dropout > 0 and layer.training and k < layer.num_layers - 1:
+            out = F.dropout(out, p=layer.dropout, training=True)
+    return out, tuple(torch.stack(field) for field in finals)  # (L*D, B, H) each
