@@ -31,12 +31,10 @@ void forward_impl(int64_t cell, const at::Tensor& x, at::Tensor& h, at::Tensor& 
     k.lnx_fwd(TB, G, xp, xhat_t.data_ptr<T>(), rstd_t.data_ptr<T>(), w[4].data_ptr<T>(), s_ih,
               b_ih, cell == LSTM_LN ? b_hh : nullptr);
   } else {
-    const bool fold = cell != GRU;
-    for (int64_t r = 0; r < TB; ++r) {
-      T* __restrict row = xp + r * G;
-      for (int j = 0; j < G; ++j)
-        row[j] = (b_ih ? b_ih[j] : T(0)) + (fold && b_hh ? b_hh[j] : T(0));
-    }
+    std::vector<T> bias(G, T(0));  // b_ih (+ b_hh where it folds in), then copied to every row
+    for (int j = 0; j < G; ++j)
+      bias[j] = (b_ih ? b_ih[j] : T(0)) + (cell != GRU && b_hh ? b_hh[j] : T(0));
+    for (int64_t r = 0; r < TB; ++r) std::memcpy(xp + r * G, bias.data(), sizeof(T) * G);
     gemm(false, true, int(TB), G, In, x.data_ptr<T>(), In, w[0].data_ptr<T>(), In, T(1), xp, G);
   }
   VStep<T> s{};
