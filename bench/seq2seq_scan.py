@@ -2,7 +2,7 @@
 and beam search). Prints a table; never gates CI.
 
     python bench/seq2seq_scan.py --split simple --out runs/scan_simple
-    python bench/seq2seq_scan.py --split length --out runs/scan_length --bidirectional
+    python bench/seq2seq_scan.py --split length --preset scan_length --out runs/scan_length
 """
 
 from __future__ import annotations
@@ -24,18 +24,20 @@ __all__ = ["run"]
 def run(argv: list[str] | None = None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--split", choices=("simple", "length"), default="simple")
+    p.add_argument("--preset", choices=sorted(PRESETS), default="scan",
+                   help="Seq2SeqConfig settings to start from")
     p.add_argument("--root", default=str(DEFAULT_SCAN_ROOT), help="folder of the SCAN files")
     p.add_argument("--out", default=None)
     p.add_argument("--beams", default="1,5", help="beam sizes to evaluate")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--set", action="append", default=[], metavar="KEY=JSON",
-                   help="override a Seq2SeqConfig field, e.g. --set cell='\"lstm\"'")
+                   help="override a Seq2SeqConfig field, e.g. --set dropout=0.5")
     p.add_argument("--skip-train", action="store_true", help="only evaluate --out")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     out = args.out or f"runs/scan_{args.split}"
     overrides = {k: json.loads(v) for k, v in (s.split("=", 1) for s in args.set)}
-    cfg = config_from_dict(Seq2SeqConfig, {**PRESETS["scan"], "backend": "torch",
+    cfg = config_from_dict(Seq2SeqConfig, {**PRESETS[args.preset], "backend": "torch",
                                            "train": str(scan_path(args.root, args.split)),
                                            "out": out, "threads": args.threads, **overrides})
     if not args.skip_train:

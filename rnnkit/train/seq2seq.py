@@ -98,6 +98,11 @@ PRESETS: dict[str, dict[str, Any]] = {
     "scan": dict(cell="gru", embedding_size=64, hidden_size=128, bidirectional=True,
                  attention="general", batch_size=64, lr=2e-3, max_epochs=15, eval_every=1000,
                  progress=False),
+    # SCAN length split: small, heavily regularised, Bahdanau attention (the kind of model
+    # Lake & Baroni 2018 found best on this split); see docs/results/seq2seq.md.
+    "scan_length": dict(cell="gru", embedding_size=50, hidden_size=50, bidirectional=False,
+                        attention="bahdanau", dropout=0.5, batch_size=64, lr=2e-3,
+                        max_epochs=15, eval_every=1000, progress=False),
 }
 
 TINY: dict[str, Any] = dict(embedding_size=8, hidden_size=16, batch_size=4, max_epochs=0,
