@@ -31,6 +31,10 @@ KINDS = {
     "ln_gru_regularised": (rk.LayerNormGRU, {"recurrent_dropout": 0.3, "zoneout": 0.3}, 1),
     "leaky_regularised": (rk.LeakyRNN, {"learn_rate": True, "recurrent_dropout": 0.3,
                                         "zoneout": 0.3}, 1),
+    "skip": (rk.SkipRNN, {"delays": (1, 3)}, 2),
+    "skip_dilated_relu": (rk.SkipRNN, {"delays": (2,), "nonlinearity": "relu"}, 2),
+    "skip_regularised": (rk.SkipRNN, {"delays": (1, 2), "recurrent_dropout": 0.3,
+                                      "zoneout": (0.2, 0.4)}, 2),
 }
 STANDARD_MODES = {"RNN_TANH", "RNN_RELU", "LSTM", "GRU"}
 LAYER_NORM = {"ln_lstm", "ln_gru", "ln_lstm_regularised", "ln_gru_regularised"}
@@ -59,11 +63,12 @@ def _pair(kind: str, dtype: torch.dtype, **kwargs):
     return fused, ref
 
 
-def _hx(kind: str, layers: int, bidir: bool, dtype: torch.dtype):
-    n = KINDS[kind][2]
-    hx = tuple(torch.randn(layers * (2 if bidir else 1), B, H, dtype=dtype, requires_grad=True)
-               for _ in range(n))
-    return hx if n == 2 else hx[0]
+def _hx(layer, dtype: torch.dtype):
+    """A random initial state for `layer`: one (L*D, B, n) tensor per state field."""
+    sizes = layer.cell_cls.state_sizes(layer.hidden_size, **layer.cell_options)
+    LD = layer.num_layers * layer.num_directions
+    hx = tuple(torch.randn(LD, B, n, dtype=dtype, requires_grad=True) for n in sizes)
+    return hx if len(hx) == 2 else hx[0]
 
 
 def _results(layer, x, hx, lengths):
@@ -114,7 +119,7 @@ def test_fused_matches_reference(kind, layers, bidir, bias, with_hx, with_length
     ref.train(training)
     assert variants.handles(fused) or variants.runs_regularised_standard(fused)
     x = torch.randn(T, B, I, dtype=dtype, requires_grad=True)
-    hx = _hx(kind, layers, bidir, dtype) if with_hx else None
+    hx = _hx(fused, dtype) if with_hx else None
     kwargs = {"lengths": torch.tensor([3, 4])} if with_lengths else {}
     if kind in LAYER_NORM and dtype == torch.float32:
         _as_accurate_as_reference(fused, ref, x, hx, kwargs.get("lengths"))
@@ -128,12 +133,12 @@ def test_fused_matches_reference(kind, layers, bidir, bias, with_hx, with_length
 
 @pytest.mark.parametrize("kind,bidir,fast", [
     *((k, True, True) for k in KINDS),  # every kind, both directions: random projections
-    *((k, False, False) for k in ("peephole", "ln_lstm", "ln_gru", "leaky")),  # every entry
+    *((k, False, False) for k in ("peephole", "ln_lstm", "ln_gru", "leaky", "skip")),  # all
 ])
 def test_gradcheck_float64(kind, bidir, fast):
     fused, _ = _pair(kind, torch.float64, bidirectional=bidir)
     x = torch.randn(T, B, I, dtype=torch.float64, requires_grad=True)
-    hx = _hx(kind, 1, bidir, torch.float64)
+    hx = _hx(fused, torch.float64)
     hx = hx if isinstance(hx, tuple) else (hx,)
     params = [p for p in fused.parameters() if p.requires_grad]
     lengths = torch.tensor([2, 4])
@@ -184,16 +189,16 @@ def test_fused_runs_the_variant_kernels(monkeypatch):
     assert calls
 
 
-def test_no_kernel_raises_with_fused_and_falls_back_with_auto():
-    x = torch.randn(T, B, I)
-    with pytest.raises(RuntimeError, match="RNN_SKIP"):
-        rk.SkipRNN(I, H, engine="fused")(x)
-    auto = rk.SkipRNN(I, H)
-    ref = rk.SkipRNN(I, H, engine="reference")
+def test_unsupported_raises_with_fused_and_falls_back_with_auto():
+    x = torch.randn(T, B, I, dtype=torch.bfloat16)
+    with pytest.raises(RuntimeError, match="float32 and float64, got input of dtype"):
+        rk.PeepholeLSTM(I, H, engine="fused").to(torch.bfloat16)(x)
+    auto = rk.PeepholeLSTM(I, H).to(torch.bfloat16)
+    ref = rk.PeepholeLSTM(I, H, engine="reference").to(torch.bfloat16)
     ref.load_state_dict(auto.state_dict())
-    torch.testing.assert_close(auto(x)[0], ref(x)[0])
+    torch.testing.assert_close(auto(x)[0], ref(x)[0], rtol=0, atol=0)
     proj = rk.LSTM(I, H, proj_size=2, zoneout=0.1)
-    assert "proj_size=2" in variants.unsupported_reason(proj, x)
+    assert "proj_size=2" in variants.unsupported_reason(proj, x.float())
 
 
 def test_no_grad_matches_grad_path():

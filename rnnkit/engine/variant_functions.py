@@ -9,7 +9,7 @@ from torch import Tensor
 
 from rnnkit.engine.variant_build import load_variants, variants_build_error
 
-__all__ = ["VariantDirection", "variant_direction"]
+__all__ = ["VariantDirection", "variant_direction", "SkipDirection", "skip_direction"]
 
 _NO_LENGTHS = torch.empty(0, dtype=torch.int64)
 _NO_MASK = torch.empty(0, dtype=torch.uint8)
@@ -56,6 +56,21 @@ class VariantDirection(torch.autograd.Function):
                               d_c0 if (need[10] and d_c0.numel()) else None, *grads)
 
 
+def _regularisers(x: Tensor, h_drop: Tensor | None,
+                   zone: Sequence[Tensor | float | None] | None
+                   ) -> tuple[Tensor, list[Tensor], list[float]]:
+    """h_drop (or empty), the zoneout masks as uint8 (or empty) and the evaluation rates."""
+    drop = x.new_empty(0) if h_drop is None else h_drop.to(x.dtype).contiguous()
+    masks: list[Tensor] = [_NO_MASK, _NO_MASK]
+    rates = [0.0, 0.0]
+    for i, z in enumerate(zone or ()):
+        if isinstance(z, Tensor):
+            masks[i] = z.to(torch.uint8).contiguous()
+        elif z is not None:
+            rates[i] = float(z)
+    return drop, masks, rates
+
+
 def variant_direction(cell: int, x: Tensor, h0: Tensor, c0: Tensor | None,
                       weights: Sequence[Tensor | None], lengths: Tensor | None, reverse: bool,
                       h_drop: Tensor | None = None,
@@ -70,14 +85,7 @@ def variant_direction(cell: int, x: Tensor, h0: Tensor, c0: Tensor | None,
     empty = x.new_empty(0)
     flat = [empty if w is None else w.contiguous() for w in weights]
     lens = _NO_LENGTHS if lengths is None else lengths.to(torch.int64).contiguous()
-    drop = empty if h_drop is None else h_drop.to(x.dtype).contiguous()
-    masks: list[Tensor] = [_NO_MASK, _NO_MASK]
-    rates = [0.0, 0.0]
-    for i, z in enumerate(zone or ()):
-        if isinstance(z, Tensor):
-            masks[i] = z.to(torch.uint8).contiguous()
-        elif z is not None:
-            rates[i] = float(z)
+    drop, masks, rates = _regularisers(x, h_drop, zone)
     x = x.contiguous()
     h0 = h0.contiguous()
     c0 = empty if c0 is None else c0.contiguous()
@@ -91,3 +99,57 @@ def variant_direction(cell: int, x: Tensor, h0: Tensor, c0: Tensor | None,
         out, h_n, c_n = _ext().dir_forward(cell, x, h0, c0, flat, lens, reverse, drop, masks[0],
                                            masks[1], rates[0], rates[1], False)[:3]
     return out, h_n, (c_n if c_n.numel() else None)
+
+
+class SkipDirection(torch.autograd.Function):
+    """The skip RNN's direction: as VariantDirection, with the state as one register
+    reg0 = [h0, past0] (B, K*H) and the sorted `delays` in place of the cell code."""
+
+    @staticmethod
+    def forward(ctx, delays: list[int], relu: bool, reverse: bool, lengths: Tensor,
+                h_drop: Tensor, zh: Tensor, zp: Tensor, rh: float, rp: float, x: Tensor,
+                reg0: Tensor, *weights: Tensor) -> tuple[Tensor, Tensor]:
+        res = _ext().skip_forward(x, reg0, list(weights), delays, relu, lengths, reverse,
+                                  h_drop, zh, zp, rh, rp, True)
+        ctx.config = (delays, relu, reverse, rh, rp)
+        ctx.workspace = res[2:]
+        ctx.save_for_backward(x, lengths, h_drop, zh, zp, *weights)
+        return res[0], res[1]
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, d_out: Tensor, d_reg_n: Tensor):
+        x, lengths, h_drop, zh, zp, *weights = ctx.saved_tensors
+        delays, relu, reverse, rh, rp = ctx.config
+        need = ctx.needs_input_grad
+        res = _ext().skip_backward(x, weights, delays, relu, lengths, reverse, h_drop, zh, zp,
+                                   rh, rp, ctx.workspace, d_out, d_reg_n, bool(need[9]))
+        grads = [g if (g.numel() and need[11 + i]) else None for i, g in enumerate(res[2:])]
+        return (None,) * 9 + (res[0] if need[9] else None, res[1] if need[10] else None,
+                              *grads)
+
+
+def skip_direction(delays: Sequence[int], relu: bool, x: Tensor, h0: Tensor, past0: Tensor,
+                   weights: Sequence[Tensor | None], lengths: Tensor | None, reverse: bool,
+                   h_drop: Tensor | None = None,
+                   zone: Sequence[Tensor | float | None] | None = None,
+                   ) -> tuple[Tensor, Tensor, Tensor]:
+    """One direction of a skip RNN layer. Shape: x (T, B, I), h0 (B, H), past0 (B, (K-1)*H)
+    -> out (T, B, H), h_n (B, H), past_n (B, (K-1)*H)."""
+    empty = x.new_empty(0)
+    flat = [empty if w is None else w.contiguous() for w in weights]
+    lens = _NO_LENGTHS if lengths is None else lengths.to(torch.int64).contiguous()
+    drop, masks, rates = _regularisers(x, h_drop, zone)
+    reg0 = torch.cat([h0, past0], dim=-1).contiguous()  # (B, K*H)
+    x = x.contiguous()
+    order = [int(d) for d in sorted(delays)]
+    needs_grad = torch.is_grad_enabled() and (
+        x.requires_grad or reg0.requires_grad or any(t.requires_grad for t in flat))
+    if needs_grad:
+        out, reg_n = SkipDirection.apply(order, relu, reverse, lens, drop, masks[0], masks[1],
+                                         rates[0], rates[1], x, reg0, *flat)
+    else:
+        out, reg_n = _ext().skip_forward(x, reg0, flat, order, relu, lens, reverse, drop,
+                                         masks[0], masks[1], rates[0], rates[1], False)[:2]
+    H = h0.shape[-1]
+    return out, reg_n[:, :H], reg_n[:, H:]

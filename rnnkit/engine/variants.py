@@ -1,7 +1,7 @@
 """The fused path of the cell variants: which layers it runs, and the whole stack run through it.
 
-It runs the peephole and LayerNorm LSTM, the LayerNorm GRU and the leaky RNN, and the standard
-RNN/LSTM/GRU (and IRNN) when recurrent dropout or zoneout is on, with exactly the reference
+It runs the peephole and LayerNorm LSTM, the LayerNorm GRU, the leaky and skip RNNs, and the
+standard RNN/LSTM/GRU (and IRNN) when recurrent dropout or zoneout is on, with exactly the reference
 stack's semantics: the same regulariser masks, drawn in the same order (per layer, per
 direction, before running it), and inter-layer dropout after every layer but the last.
 """
@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from rnnkit.engine.variant_build import load_variants, variants_build_error
-from rnnkit.engine.variant_functions import variant_direction
+from rnnkit.engine.variant_functions import skip_direction, variant_direction
 from rnnkit.layers import _regularisers
 
 __all__ = ["MODES", "handles", "runs_regularised_standard", "unsupported_reason",
@@ -23,7 +23,7 @@ __all__ = ["MODES", "handles", "runs_regularised_standard", "unsupported_reason"
 
 # Modes with no kernel in the standard fused engine, and the standard ones (run here only when
 # recurrent dropout or zoneout is on). Codes shared with csrc/variants.cpp (enum Cell).
-_VARIANT_CODES = {"LSTM_PEEPHOLE": 4, "LSTM_LN": 5, "GRU_LN": 6, "RNN_LEAKY": 7}
+_VARIANT_CODES = {"LSTM_PEEPHOLE": 4, "LSTM_LN": 5, "GRU_LN": 6, "RNN_LEAKY": 7, "RNN_SKIP": -1}
 _STANDARD_CODES = {"RNN_TANH": 0, "RNN_RELU": 1, "LSTM": 2, "GRU": 3}
 MODES = set(_VARIANT_CODES) | set(_STANDARD_CODES)
 _LSTM_FAMILY = {"LSTM", "LSTM_PEEPHOLE", "LSTM_LN"}
@@ -89,8 +89,9 @@ def run_stack(layer: Any, x: Tensor, state: tuple[Tensor, ...],
         raise RuntimeError(f"fused variant kernels cannot run this layer: {reason}")
     T, B = x.shape[0], x.shape[1]
     D = layer.num_directions
-    code = _code(layer)
-    lstm = layer.mode in _LSTM_FAMILY
+    code = _code(layer)  # -1 for the skip RNN, which has its own entry point
+    two_fields = layer.mode in _LSTM_FAMILY or layer.mode == "RNN_SKIP"
+    relu = layer.cell_options.get("nonlinearity", "tanh") == "relu"
     finals: list[list[Tensor]] = [[] for _ in state]
     out = x
     for k in range(layer.num_layers):
@@ -98,12 +99,17 @@ def run_stack(layer: Any, x: Tensor, state: tuple[Tensor, ...],
         for d in range(D):
             index = k * D + d
             h_drop, zone = _regularisers.masks(layer, T, B, x)  # the reference's draw order
-            o, h_n, c_n = variant_direction(
-                code, out, state[0][index], state[1][index] if lstm else None,
-                layer.layer_weights(k, d), lengths, d == 1, h_drop, zone)
+            if layer.mode == "RNN_SKIP":  # the second state field is `past`, not c
+                o, h_n, c_n = skip_direction(
+                    layer.cell_options["delays"], relu, out, state[0][index], state[1][index],
+                    layer.layer_weights(k, d), lengths, d == 1, h_drop, zone)
+            else:
+                o, h_n, c_n = variant_direction(
+                    code, out, state[0][index], state[1][index] if two_fields else None,
+                    layer.layer_weights(k, d), lengths, d == 1, h_drop, zone)
             outputs.append(o)  # (T, B, H)
             finals[0].append(h_n)
-            if lstm:
+            if two_fields:
                 finals[1].append(c_n)
         out = torch.cat(outputs, dim=-1) if D > 1 else outputs[0]  # (T, B, D*H)
         if layer.dropout > 0 and layer.training and k < layer.num_layers - 1:

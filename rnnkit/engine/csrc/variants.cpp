@@ -1,6 +1,6 @@
 // The fused CPU kernels of the cell variants: peephole LSTM, LayerNorm LSTM and GRU, leaky RNN,
-// and the standard RNN/LSTM/GRU with recurrent dropout and zoneout. One direction of one layer
-// per call; forward and hand-written BPTT backward.
+// skip RNN (variants_skip.h), and the standard RNN/LSTM/GRU with recurrent dropout and zoneout.
+// One direction of one layer per call; forward and hand-written BPTT backward.
 //
 // Shape alphabet: T time, B batch, I input size, H hidden size, G gate width, S saved floats
 // per row and step.
@@ -81,6 +81,25 @@ struct VStep {
   T* tmp;                 // scratch (3H)
 };
 
+// One elementwise step of the skip RNN; pointers already at step t.
+template <typename T>
+struct SkipStep {
+  int B, H, K, t;
+  bool relu;
+  const int64_t* len;
+  T* a;                   // (B, H) pre-activations
+  T* reg;                 // (B, K*H) state register [h_{t-1}, ..., h_{t-K}]
+  T* out;                 // (B, H)
+  T* v;                   // (B, H) act(a), saved
+  const uint8_t* zh;      // (B, H) zoneout mask of h, or null
+  const uint8_t* zp;      // (B, (K-1)*H) of past, or null
+  T rh, rp;               // zoneout rates in evaluation (0: off)
+  const T* dout;          // (B, H)
+  T* dreg;                // (B, K*H) carried dL/d(register)
+  T* da;                  // (B, H) dL/da
+  T* tmp;                 // scratch (K*H)
+};
+
 #define RK_INLINE inline __attribute__((always_inline))
 
 #pragma GCC push_options
@@ -90,6 +109,7 @@ namespace isa_avx512 {
 #include "variants_lstm_rows.h"
 #include "variants_gru_rows.h"
 #include "variants_steps.h"
+#include "variants_skip_rows.h"
 }
 #pragma GCC pop_options
 #pragma GCC push_options
@@ -99,6 +119,7 @@ namespace isa_avx2 {
 #include "variants_lstm_rows.h"
 #include "variants_gru_rows.h"
 #include "variants_steps.h"
+#include "variants_skip_rows.h"
 }
 #pragma GCC pop_options
 namespace isa_base {
@@ -106,6 +127,7 @@ namespace isa_base {
 #include "variants_lstm_rows.h"
 #include "variants_gru_rows.h"
 #include "variants_steps.h"
+#include "variants_skip_rows.h"
 }
 
 template <typename T>
@@ -144,6 +166,27 @@ const Dispatch& isa() {
 template <typename T> const Table<T>& table();
 template <> const Table<float>& table<float>() { return isa().f; }
 template <> const Table<double>& table<double>() { return isa().d; }
+
+template <typename T>
+struct SkipTable {
+  void (*fwd)(const SkipStep<T>&);
+  void (*bwd)(const SkipStep<T>&);
+};
+template <typename T> const SkipTable<T>& skip_table();
+#define RK_SKIP_TABLE(T, SUFFIX)                                                          \
+  template <> const SkipTable<T>& skip_table<T>() {                                       \
+    static const SkipTable<T> chosen = [] {                                               \
+      const std::string name = isa().isa;                                                 \
+      if (name == "avx512") return SkipTable<T>{isa_avx512::skip_fwd_##SUFFIX,             \
+                                                isa_avx512::skip_bwd_##SUFFIX};           \
+      if (name == "avx2") return SkipTable<T>{isa_avx2::skip_fwd_##SUFFIX,                 \
+                                              isa_avx2::skip_bwd_##SUFFIX};               \
+      return SkipTable<T>{isa_base::skip_fwd_##SUFFIX, isa_base::skip_bwd_##SUFFIX};       \
+    }();                                                                                  \
+    return chosen;                                                                        \
+  }
+RK_SKIP_TABLE(float, f)
+RK_SKIP_TABLE(double, d)
 
 // One BLAS thread for calls below `limit` multiply-adds (waking a team costs more), restored
 // on scope exit.
@@ -201,6 +244,7 @@ void cell_params(int64_t cell, const std::vector<at::Tensor>& w, int G, VStep<T>
 }
 
 #include "variants_driver.h"
+#include "variants_skip.h"
 
 }  // namespace
 
@@ -209,6 +253,10 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("dir_forward", &dir_forward, "forward of one direction of one layer",
         py::call_guard<py::gil_scoped_release>());
   m.def("dir_backward", &dir_backward, "BPTT backward of one direction of one layer",
+        py::call_guard<py::gil_scoped_release>());
+  m.def("skip_forward", &skip_forward, "skip RNN: forward of one direction of one layer",
+        py::call_guard<py::gil_scoped_release>());
+  m.def("skip_backward", &skip_backward, "skip RNN: BPTT backward of one direction",
         py::call_guard<py::gil_scoped_release>());
   m.def("isa", [] { return std::string(isa().isa); }, "the instruction set the kernels use");
 }
