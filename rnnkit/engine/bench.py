@@ -49,9 +49,10 @@ def gemm_peak(dtype: torch.dtype = torch.float32, n: int = 1024, reps: int = 15)
 
 
 def _flops(gates: int, B: int, T: int, H: int, train: bool) -> float:
-    """GEMM flops of one layer: forward 2 T B G (I + H); training adds dx, dh, dW (3x in all)."""
+    """GEMM flops of one layer: forward 2 T B G (I + H); the training step adds dh (per step),
+    dW_ih and dW_hh (the input needs no gradient here), 2.5x the forward in all."""
     forward = 2.0 * T * B * gates * H * (H + H)
-    return 3 * forward if train else forward
+    return 2.5 * forward if train else forward
 
 
 def _ort_session(layer: nn.Module, x: torch.Tensor, threads: int):
