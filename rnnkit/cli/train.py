@@ -9,7 +9,7 @@ __all__ = ["add_parser"]
 
 # Each module named here (in rnnkit/cli/) defines `add_task_parser(tasks) -> None`, adding
 # one `rnnkit train <task>` parser that sets `func=<callable(args) -> int>`.
-_TASKS = ["train_lm", "train_seq2seq", "train_classify"]
+_TASKS = ["train_lm", "train_seq2seq", "train_classify", "train_music"]
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:

@@ -1,0 +1,85 @@
+"""Polyphonic music as piano rolls: .mat loaders (JSB Chorales, Nottingham) and batches."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+__all__ = ["load_piano_rolls", "PianoRollBatches", "collate_rolls", "NUM_KEYS", "SPLITS"]
+
+NUM_KEYS = 88  # piano keys 21..108 (A0..C8)
+SPLITS = {"train": "traindata", "valid": "validdata", "test": "testdata"}
+
+
+def load_piano_rolls(path: str | Path, split: str = "train") -> list[Tensor]:
+    """The pieces of one split of a piano-roll .mat file, each a (T, 88) float32 0/1 tensor.
+
+    The file holds `traindata`, `validdata` and `testdata` cell arrays of (T, 88) binary
+    matrices (the layout of Boulanger-Lewandowski et al.'s data sets as distributed with the
+    TCN benchmarks). Needs scipy (`pip install 'rnnkit[all]'`).
+    """
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {sorted(SPLITS)}, got {split!r}")
+    try:
+        from scipy.io import loadmat
+    except ImportError as err:
+        raise ImportError("reading .mat piano rolls needs scipy: pip install 'rnnkit[all]'") \
+            from err
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no piano-roll file at {str(path)!r}")
+    data = loadmat(str(path))
+    key = SPLITS[split]
+    if key not in data:
+        raise ValueError(f"{path.name} has no {key!r} array; found "
+                         f"{sorted(k for k in data if not k.startswith('__'))}")
+    pieces = [torch.as_tensor(piece, dtype=torch.float32) for piece in data[key].ravel()]
+    for i, p in enumerate(pieces):
+        if p.dim() != 2 or p.shape[1] != NUM_KEYS:
+            raise ValueError(f"{path.name} {key}[{i}] has shape {tuple(p.shape)}; expected "
+                             f"(T, {NUM_KEYS})")
+    return pieces
+
+
+def collate_rolls(pieces: Sequence[Tensor]) -> tuple[Tensor, Tensor, Tensor]:
+    """Next-frame pairs, padded: x (T-1, B, 88) frames 1..T-1, y the frames 2..T, lengths (B,)."""
+    lengths = torch.tensor([max(1, len(p) - 1) for p in pieces])
+    T = int(lengths.max())
+    x = torch.zeros(T, len(pieces), NUM_KEYS)
+    y = torch.zeros(T, len(pieces), NUM_KEYS)
+    for b, p in enumerate(pieces):
+        n = len(p) - 1
+        x[:n, b], y[:n, b] = p[:-1], p[1:]
+    return x, y, lengths
+
+
+class PianoRollBatches:
+    """Shuffled batches of whole pieces (a BatchSource: `len`, `batch(i)`, `set_epoch`)."""
+
+    def __init__(self, pieces: Sequence[Tensor], batch_size: int, shuffle: bool = True,
+                 seed: int = 0) -> None:
+        pieces = [p for p in pieces if len(p) >= 2]
+        if not pieces:
+            raise ValueError("no piece has two or more frames")
+        self.pieces, self.batch_size, self.shuffle, self.seed = pieces, batch_size, shuffle, seed
+        self.epoch = 0
+
+    def __len__(self) -> int:
+        return -(-len(self.pieces) // self.batch_size)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def batch(self, index: int) -> tuple[Tensor, Tensor, Tensor]:
+        order = torch.arange(len(self.pieces))
+        if self.shuffle:
+            g = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+            order = torch.randperm(len(self.pieces), generator=g)
+        chosen = order[index * self.batch_size:(index + 1) * self.batch_size]
+        return collate_rolls([self.pieces[int(i)] for i in chosen])
+
+    def __iter__(self):
+        return (self.batch(i) for i in range(len(self)))
