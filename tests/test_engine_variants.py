@@ -15,26 +15,26 @@ from rnnkit.engine import variants
 T, B, I, H = 4, 2, 3, 5
 DTYPES = [torch.float32, torch.float64]
 
-# name -> (layer class, constructor arguments, state fields)
+# name -> (layer class, constructor arguments)
 KINDS = {
-    "peephole": (rk.PeepholeLSTM, {}, 2),
-    "ln_lstm": (rk.LayerNormLSTM, {}, 2),
-    "ln_gru": (rk.LayerNormGRU, {}, 1),
-    "leaky": (rk.LeakyRNN, {"rate": (0.1, 0.9), "learn_rate": True}, 1),
-    "leaky_relu": (rk.LeakyRNN, {"rate": 0.3, "learn_rate": True, "nonlinearity": "relu"}, 1),
-    "lstm_regularised": (rk.LSTM, {"recurrent_dropout": 0.3, "zoneout": (0.2, 0.4)}, 2),
-    "gru_regularised": (rk.GRU, {"recurrent_dropout": 0.3, "zoneout": 0.3}, 1),
-    "irnn_regularised": (rk.IRNN, {"recurrent_dropout": 0.2, "zoneout": 0.3}, 1),
-    "rnn_zoneout": (rk.RNN, {"zoneout": 0.25}, 1),
-    "peephole_regularised": (rk.PeepholeLSTM, {"recurrent_dropout": 0.3, "zoneout": 0.3}, 2),
-    "ln_lstm_regularised": (rk.LayerNormLSTM, {"recurrent_dropout": 0.2, "zoneout": 0.2}, 2),
-    "ln_gru_regularised": (rk.LayerNormGRU, {"recurrent_dropout": 0.3, "zoneout": 0.3}, 1),
+    "peephole": (rk.PeepholeLSTM, {}),
+    "ln_lstm": (rk.LayerNormLSTM, {}),
+    "ln_gru": (rk.LayerNormGRU, {}),
+    "leaky": (rk.LeakyRNN, {"rate": (0.1, 0.9), "learn_rate": True}),
+    "leaky_relu": (rk.LeakyRNN, {"rate": 0.3, "learn_rate": True, "nonlinearity": "relu"}),
+    "lstm_regularised": (rk.LSTM, {"recurrent_dropout": 0.3, "zoneout": (0.2, 0.4)}),
+    "gru_regularised": (rk.GRU, {"recurrent_dropout": 0.3, "zoneout": 0.3}),
+    "irnn_regularised": (rk.IRNN, {"recurrent_dropout": 0.2, "zoneout": 0.3}),
+    "rnn_zoneout": (rk.RNN, {"zoneout": 0.25}),
+    "peephole_regularised": (rk.PeepholeLSTM, {"recurrent_dropout": 0.3, "zoneout": 0.3}),
+    "ln_lstm_regularised": (rk.LayerNormLSTM, {"recurrent_dropout": 0.2, "zoneout": 0.2}),
+    "ln_gru_regularised": (rk.LayerNormGRU, {"recurrent_dropout": 0.3, "zoneout": 0.3}),
     "leaky_regularised": (rk.LeakyRNN, {"learn_rate": True, "recurrent_dropout": 0.3,
-                                        "zoneout": 0.3}, 1),
-    "skip": (rk.SkipRNN, {"delays": (1, 3)}, 2),
-    "skip_dilated_relu": (rk.SkipRNN, {"delays": (2,), "nonlinearity": "relu"}, 2),
+                                        "zoneout": 0.3}),
+    "skip": (rk.SkipRNN, {"delays": (1, 3)}),
+    "skip_dilated_relu": (rk.SkipRNN, {"delays": (2,), "nonlinearity": "relu"}),
     "skip_regularised": (rk.SkipRNN, {"delays": (1, 2), "recurrent_dropout": 0.3,
-                                      "zoneout": (0.2, 0.4)}, 2),
+                                      "zoneout": (0.2, 0.4)}),
 }
 STANDARD_MODES = {"RNN_TANH", "RNN_RELU", "LSTM", "GRU"}
 LAYER_NORM = {"ln_lstm", "ln_gru", "ln_lstm_regularised", "ln_gru_regularised"}
@@ -51,7 +51,7 @@ CONFIGS = [
 def _pair(kind: str, dtype: torch.dtype, **kwargs):
     """The same layer with engine="fused" and engine="reference", weights shared and moved off
     their initial values (LayerNorm gains 1 and shifts 0 would hide transposed terms)."""
-    cls, extra, _ = KINDS[kind]
+    cls, extra = KINDS[kind]
     fused = cls(I, H, **extra, **kwargs, engine="fused").to(dtype)
     with torch.no_grad():
         for p in fused.parameters():
@@ -224,3 +224,16 @@ def test_thread_count_does_not_change_results(kind):
     finally:
         torch.set_num_threads(before)
     assert_same(results[0], results[1], torch.float32)
+
+
+@pytest.mark.parametrize("kind", ["peephole", "ln_gru", "skip", "leaky"])
+def test_chunks_with_carried_state_equal_one_pass(kind):
+    fused, _ = _pair(kind, torch.float64, num_layers=2, bidirectional=False)
+    x = torch.randn(T, B, I, dtype=torch.float64)
+    whole, final = fused(x)
+    first, carried = fused(x[:1])
+    rest, final_chunked = fused(x[1:], carried)
+    torch.testing.assert_close(torch.cat([first, rest]), whole, rtol=1e-12, atol=1e-12)
+    for a, b in zip(final_chunked if isinstance(final, tuple) else (final_chunked,),
+                    final if isinstance(final, tuple) else (final,), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)

@@ -32,10 +32,12 @@ VARIANTS: dict[str, tuple[type, dict[str, Any], str]] = {
     "LayerNorm GRU": (rk.LayerNormGRU, {}, "train"),
     "leaky RNN (learned rates)": (rk.LeakyRNN, {"rate": (0.01, 1.0), "learn_rate": True},
                                   "train"),
+    "skip RNN (delays 1, 4)": (rk.SkipRNN, {"delays": (1, 4)}, "train"),
     "peephole LSTM + rec. dropout + zoneout": (
         rk.PeepholeLSTM, {"recurrent_dropout": 0.25, "zoneout": 0.1}, "train"),
     "LayerNorm GRU + rec. dropout + zoneout": (
         rk.LayerNormGRU, {"recurrent_dropout": 0.25, "zoneout": 0.1}, "train"),
+    "LayerNorm LSTM, zoneout in eval": (rk.LayerNormLSTM, {"zoneout": 0.1}, "eval"),
 }
 
 
