@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import sys
+from collections.abc import Callable
+from typing import Any
 
-__all__ = ["add_parser"]
+__all__ = ["add_parser", "add_config_task"]
 
 # Each module named here (in rnnkit/cli/) defines `add_task_parser(tasks) -> None`, adding
 # one `rnnkit train <task>` parser that sets `func=<callable(args) -> int>`.
@@ -19,6 +22,34 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     for name in _TASKS:
         importlib.import_module(f"rnnkit.cli.{name}").add_task_parser(tasks)
     parser.set_defaults(func=lambda args: _no_task(parser))
+
+
+def add_config_task(tasks: argparse._SubParsersAction, name: str, config_cls: type,
+                    main: Callable[[Any], Any], help: str, description: str,
+                    presets: dict[str, dict[str, Any]] | None = None) -> None:
+    """Add `rnnkit train NAME`: one flag per field of `config_cls`, `--config FILE.json`,
+    `--preset` when there are presets; runs `main(config)`. Bad settings or data end with a
+    one-line error and exit code 2."""
+    from rnnkit.train.config import add_config_flags, resolve_config
+
+    parser = tasks.add_parser(name, help=help, description=description + " Settings resolve "
+                              "as: defaults, then --preset, then --config, then flags.")
+    if presets:
+        parser.add_argument("--preset", choices=sorted(presets), default=None,
+                            help="a named set of settings")
+    parser.add_argument("--config", default=None, metavar="FILE.json",
+                        help="JSON file of settings (a run's config.json works)")
+    add_config_flags(parser, config_cls)
+
+    def run(args: argparse.Namespace) -> int:
+        try:
+            main(resolve_config(config_cls, args, presets))
+        except (ValueError, FileNotFoundError, ImportError) as err:
+            print(f"rnnkit train {name}: error: {err}", file=sys.stderr)
+            return 2
+        return 0
+
+    parser.set_defaults(func=run)
 
 
 def _no_task(parser: argparse.ArgumentParser) -> int:

@@ -20,7 +20,7 @@ from rnnkit.data.labeled import (
 from rnnkit.data.vocab import Vocabulary
 from rnnkit.models.classifier import POOLINGS, SequenceClassifier
 from rnnkit.train import checkpoint as ckpt
-from rnnkit.train.config import TrainConfig, _opt, config_to_dict, save_config
+from rnnkit.train.config import TrainConfig, _opt, config_to_dict, start_run
 from rnnkit.train.trainer import Trainer
 
 __all__ = ["ClassifyConfig", "TINY", "main", "load_classifier", "predict", "evaluate"]
@@ -78,12 +78,7 @@ def evaluate(model: SequenceClassifier, batches: LabeledBatches) -> dict[str, fl
 def main(config: ClassifyConfig, log: Callable[[str], None] = print) -> dict[str, Any]:
     """Train a classifier as `config` says; returns a summary with test accuracy."""
     cfg = config
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    torch.manual_seed(cfg.seed)
-    out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
-    save_config(cfg, out / "config.json")
+    out = start_run(cfg, log)
     train, valid, test = _examples(cfg)
     labels = sorted({label for _, label in train})
     vocab = Vocabulary.build("".join(text for text, _ in train), "char")

@@ -8,6 +8,7 @@ import json
 import os
 import types
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -134,6 +135,22 @@ def load_config_file(path: str | os.PathLike) -> dict[str, Any]:
 
 def save_config(cfg: Any, path: str | os.PathLike) -> None:
     Path(path).write_text(json.dumps(config_to_dict(cfg), indent=2) + "\n", encoding="utf-8")
+
+
+def start_run(cfg: Any, log: Callable[[str], None] | None = print) -> Path:
+    """What every application does first: threads and seed from the config, the run
+    directory `cfg.out` created, the resolved config printed and saved there as config.json."""
+    import torch
+
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    torch.manual_seed(cfg.seed)
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    if log is not None:
+        log("config: " + json.dumps(config_to_dict(cfg), sort_keys=True))
+    save_config(cfg, out / "config.json")
+    return out
 
 
 def add_config_flags(parser: argparse.ArgumentParser, cls: type) -> None:

@@ -16,7 +16,7 @@ from rnnkit.data import StreamBatches, Vocabulary, load_text, split_text
 from rnnkit.decoding import generate
 from rnnkit.models import LanguageModel
 from rnnkit.train import checkpoint as ckpt
-from rnnkit.train.config import TrainConfig, _opt, config_to_dict, save_config
+from rnnkit.train.config import TrainConfig, _opt, config_to_dict, start_run
 from rnnkit.train.trainer import Trainer
 
 __all__ = ["LMConfig", "PRESETS", "TINY", "main", "load_language_model", "sample",
@@ -110,13 +110,7 @@ def _vocab_from_run(out: Path) -> Vocabulary | None:
 def main(config: LMConfig, log: Callable[[str], None] = print) -> dict[str, Any]:
     """Train a language model as `config` says; returns a summary (losses, run dir, sample)."""
     cfg = config
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    torch.manual_seed(cfg.seed)
-    out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
-    log("config: " + json.dumps(config_to_dict(cfg), sort_keys=True))
-    save_config(cfg, out / "config.json")
+    out = start_run(cfg, log)
 
     text = load_text(cfg.data, cfg.max_chars)
     train_text, val_text = split_text(text, cfg.val_fraction)

@@ -13,7 +13,7 @@ import torch
 from rnnkit.data.music import NUM_KEYS, PianoRollBatches, load_piano_rolls
 from rnnkit.models.piano_roll import PianoRollModel
 from rnnkit.train import checkpoint as ckpt
-from rnnkit.train.config import TrainConfig, _opt, config_to_dict, save_config
+from rnnkit.train.config import TrainConfig, _opt, config_to_dict, start_run
 from rnnkit.train.trainer import Trainer
 
 __all__ = ["MusicConfig", "TINY", "main", "evaluate", "load_music_model"]
@@ -57,12 +57,7 @@ def main(config: MusicConfig, log: Callable[[str], None] = print) -> dict[str, A
     cfg = config
     if not cfg.data:
         raise ValueError("data is required: a piano-roll .mat file (--data PATH)")
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    torch.manual_seed(cfg.seed)
-    out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
-    save_config(cfg, out / "config.json")
+    out = start_run(cfg, log)
     splits = {s: load_piano_rolls(cfg.data, s) for s in ("train", "valid", "test")}
     log(f"data: {Path(cfg.data).name}: " + ", ".join(
         f"{len(p)} {s} pieces ({sum(len(x) for x in p):,} frames)" for s, p in splits.items()))
