@@ -213,9 +213,9 @@ bool layer_norm(int64_t cell) { return cell == LSTM_LN || cell == GRU_LN; }
 int save_width(int64_t cell, int H) {
   switch (cell) {
     case LSTM: case LSTM_PEEP: return 6 * H;
-    case LSTM_LN: return 10 * H + 2;
+    case LSTM_LN: return 10 * H + 16;  // + rstd_h, rstd_c, padded to 64 bytes
     case GRU: return 4 * H;
-    case GRU_LN: return 7 * H + 1;
+    case GRU_LN: return 7 * H + 16;    // + rstd_h, padded to 64 bytes
     default: return H;
   }
 }
