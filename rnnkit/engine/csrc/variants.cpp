@@ -9,7 +9,7 @@
 //   xp = x W_ih^T (+ biases), or LN(x W_ih^T) g + s + b       one GEMM over T*B rows  (T, B, G)
 //   for each step t (reversed for the reverse direction):
 //     h_in = h * h_drop                                     (recurrent dropout, when on)
-//     xp[t] += h_in W_hh^T   or   uh = h_in W_hh^T         one small GEMM            (B, G)
+//     xp[t] += h_in W_hh^T   or   uh = h_in W_hh^T         one step product          (B, G)
 //     candidate state, zoneout, lengths: one elementwise pass over the rows
 // Backward, steps in the opposite order: one elementwise pass (the BPTT equations), then
 //   dh_prev += (dG_h[t] W_hh) * h_drop; at the end the weight gradients as GEMMs over T*B rows.
@@ -136,6 +136,7 @@ struct Table {
   void (*bwd)(const VStep<T>&);
   void (*lnx_fwd)(int64_t, int, T*, T*, T*, const T*, const T*, const T*, const T*);
   void (*lnx_bwd)(int64_t, int, T*, const T*, const T*, const T*, T*, T*);
+  void (*mm)(int, int, int, const T*, int, const T*, T*, int, bool);
 };
 
 struct Dispatch {
@@ -145,8 +146,8 @@ struct Dispatch {
 };
 
 #define RK_TABLES(NS)                                                                   \
-  Table<float>{NS::fwd_f, NS::bwd_f, NS::lnx_fwd_f, NS::lnx_bwd_f},                     \
-      Table<double>{NS::fwd_d, NS::bwd_d, NS::lnx_fwd_d, NS::lnx_bwd_d}
+  Table<float>{NS::fwd_f, NS::bwd_f, NS::lnx_fwd_f, NS::lnx_bwd_f, NS::mm_f},           \
+      Table<double>{NS::fwd_d, NS::bwd_d, NS::lnx_fwd_d, NS::lnx_bwd_d, NS::mm_d}
 
 const Dispatch& isa() {
   static const Dispatch chosen = [] {
@@ -200,8 +201,10 @@ struct BlasThreads {
     if (saved >= 0) mkl_set_num_threads_local_(&saved);
   }
 };
-constexpr int64_t kSerialStepMacs = int64_t(1) << 22;
 constexpr int64_t kSerialLayerMacs = int64_t(1) << 24;
+// Per-step products below this many multiply-adds use the register-blocked kernel (one thread,
+// no repacking of W at each step); larger ones call BLAS, which may use every core.
+constexpr int64_t kOwnStepMacs = int64_t(1) << 22;
 
 int gate_count(int64_t cell) {
   if (cell == LSTM || cell == LSTM_PEEP || cell == LSTM_LN) return 4;

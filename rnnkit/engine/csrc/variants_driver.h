@@ -54,7 +54,9 @@ void forward_impl(int64_t cell, const at::Tensor& x, at::Tensor& h, at::Tensor& 
   s.uh = separate_uh(cell) ? uh_t.data_ptr<T>() : nullptr;
   s.tmp = tmp_t.data_ptr<T>();
   const int64_t BH = int64_t(Bn) * Hn;
-  BlasThreads threads(int64_t(Bn) * G * Hn, kSerialStepMacs);
+  const at::Tensor wt_t = w[1].t().contiguous();  // W_hh^T (H, G): the step product's rows
+  const T* wt = wt_t.data_ptr<T>();
+  const bool own_mm = int64_t(Bn) * G * Hn < kOwnStepMacs;
   for (int step = 0; step < Tn; ++step) {
     const int t = reverse ? Tn - 1 - step : step;
     const int64_t kt = keep ? t : 0;
@@ -75,13 +77,12 @@ void forward_impl(int64_t cell, const at::Tensor& x, at::Tensor& h, at::Tensor& 
       for (int64_t j = 0; j < BH; ++j) dst[j] = s.h[j] * m[j];
       hin = dst;
     }
-    if (s.uh) {  // uh = h_in W_hh^T
-      gemm(false, true, Bn, G, Hn, hin, Hn, w[1].data_ptr<T>(), Hn, T(0),
-           const_cast<T*>(s.uh), G);
-    } else {     // xp[t] += h_in W_hh^T
-      gemm(false, true, Bn, G, Hn, hin, Hn, w[1].data_ptr<T>(), Hn, T(1),
-           const_cast<T*>(s.a), G);
-    }
+    // uh = h_in W_hh^T, or xp[t] += h_in W_hh^T where the two sides fold together
+    T* dst = s.uh ? const_cast<T*>(s.uh) : const_cast<T*>(s.a);
+    if (own_mm)
+      k.mm(Bn, Hn, G, hin, Hn, wt, dst, G, !s.uh);
+    else
+      gemm(false, false, Bn, G, Hn, hin, Hn, wt, G, s.uh ? T(0) : T(1), dst, G);
     k.fwd(s);
   }
   if (keep) res.insert(res.end(), {sv_t, hprev_t, hin_t, cprev_t,
@@ -131,8 +132,8 @@ void backward_impl(int64_t cell, const at::Tensor& x, const std::vector<at::Tens
   s.dc = has_c(cell) ? dc.data_ptr<T>() : nullptr;
   s.tmp = tmp_t.data_ptr<T>();
   const T* w_hh = w[1].data_ptr<T>();
+  const bool own_mm = int64_t(Bn) * G * Hn < kOwnStepMacs;
   {
-    BlasThreads threads(int64_t(Bn) * G * Hn, kSerialStepMacs);
     for (int step = 0; step < Tn; ++step) {
       const int t = reverse ? step : Tn - 1 - step;  // the forward's steps, last first
       s.t = t;
@@ -147,11 +148,17 @@ void backward_impl(int64_t cell, const at::Tensor& x, const std::vector<at::Tens
       k.bwd(s);
       if (drop) {  // dh_prev += (dG_h W_hh) * h_drop: through uh = (h_prev * h_drop) W_hh^T
         T* back = back_t.data_ptr<T>();
-        gemm(false, false, Bn, Hn, G, s.dgh, G, w_hh, Hn, T(0), back, Hn);
+        if (own_mm)
+          k.mm(Bn, G, Hn, s.dgh, G, w_hh, back, Hn, false);
+        else
+          gemm(false, false, Bn, Hn, G, s.dgh, G, w_hh, Hn, T(0), back, Hn);
         const T* m = h_drop.data_ptr<T>();
         for (int64_t j = 0; j < BH; ++j) s.dh[j] += back[j] * m[j];
       } else {     // dh_prev += dG_h W_hh: through uh = h_prev W_hh^T
-        gemm(false, false, Bn, Hn, G, s.dgh, G, w_hh, Hn, T(1), s.dh, Hn);
+        if (own_mm)
+          k.mm(Bn, G, Hn, s.dgh, G, w_hh, s.dh, Hn, true);
+        else
+          gemm(false, false, Bn, Hn, G, s.dgh, G, w_hh, Hn, T(1), s.dh, Hn);
       }
     }
   }

@@ -2,7 +2,7 @@
 // namespace, after variants_driver.h). Weights: w_ih (H, I), one W_d (H, H) per delay d (sorted),
 // b_ih, b_hh (empty without bias). State: the register reg = [h, past] (B, K*H), K = max delay.
 //
-// Forward, per step: a = xp[t] + sum_d (reg_d * h_drop) W_d^T, one small GEMM per delay reading
+// Forward, per step: a = xp[t] + sum_d (reg_d * h_drop) W_d^T, one step product per delay reading
 // the register block of h_{t-d} in place (leading dimension K*H); then the elementwise pass.
 // Backward: the elementwise pass, then dreg_d += (da W_d) * h_drop per delay; the weight
 // gradients dW_d = da^T reg_d as GEMMs over all T*B rows at the end.
@@ -34,7 +34,8 @@ void skip_forward_impl(const at::Tensor& x, at::Tensor& reg, const std::vector<a
   s.reg = reg.data_ptr<T>();
   s.tmp = tmp_t.data_ptr<T>();
   const SkipTable<T>& k = skip_table<T>();
-  BlasThreads threads(int64_t(Bn) * Hn * Hn * nd, kSerialStepMacs);
+  std::vector<at::Tensor> wts;  // W_d^T (H, H): the step products' rows
+  for (int i = 0; i < nd; ++i) wts.push_back(w[1 + i].t().contiguous());
   for (int step = 0; step < Tn; ++step) {
     const int t = reverse ? Tn - 1 - step : step;
     const int64_t kt = keep ? t : 0;
@@ -57,8 +58,8 @@ void skip_forward_impl(const at::Tensor& x, at::Tensor& reg, const std::vector<a
       src = dst;
     }
     for (int i = 0; i < nd; ++i)  // a += h_{t-d} W_d^T, h_{t-d} = register block d - 1
-      gemm(false, true, Bn, Hn, Hn, src + (delays[i] - 1) * Hn, W, w[1 + i].data_ptr<T>(), Hn,
-           T(1), s.a, Hn);
+      table<T>().mm(Bn, Hn, Hn, src + (delays[i] - 1) * Hn, W, wts[i].data_ptr<T>(), s.a, Hn,
+                    true);
     k.fwd(s);
   }
   if (keep) res.insert(res.end(), {v_t, src_t});
@@ -85,7 +86,6 @@ void skip_backward_impl(const at::Tensor& x, const std::vector<at::Tensor>& w,
   s.tmp = tmp_t.data_ptr<T>();
   const SkipTable<T>& k = skip_table<T>();
   {
-    BlasThreads threads(int64_t(Bn) * Hn * Hn * nd, kSerialStepMacs);
     for (int step = 0; step < Tn; ++step) {
       const int t = reverse ? step : Tn - 1 - step;  // the forward's steps, last first
       s.t = t;
@@ -98,11 +98,11 @@ void skip_backward_impl(const at::Tensor& x, const std::vector<at::Tensor>& w,
       for (int i = 0; i < nd; ++i) {  // dreg_d += (da W_d) * h_drop: through a += h_{t-d} W_d^T
         T* dst = s.dreg + (delays[i] - 1) * Hn;
         if (!drop) {
-          gemm(false, false, Bn, Hn, Hn, s.da, Hn, w[1 + i].data_ptr<T>(), Hn, T(1), dst, W);
+          table<T>().mm(Bn, Hn, Hn, s.da, Hn, w[1 + i].data_ptr<T>(), dst, W, true);
           continue;
         }
         T* back = back_t.data_ptr<T>();
-        gemm(false, false, Bn, Hn, Hn, s.da, Hn, w[1 + i].data_ptr<T>(), Hn, T(0), back, Hn);
+        table<T>().mm(Bn, Hn, Hn, s.da, Hn, w[1 + i].data_ptr<T>(), back, Hn, false);
         const T* m = h_drop.data_ptr<T>();
         for (int b = 0; b < Bn; ++b)
           for (int j = 0; j < Hn; ++j) dst[int64_t(b) * W + j] += back[b * Hn + j] * m[b * Hn + j];
