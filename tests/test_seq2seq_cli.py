@@ -73,7 +73,7 @@ def test_cli_errors_are_reported(run, capsys, tmp_path):
     assert main(["translate", str(tmp_path), "--input", "x"]) == 2
     assert "no checkpoint" in capsys.readouterr().err
     assert main(["train", "seq2seq", "--out", str(tmp_path / "r"), *FLAGS]) == 2
-    assert "--train PAIRS is required" in capsys.readouterr().err
+    assert "train is required: a pairs file (--train PAIRS)" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("kind", ["linear", "exponential", "inverse_sigmoid"])

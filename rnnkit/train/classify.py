@@ -20,7 +20,7 @@ from rnnkit.data.labeled import (
 from rnnkit.data.vocab import Vocabulary
 from rnnkit.models.classifier import POOLINGS, SequenceClassifier
 from rnnkit.train import checkpoint as ckpt
-from rnnkit.train.config import TrainConfig, _opt, config_to_dict, start_run
+from rnnkit.train.config import TrainConfig, config_to_dict, option, start_run
 from rnnkit.train.trainer import Trainer
 
 __all__ = ["ClassifyConfig", "TINY", "main", "load_classifier", "predict", "evaluate"]
@@ -31,23 +31,23 @@ class ClassifyConfig(TrainConfig):
     """A character-level sequence classifier. Defaults: surnames -> language (from faker),
     a bidirectional 1x128 GRU, 1 minute of training."""
 
-    data: str = _opt("names", "'names' (surnames by language, built in) or a TSV file of "
+    data: str = option("names", "'names' (surnames by language, built in) or a TSV file of "
                      "text<TAB>label lines")
-    valid: str | None = _opt(None, "TSV of validation pairs (default: 10% of --data)")
-    out: str = _opt("runs/classify", "run directory")
-    cell: str = _opt("gru", "recurrent cell", ("lstm", "gru", "rnn"))
-    embedding_size: int = _opt(32, "character embedding size E")
-    hidden_size: int = _opt(128, "hidden size H")
-    num_layers: int = _opt(1, "stacked layers L")
-    bidirectional: bool = _opt(True, "read the text both ways")
-    pooling: str = _opt("last", "how the sequence becomes one vector", POOLINGS)
-    dropout: float = _opt(0.3, "dropout on embeddings, between layers and before the output")
-    batch_size: int = _opt(64, "sequences per batch")
-    max_steps: int = _opt(0, "stop after this many optimiser steps (0: no step limit)")
-    time_budget: float = _opt(1.0, "stop after this many minutes (0: no limit)")
-    lr: float = _opt(3e-3, "peak learning rate")
-    eval_every: int = _opt(100, "evaluate and checkpoint every N steps")
-    warmup_steps: int = _opt(20, "steps of linear warm-up")
+    valid: str | None = option(None, "TSV of validation pairs (default: 10% of --data)")
+    out: str = option("runs/classify", "run directory")
+    cell: str = option("gru", "recurrent cell", ("lstm", "gru", "rnn"))
+    embedding_size: int = option(32, "character embedding size E")
+    hidden_size: int = option(128, "hidden size H")
+    num_layers: int = option(1, "stacked layers L")
+    bidirectional: bool = option(True, "read the text both ways")
+    pooling: str = option("last", "how the sequence becomes one vector", POOLINGS)
+    dropout: float = option(0.3, "dropout on embeddings, between layers and before the output")
+    batch_size: int = option(64, "sequences per batch")
+    max_steps: int = option(0, "stop after this many optimiser steps (0: no step limit)")
+    time_budget: float = option(1.0, "stop after this many minutes (0: no limit)")
+    lr: float = option(3e-3, "peak learning rate")
+    eval_every: int = option(100, "evaluate and checkpoint every N steps")
+    warmup_steps: int = option(20, "steps of linear warm-up")
 
 
 TINY: dict[str, Any] = dict(embedding_size=8, hidden_size=16, batch_size=16, max_steps=8,

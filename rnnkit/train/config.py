@@ -19,7 +19,8 @@ __all__ = ["TrainConfig", "config_from_dict", "config_to_dict", "add_config_flag
 C = TypeVar("C")
 
 
-def _opt(default: Any, help: str, choices: tuple | None = None) -> Any:
+def option(default: Any, help: str, choices: tuple | None = None) -> Any:
+    """A config field with its `--flag` help text and, optionally, the allowed values."""
     return field(default=default, metadata={"help": help, "choices": choices})
 
 
@@ -27,32 +28,32 @@ def _opt(default: Any, help: str, choices: tuple | None = None) -> Any:
 class TrainConfig:
     """How the Trainer optimises; application configs inherit these fields."""
 
-    optimizer: str = _opt("adamw", "optimiser", ("adam", "adamw", "rmsprop", "sgd"))
-    lr: float = _opt(2e-3, "peak learning rate")
-    weight_decay: float = _opt(0.0, "weight decay (decoupled for adamw)")
-    momentum: float = _opt(0.9, "momentum for sgd and rmsprop")
-    beta1: float = _opt(0.9, "Adam beta1")
-    beta2: float = _opt(0.99, "Adam beta2")
-    schedule: str = _opt("cosine", "learning-rate schedule after warm-up; it runs over "
+    optimizer: str = option("adamw", "optimiser", ("adam", "adamw", "rmsprop", "sgd"))
+    lr: float = option(2e-3, "peak learning rate")
+    weight_decay: float = option(0.0, "weight decay (decoupled for adamw)")
+    momentum: float = option(0.9, "momentum for sgd and rmsprop")
+    beta1: float = option(0.9, "Adam beta1")
+    beta2: float = option(0.99, "Adam beta2")
+    schedule: str = option("cosine", "learning-rate schedule after warm-up; it runs over "
                          "max_steps, or over the time budget when one is set",
                          ("cosine", "linear", "constant"))
-    warmup_steps: int = _opt(0, "steps of linear warm-up from 0 to lr")
-    min_lr_ratio: float = _opt(0.1, "final learning rate as a fraction of lr")
-    clip_norm: float = _opt(1.0, "clip the global gradient norm to this (0: off)")
-    clip_value: float = _opt(0.0, "clip each gradient element to [-v, v] (0: off)")
-    max_steps: int = _opt(1000, "stop after this many optimiser steps (0: no step limit)")
-    max_epochs: int = _opt(0, "stop after this many passes over the data (0: no limit)")
-    time_budget: float = _opt(0.0, "stop after this many minutes of training (0: no limit)")
-    eval_every: int = _opt(200, "evaluate and checkpoint every N steps")
-    patience: int = _opt(0, "early stopping: stop after N evaluations without a better "
+    warmup_steps: int = option(0, "steps of linear warm-up from 0 to lr")
+    min_lr_ratio: float = option(0.1, "final learning rate as a fraction of lr")
+    clip_norm: float = option(1.0, "clip the global gradient norm to this (0: off)")
+    clip_value: float = option(0.0, "clip each gradient element to [-v, v] (0: off)")
+    max_steps: int = option(1000, "stop after this many optimiser steps (0: no step limit)")
+    max_epochs: int = option(0, "stop after this many passes over the data (0: no limit)")
+    time_budget: float = option(0.0, "stop after this many minutes of training (0: no limit)")
+    eval_every: int = option(200, "evaluate and checkpoint every N steps")
+    patience: int = option(0, "early stopping: stop after N evaluations without a better "
                          "validation loss (0: off)")
-    carry_state: bool = _opt(True, "truncated BPTT: carry the (detached) recurrent state from "
+    carry_state: bool = option(True, "truncated BPTT: carry the (detached) recurrent state from "
                              "one batch to the next")
-    teacher_forcing: float = _opt(1.0, "probability of feeding the ground truth rather than the "
+    teacher_forcing: float = option(1.0, "probability of feeding the ground truth rather than the "
                                   "model's own prediction during training")
-    seed: int = _opt(1234, "random seed")
-    threads: int = _opt(0, "torch intra-op threads (0: torch's default)")
-    progress: bool = _opt(True, "show a progress bar")
+    seed: int = option(1234, "random seed")
+    threads: int = option(0, "torch intra-op threads (0: torch's default)")
+    progress: bool = option(True, "show a progress bar")
 
     def __post_init__(self) -> None:
         _check_choices(self)

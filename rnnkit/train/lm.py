@@ -16,7 +16,7 @@ from rnnkit.data import StreamBatches, Vocabulary, load_text, split_text
 from rnnkit.decoding import generate
 from rnnkit.models import LanguageModel
 from rnnkit.train import checkpoint as ckpt
-from rnnkit.train.config import TrainConfig, _opt, config_to_dict, start_run
+from rnnkit.train.config import TrainConfig, config_to_dict, option, start_run
 from rnnkit.train.trainer import Trainer
 
 __all__ = ["LMConfig", "PRESETS", "TINY", "main", "load_language_model", "sample",
@@ -28,34 +28,34 @@ class LMConfig(TrainConfig):
     """Everything a language-model run needs. The defaults are the demo: a 1x256 char-level
     LSTM trained for 2 minutes on 3M characters of the Python standard library's source."""
 
-    data: str | None = _opt(None, "text file or folder of text files (default: the Python "
+    data: str | None = option(None, "text file or folder of text files (default: the Python "
                             "standard library's .py files)")
-    out: str = _opt("runs/lm", "run directory: checkpoints, metrics.jsonl, loss.png")
-    level: str = _opt("char", "tokens are characters or words", ("char", "word"))
-    max_chars: int = _opt(3_000_000, "read at most this many characters of data (0: all)")
-    val_fraction: float = _opt(0.1, "the last fraction of the text is the validation split")
-    max_vocab: int = _opt(0, "keep the most frequent N tokens, the rest become <unk> (0: all)")
-    cell: str = _opt("lstm", "recurrent cell", ("lstm", "gru", "rnn"))
-    backend: str = _opt("auto", "recurrent layers from rnnkit or torch.nn",
+    out: str = option("runs/lm", "run directory: checkpoints, metrics.jsonl, loss.png")
+    level: str = option("char", "tokens are characters or words", ("char", "word"))
+    max_chars: int = option(3_000_000, "read at most this many characters of data (0: all)")
+    val_fraction: float = option(0.1, "the last fraction of the text is the validation split")
+    max_vocab: int = option(0, "keep the most frequent N tokens, the rest become <unk> (0: all)")
+    cell: str = option("lstm", "recurrent cell", ("lstm", "gru", "rnn"))
+    backend: str = option("auto", "recurrent layers from rnnkit or torch.nn",
                         ("auto", "rnnkit", "torch"))
-    embedding_size: int = _opt(64, "token embedding size E")
-    hidden_size: int = _opt(256, "hidden size H")
-    num_layers: int = _opt(1, "stacked layers L")
-    dropout: float = _opt(0.0, "dropout on embeddings, between layers and on the output")
-    tie_weights: bool = _opt(False, "decoder shares the embedding matrix (needs E == H)")
-    batch_size: int = _opt(32, "parallel streams B")
-    seq_len: int = _opt(64, "BPTT chunk length T")
-    eval_batches: int = _opt(8, "validation chunks per evaluation (0: the whole split)")
-    sample_length: int = _opt(400, "tokens of text to generate at the end (0: none)")
-    sample_prompt: str = _opt("", "prompt for the final sample (default: a newline)")
-    sample_temperature: float = _opt(0.8, "temperature for the final sample")
-    resume: bool = _opt(False, "continue from OUT/last if it exists")
+    embedding_size: int = option(64, "token embedding size E")
+    hidden_size: int = option(256, "hidden size H")
+    num_layers: int = option(1, "stacked layers L")
+    dropout: float = option(0.0, "dropout on embeddings, between layers and on the output")
+    tie_weights: bool = option(False, "decoder shares the embedding matrix (needs E == H)")
+    batch_size: int = option(32, "parallel streams B")
+    seq_len: int = option(64, "BPTT chunk length T")
+    eval_batches: int = option(8, "validation chunks per evaluation (0: the whole split)")
+    sample_length: int = option(400, "tokens of text to generate at the end (0: none)")
+    sample_prompt: str = option("", "prompt for the final sample (default: a newline)")
+    sample_temperature: float = option(0.8, "temperature for the final sample")
+    resume: bool = option(False, "continue from OUT/last if it exists")
     # Demo-sized training defaults (override TrainConfig's).
-    max_steps: int = _opt(0, "stop after this many optimiser steps (0: no step limit)")
-    time_budget: float = _opt(2.0, "stop after this many minutes of training (0: no limit)")
-    lr: float = _opt(5e-3, "peak learning rate")
-    eval_every: int = _opt(50, "evaluate and checkpoint every N steps")
-    warmup_steps: int = _opt(20, "steps of linear warm-up from 0 to lr")
+    max_steps: int = option(0, "stop after this many optimiser steps (0: no step limit)")
+    time_budget: float = option(2.0, "stop after this many minutes of training (0: no limit)")
+    lr: float = option(5e-3, "peak learning rate")
+    eval_every: int = option(50, "evaluate and checkpoint every N steps")
+    warmup_steps: int = option(20, "steps of linear warm-up from 0 to lr")
 
     def __post_init__(self) -> None:
         super().__post_init__()

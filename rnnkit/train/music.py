@@ -13,7 +13,7 @@ import torch
 from rnnkit.data.music import NUM_KEYS, PianoRollBatches, load_piano_rolls
 from rnnkit.models.piano_roll import PianoRollModel
 from rnnkit.train import checkpoint as ckpt
-from rnnkit.train.config import TrainConfig, _opt, config_to_dict, start_run
+from rnnkit.train.config import TrainConfig, config_to_dict, option, start_run
 from rnnkit.train.trainer import Trainer
 
 __all__ = ["MusicConfig", "TINY", "main", "evaluate", "load_music_model"]
@@ -23,19 +23,19 @@ __all__ = ["MusicConfig", "TINY", "main", "evaluate", "load_music_model"]
 class MusicConfig(TrainConfig):
     """Next-frame modelling of piano rolls (JSB Chorales, Nottingham, ... as .mat files)."""
 
-    data: str = _opt("", "piano-roll .mat file with traindata/validdata/testdata "
+    data: str = option("", "piano-roll .mat file with traindata/validdata/testdata "
                      "(e.g. ../shared/data/polymusic/JSB_Chorales.mat)")
-    out: str = _opt("runs/music", "run directory")
-    cell: str = _opt("lstm", "recurrent cell", ("lstm", "gru", "rnn"))
-    hidden_size: int = _opt(256, "hidden size H")
-    num_layers: int = _opt(1, "stacked layers L")
-    dropout: float = _opt(0.2, "dropout between layers and before the output")
-    batch_size: int = _opt(16, "pieces per batch")
-    max_steps: int = _opt(0, "stop after this many optimiser steps (0: no step limit)")
-    time_budget: float = _opt(3.0, "stop after this many minutes (0: no limit)")
-    lr: float = _opt(2e-3, "peak learning rate")
-    eval_every: int = _opt(50, "evaluate and checkpoint every N steps")
-    warmup_steps: int = _opt(10, "steps of linear warm-up")
+    out: str = option("runs/music", "run directory")
+    cell: str = option("lstm", "recurrent cell", ("lstm", "gru", "rnn"))
+    hidden_size: int = option(256, "hidden size H")
+    num_layers: int = option(1, "stacked layers L")
+    dropout: float = option(0.2, "dropout between layers and before the output")
+    batch_size: int = option(16, "pieces per batch")
+    max_steps: int = option(0, "stop after this many optimiser steps (0: no step limit)")
+    time_budget: float = option(3.0, "stop after this many minutes (0: no limit)")
+    lr: float = option(2e-3, "peak learning rate")
+    eval_every: int = option(50, "evaluate and checkpoint every N steps")
+    warmup_steps: int = option(10, "steps of linear warm-up")
 
 
 TINY: dict[str, Any] = dict(hidden_size=16, batch_size=4, max_steps=6, time_budget=0.0,

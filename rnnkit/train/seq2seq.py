@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -26,7 +25,7 @@ from rnnkit.decoding.beam import beam_search
 from rnnkit.decoding.greedy import Hypothesis, greedy_decode
 from rnnkit.models.seq2seq import ATTENTION_CHOICES, Seq2Seq
 from rnnkit.train import checkpoint as ckpt
-from rnnkit.train.config import TrainConfig, _opt, config_to_dict, save_config
+from rnnkit.train.config import TrainConfig, config_to_dict, option, start_run
 from rnnkit.train.trainer import Trainer
 
 __all__ = ["Seq2SeqConfig", "PRESETS", "TINY", "SAMPLING_SCHEDULES", "teacher_forcing_ratio",
@@ -39,44 +38,44 @@ SAMPLING_SCHEDULES = ("none", "linear", "exponential", "inverse_sigmoid")
 class Seq2SeqConfig(TrainConfig):
     """Everything a sequence-to-sequence run needs; `train` (a pairs file) is required."""
 
-    train: str | None = _opt(None, "training pairs: source<TAB>target lines or SCAN's "
+    train: str | None = option(None, "training pairs: source<TAB>target lines or SCAN's "
                              "'IN: ... OUT: ...' lines (.gz too)")
-    valid: str | None = _opt(None, "validation pairs (default: the last valid_fraction of "
+    valid: str | None = option(None, "validation pairs (default: the last valid_fraction of "
                              "--train, held out)")
-    valid_fraction: float = _opt(0.05, "held-out fraction of --train when --valid is not given")
-    out: str = _opt("runs/seq2seq", "run directory: checkpoints, metrics.jsonl, loss.png")
-    level: str = _opt("word", "tokens of both sides", ("char", "word"))
-    src_level: str = _opt("", "source tokens, overriding level", ("", "char", "word"))
-    tgt_level: str = _opt("", "target tokens, overriding level", ("", "char", "word"))
-    share_vocab: bool = _opt(False, "one vocabulary and embedding for both sides")
-    tie_weights: bool = _opt(False, "output layer shares the target embedding (needs E == H)")
-    cell: str = _opt("lstm", "recurrent cell", ("lstm", "gru", "rnn"))
-    backend: str = _opt("auto", "recurrent layers from rnnkit or torch.nn",
+    valid_fraction: float = option(0.05, "held-out fraction of --train when --valid is not given")
+    out: str = option("runs/seq2seq", "run directory: checkpoints, metrics.jsonl, loss.png")
+    level: str = option("word", "tokens of both sides", ("char", "word"))
+    src_level: str = option("", "source tokens, overriding level", ("", "char", "word"))
+    tgt_level: str = option("", "target tokens, overriding level", ("", "char", "word"))
+    share_vocab: bool = option(False, "one vocabulary and embedding for both sides")
+    tie_weights: bool = option(False, "output layer shares the target embedding (needs E == H)")
+    cell: str = option("lstm", "recurrent cell", ("lstm", "gru", "rnn"))
+    backend: str = option("auto", "recurrent layers from rnnkit or torch.nn",
                         ("auto", "rnnkit", "torch"))
-    embedding_size: int = _opt(64, "token embedding size E")
-    hidden_size: int = _opt(128, "hidden size H")
-    num_layers: int = _opt(1, "stacked layers L (encoder and decoder)")
-    bidirectional: bool = _opt(False, "bidirectional encoder")
-    attention: str = _opt("general", "attention over the encoder outputs ('none': the decoder "
+    embedding_size: int = option(64, "token embedding size E")
+    hidden_size: int = option(128, "hidden size H")
+    num_layers: int = option(1, "stacked layers L (encoder and decoder)")
+    bidirectional: bool = option(False, "bidirectional encoder")
+    attention: str = option("general", "attention over the encoder outputs ('none': the decoder "
                           "starts from the encoded state only)", ATTENTION_CHOICES)
-    input_feeding: bool = _opt(False, "feed the attentional vector into the next step")
-    dropout: float = _opt(0.0, "dropout on embeddings, between layers and before the output")
-    batch_size: int = _opt(64, "pairs per batch B")
-    sampling_schedule: str = _opt("none", "scheduled sampling: decay the teacher-forcing "
+    input_feeding: bool = option(False, "feed the attentional vector into the next step")
+    dropout: float = option(0.0, "dropout on embeddings, between layers and before the output")
+    batch_size: int = option(64, "pairs per batch B")
+    sampling_schedule: str = option("none", "scheduled sampling: decay the teacher-forcing "
                                   "ratio over steps (none: constant --teacher-forcing)",
                                   SAMPLING_SCHEDULES)
-    sampling_k: float = _opt(0.0, "schedule constant: linear slope per step, exponential base "
+    sampling_k: float = option(0.0, "schedule constant: linear slope per step, exponential base "
                              "(< 1), inverse-sigmoid k (>= 1); 0 picks one that decays over "
                              "the run")
-    sampling_min: float = _opt(0.0, "the teacher-forcing ratio never falls below this")
-    max_len: int = _opt(0, "longest output when decoding (0: 2 x longest train target + 10)")
-    eval_examples: int = _opt(500, "validation pairs decoded greedily for exact match at each "
+    sampling_min: float = option(0.0, "the teacher-forcing ratio never falls below this")
+    max_len: int = option(0, "longest output when decoding (0: 2 x longest train target + 10)")
+    eval_examples: int = option(500, "validation pairs decoded greedily for exact match at each "
                               "evaluation (0: none)")
     # Training defaults for this application (override TrainConfig's).
-    max_steps: int = _opt(0, "stop after this many optimiser steps (0: no step limit)")
-    max_epochs: int = _opt(10, "stop after this many passes over the data (0: no limit)")
-    eval_every: int = _opt(500, "evaluate and checkpoint every N steps")
-    carry_state: bool = _opt(False, "unused by seq2seq: each pair starts from a zero state")
+    max_steps: int = option(0, "stop after this many optimiser steps (0: no step limit)")
+    max_epochs: int = option(10, "stop after this many passes over the data (0: no limit)")
+    eval_every: int = option(500, "evaluate and checkpoint every N steps")
+    carry_state: bool = option(False, "unused by seq2seq: each pair starts from a zero state")
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -167,13 +166,7 @@ def main(config: Seq2SeqConfig, log: Callable[[str], None] = print) -> dict[str,
     cfg = config
     if not cfg.train:
         raise ValueError("train is required: a pairs file (--train PAIRS)")
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    torch.manual_seed(cfg.seed)
-    out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
-    log("config: " + json.dumps(config_to_dict(cfg), sort_keys=True))
-    save_config(cfg, out / "config.json")
+    out = start_run(cfg, log)
 
     train_pairs = read_pairs(cfg.train)
     if cfg.valid:
