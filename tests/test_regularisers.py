@@ -97,13 +97,18 @@ def test_zoneout_rates_and_errors():
         rk.GRU(I, H, recurrent_dropout=1.0)
 
 
-def test_regularised_layers_fall_back_from_the_fused_engine():
-    layer = rk.LSTM(I, H, zoneout=0.1, engine="fused")
-    with pytest.raises(RuntimeError, match="zoneout runs on the reference engine only"):
-        layer(torch.randn(T, B, I))
-    auto = rk.LSTM(I, H, recurrent_dropout=0.3)
-    auto.eval()  # recurrent dropout is a no-op in evaluation: any engine may run it
-    ref = rk.LSTM(I, H, engine="reference")
-    ref.load_state_dict(auto.state_dict())
-    x = torch.randn(T, B, I)
-    torch.testing.assert_close(auto(x)[0], ref(x)[0], rtol=1e-5, atol=1e-6)
+@pytest.mark.parametrize("cls", [rk.LSTM, rk.GRU])
+def test_regularised_layers_run_fused_with_the_reference_masks(cls):
+    """The fused engine draws the same masks in the same order as the reference path."""
+    fused = cls(I, H, num_layers=2, recurrent_dropout=0.3, zoneout=0.2, engine="fused").double()
+    ref = cls(I, H, num_layers=2, recurrent_dropout=0.3, zoneout=0.2,
+              engine="reference").double()
+    ref.load_state_dict(fused.state_dict())
+    x = torch.randn(T, B, I, dtype=torch.float64)
+    for mode in ("train", "eval"):
+        getattr(fused, mode)()
+        getattr(ref, mode)()
+        torch.manual_seed(5)
+        a = fused(x)[0]
+        torch.manual_seed(5)
+        torch.testing.assert_close(a, ref(x)[0], rtol=1e-10, atol=1e-12)

@@ -35,14 +35,9 @@ def _regularised(layer: Any) -> bool:
 
 
 def handles(layer: Any) -> bool:
-    """True for the layers the layers' `_run` sends here: the variant modes.
-
-    `run_stack` also runs the standard modes with recurrent dropout or zoneout (tested against
-    the reference); routing them here too means `handles` also returning True for
-    `layer.mode in _STANDARD_CODES and _regularised(layer)`, which waits on
-    tests/test_regularisers.py, still asserting that engine="fused" refuses zoneout.
-    """
-    return layer.mode in _VARIANT_CODES
+    """True for the layers that `RecurrentLayer._run` sends here: the variant modes, and the
+    standard RNN/LSTM/GRU when recurrent dropout (in training) or zoneout is on."""
+    return layer.mode in _VARIANT_CODES or runs_regularised_standard(layer)
 
 
 def runs_regularised_standard(layer: Any) -> bool:
@@ -84,10 +79,7 @@ def run_stack(layer: Any, x: Tensor, state: tuple[Tensor, ...],
     lengths (B,) int64 or None -> out (T, B, D*H), zero past each length, and the final state
     with the structure of `state`.
     """
-    reason = unsupported_reason(layer, x)
-    if reason is not None:
-        raise RuntimeError(f"fused variant kernels cannot run this layer: {reason}")
-    T, B = x.shape[0], x.shape[1]
+    T, B = x.shape[0], x.shape[1]  # the layer has just checked `unsupported_reason`
     D = layer.num_directions
     code = _code(layer)  # -1 for the skip RNN, which has its own entry point
     two_fields = layer.mode in _LSTM_FAMILY or layer.mode == "RNN_SKIP"

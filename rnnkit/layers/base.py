@@ -14,6 +14,7 @@ from torch.nn.utils.rnn import PackedSequence
 
 from rnnkit import engine as _engine
 from rnnkit.cells.base import RecurrentCell
+from rnnkit.engine import variants as _variants
 from rnnkit.layers import _inputs, _regularisers
 from rnnkit.layers._torch_path import run_torch, supports_torch
 from rnnkit.layers.scan import unroll
@@ -179,25 +180,13 @@ class RecurrentLayer(nn.Module):
                 raise RuntimeError(f"engine='torch' runs only the standard RNN/LSTM/GRU, not "
                                    f"{type(self).__name__} (mode {self.mode!r})")
         if self.engine in ("auto", "fused"):
-            from rnnkit.engine import variants  # variant cells, regularised standard cells
-
-            if variants.handles(self):
-                reason, run = variants.unsupported_reason(self, x), variants.run_stack
-            else:
-                reason = self._regulariser_reason() or _engine.unsupported_reason(self, x)
-                run = _engine.run_stack
+            kernels = _variants if _variants.handles(self) else _engine
+            reason = kernels.unsupported_reason(self, x)
             if reason is None:
-                return run(self, x, state, lengths)
+                return kernels.run_stack(self, x, state, lengths)
             if self.engine == "fused":
                 raise RuntimeError(f"engine='fused' cannot run this layer: {reason}")
         return self._reference_stack(x, state, lengths)
-
-    def _regulariser_reason(self) -> str | None:
-        if any(self.zoneout):
-            return "zoneout runs on the reference engine only"
-        if self.training and self.recurrent_dropout > 0:
-            return "recurrent dropout runs on the reference engine only"
-        return None
 
     def _reference_stack(
         self, x: Tensor, state: tuple[Tensor, ...], lengths: Tensor | None
