@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
                  "time_budget": minutes, **_parse_extra(args.extra)}
     cfg = config_from_dict(LMConfig, overrides)
     command = ("rnnkit train lm --preset shakespeare "
-               f"--data {shlex.quote(args.data)} --out {shlex.quote(out)} "
+               f"--data {shlex.quote(os.path.relpath(args.data))} --out {shlex.quote(out)} "
                f"--time-budget {minutes:g} " + " ".join(shlex.quote(e) for e in args.extra))
     started = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
     load_before = os.getloadavg()[0]
