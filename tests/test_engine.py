@@ -103,11 +103,15 @@ def test_gradcheck_float64(kind):
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
 @pytest.mark.parametrize("kind", KINDS)
-@pytest.mark.parametrize("small_batch", [0, 16], ids=["blas", "blocked"])
-def test_both_step_gemm_paths_match_reference(kind, small_batch, dtype):
-    """Batches above `set_small_batch` run the per-step GEMM through BLAS (packed for float32)."""
+@pytest.mark.parametrize(("small_batch", "onednn"), [(0, 0), (16, 0), (0, 2)],
+                         ids=["blas", "blocked", "onednn"])
+def test_every_gemm_path_matches_reference(kind, small_batch, onednn, dtype):
+    """Batches above `set_small_batch` run the per-step GEMM through BLAS (packed for float32);
+    `set_onednn(2)` sends every float32 product to oneDNN (float64 stays on BLAS)."""
     ext = engine.load_extension()
-    old = ext.set_small_batch(small_batch)
+    if onednn and not ext.has_onednn():
+        pytest.skip("this torch build has no oneDNN matrix products")
+    old_small, old_dnn = ext.set_small_batch(small_batch), ext.set_onednn(onednn)
     try:
         fused, ref = _pair(kind, dtype, num_layers=2, bidirectional=True)
         x = torch.randn(T, 5, I, dtype=dtype, requires_grad=True)
@@ -116,7 +120,31 @@ def test_both_step_gemm_paths_match_reference(kind, small_batch, dtype):
         assert_same(forward_backward(fused, x, hx, **kwargs),
                     forward_backward(ref, x, hx, **kwargs), dtype)
     finally:
-        ext.set_small_batch(old)
+        ext.set_small_batch(old_small)
+        ext.set_onednn(old_dnn)
+
+
+def test_onednn_default_policy_is_as_accurate_as_the_reference_at_large_batches():
+    """At the default policy a float32 layer call of B=64, H=256 takes the oneDNN path. Its
+    reductions (over T*B = 256 rows, and over H) sum in another order than the reference's, so
+    both are held to the float64 truth: the fused error is at most a small multiple of the
+    reference engine's own float32 error."""
+    ext = engine.load_extension()
+    if not ext.has_onednn():
+        pytest.skip("this torch build has no oneDNN matrix products")
+    torch.manual_seed(0)
+    fused = rk.LSTM(256, 256, engine="fused")
+    ref = rk.LSTM(256, 256, engine="reference")
+    ref.load_state_dict(fused.state_dict())
+    x = torch.randn(4, 64, 256, requires_grad=True)
+    got, ours32 = forward_backward(fused, x), forward_backward(ref, x)
+    x64 = x.detach().double().requires_grad_()
+    truth = forward_backward(ref.double(), x64)
+    for key, t in truth.items():
+        err_fused = (got[key].double() - t).abs().max().item()
+        err_ref = (ours32[key].double() - t).abs().max().item()
+        scale = t.abs().max().item()
+        assert err_fused <= 4 * err_ref + 1e-7 * scale, (key, err_fused, err_ref, scale)
 
 
 def test_same_results_with_one_and_two_threads():

@@ -197,6 +197,12 @@ void forward_rows(const FwdStep<T>& s) {
       continue;
     }
     T* ab = s.a + int64_t(b) * G;
+    if (s.mode != GRU && s.gh) {  // a += h W_hh^T, when the step GEMM wrote it apart
+      T* __restrict ar = ab;
+      const T* __restrict gr = s.gh + int64_t(b) * G;
+#pragma omp simd
+      for (int j = 0; j < G; ++j) ar[j] += gr[j];
+    }
     if (s.mode == LSTM) {
       T* cb = s.c + int64_t(b) * H;
       if (KEEP) std::memcpy(s.cprev + int64_t(b) * H, cb, sizeof(T) * H);
