@@ -18,8 +18,10 @@ _CSRC = Path(__file__).resolve().parent / "csrc"
 SOURCES = (_CSRC / "fused_rnn.cpp",)
 _HEADERS = (_CSRC / "fused_rnn_rows.h",)
 # Portable flags: no -march=native, so a cached build runs on any x86-64 machine. The gate
-# loops carry `#pragma omp simd`; -fopenmp-simd honours them without the OpenMP runtime.
-_CFLAGS = ["-O3", "-fopenmp-simd", "-fno-math-errno", "-fno-trapping-math", "-DNDEBUG"]
+# loops carry `#pragma omp simd`; -fopenmp lets ATen's `parallel_for` (inline, OpenMP) split a
+# step's elementwise pass over torch's threads, on the OpenMP runtime torch already loaded.
+_CFLAGS = ["-O3", "-fopenmp", "-fno-math-errno", "-fno-trapping-math", "-DNDEBUG"]
+_LDFLAGS = ["-fopenmp"]
 
 _module: ModuleType | None = None
 _error: str | None = None
@@ -76,6 +78,7 @@ def load_extension(verbose: bool = False, quiet: bool = False) -> ModuleType | N
                 name=name,
                 sources=[str(p) for p in SOURCES],
                 extra_cflags=_CFLAGS,
+                extra_ldflags=_LDFLAGS,
                 extra_include_paths=[str(_CSRC)],
                 build_directory=str(build_dir),
                 verbose=verbose,

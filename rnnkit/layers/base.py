@@ -8,7 +8,6 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence
 
@@ -213,7 +212,7 @@ class RecurrentLayer(nn.Module):
                     field.append(value)
             layer_input = torch.cat(outputs, dim=-1) if len(outputs) > 1 else outputs[0]
             if self.dropout > 0 and self.training and k < self.num_layers - 1:
-                layer_input = F.dropout(layer_input, p=self.dropout, training=True)
+                layer_input = _regularisers.dropout(layer_input, self.dropout)
         return layer_input, tuple(torch.stack(field) for field in finals)  # (L*D, B, H) each
 
     def extra_repr(self) -> str:

@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from rnnkit.layers._regularisers import Dropout
 from rnnkit.models._inputs import InputEncoder, length_mask
 from rnnkit.models.factory import make_rnn
 
@@ -53,7 +54,7 @@ class SequenceClassifier(nn.Module):
         self.inputs = InputEncoder(vocab_size, input_size)
         self.rnn = make_rnn(cell, input_size, hidden_size, num_layers, dropout,
                             bidirectional=bidirectional, **rnn_kwargs)
-        self.drop = nn.Dropout(dropout)
+        self.drop = Dropout(dropout)
         self.head = nn.Linear(hidden_size * (2 if bidirectional else 1), num_classes)
 
     def features(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:

@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from rnnkit.decoding.sampling import sample_next
+from rnnkit.layers._regularisers import Dropout
 from rnnkit.models.factory import make_rnn
 
 __all__ = ["ConditionalGenerator"]
@@ -52,7 +53,7 @@ class ConditionalGenerator(nn.Module):
                             **rnn_kwargs)
         fields = 2 if cell == "lstm" else 1
         self.init_state = nn.Linear(condition_size, fields * num_layers * hidden_size)
-        self.drop = nn.Dropout(dropout)
+        self.drop = Dropout(dropout)
         self.decoder = nn.Linear(hidden_size, vocab_size)
 
     def initial_state(self, v: Tensor) -> Any:

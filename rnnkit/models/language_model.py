@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from rnnkit.layers._regularisers import Dropout
 from rnnkit.models.factory import make_rnn
 
 __all__ = ["LanguageModel", "State"]
@@ -56,7 +57,7 @@ class LanguageModel(nn.Module):
                          dropout=dropout, tie_weights=tie_weights, backend=backend)
         self.cell = cell
         self.embedding = nn.Embedding(vocab_size, embedding_size)
-        self.drop = nn.Dropout(dropout)
+        self.drop = Dropout(dropout)
         self.rnn = make_rnn(cell, embedding_size, hidden_size, num_layers, dropout, backend)
         self.decoder = nn.Linear(hidden_size, vocab_size)
         if tie_weights:

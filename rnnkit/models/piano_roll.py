@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from rnnkit.layers._regularisers import Dropout
 from rnnkit.models.factory import make_rnn
 
 __all__ = ["PianoRollModel"]
@@ -39,7 +40,7 @@ class PianoRollModel(nn.Module):
         super().__init__()
         self.num_keys = num_keys
         self.rnn = make_rnn(cell, num_keys, hidden_size, num_layers, dropout, **rnn_kwargs)
-        self.drop = nn.Dropout(dropout)
+        self.drop = Dropout(dropout)
         self.head = nn.Linear(hidden_size, num_keys)
 
     def forward(self, x: Tensor, lengths: Tensor | None = None, state: Any = None

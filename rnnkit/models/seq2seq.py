@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from rnnkit.layers._regularisers import Dropout
 from rnnkit.models.attention import ATTENTION_KINDS, Attention
 from rnnkit.models.factory import make_rnn
 
@@ -116,7 +117,7 @@ class Seq2Seq(nn.Module):
         self.src_embedding = nn.Embedding(src_vocab_size, embedding_size)
         self.tgt_embedding = (self.src_embedding if share_embeddings
                               else nn.Embedding(tgt_vocab_size, embedding_size))
-        self.drop = nn.Dropout(dropout)
+        self.drop = Dropout(dropout)
         self.encoder = make_rnn(cell, embedding_size, hidden_size, num_layers, dropout, backend,
                                 bidirectional=bidirectional)
         n_parts = 2 if cell == "lstm" else 1

@@ -16,6 +16,7 @@
 // direction ends on each sequence's last valid step and the reverse direction starts there.
 
 #include <torch/extension.h>
+#include <ATen/Parallel.h>
 #include <ATen/core/dispatch/Dispatcher.h>
 
 #include <cmath>
@@ -322,6 +323,57 @@ struct StepGemm {
   }
 };
 
+// A step's elementwise pass over rows [b0, b1) of the batch: the same step with every
+// per-row pointer moved to row b0.
+template <typename T>
+FwdStep<T> rows_from(FwdStep<T> s, int b0, int b1) {
+  const int64_t H = s.H, G = s.G;
+  s.B = b1 - b0;
+  if (s.len) s.len += b0;
+  s.a += b0 * G;
+  if (s.gh) s.gh += b0 * G;
+  s.h += b0 * H;
+  if (s.c) s.c += b0 * H;
+  s.out += int64_t(b0) * s.ldo;
+  if (s.act) s.act += b0 * 4 * H;
+  if (s.cprev) s.cprev += b0 * H;
+  if (s.tanhc) s.tanhc += b0 * H;
+  return s;
+}
+
+template <typename T>
+BwdStep<T> rows_from(BwdStep<T> s, int b0, int b1) {
+  const int64_t H = s.H, G = s.G;
+  s.B = b1 - b0;
+  if (s.len) s.len += b0;
+  s.act += b0 * s.aw;
+  s.hprev += b0 * H;
+  if (s.cprev) s.cprev += b0 * H;
+  if (s.tanhc) s.tanhc += b0 * H;
+  s.dout += int64_t(b0) * s.ldo;
+  s.dh += b0 * H;
+  if (s.dc) s.dc += b0 * H;
+  s.dgx += b0 * G;
+  s.dgh += b0 * G;
+  return s;
+}
+
+// Below this many gate elements per step the elementwise pass runs on the calling thread;
+// above, its batch rows are split over torch's threads (one fork-join per step).
+constexpr int64_t kParallelRowElems = int64_t(1) << 14;
+
+// Runs a step's elementwise pass, split over threads when the step is large enough.
+template <typename Step>
+void run_rows(void (*rows)(const Step&), const Step& s) {
+  if (int64_t(s.B) * s.G < kParallelRowElems || s.B < 2 || at::get_num_threads() < 2) {
+    rows(s);
+    return;
+  }
+  at::parallel_for(0, s.B, 1, [&](int64_t b0, int64_t b1) {
+    rows(rows_from(s, int(b0), int(b1)));
+  });
+}
+
 template <typename T>
 struct Dir {
   at::Tensor w_ih_t, w_hh_t, b_ih_t, b_hh_t;  // the same, as tensors (biases may be empty)
@@ -430,7 +482,7 @@ void forward_dir(int64_t mode, int Tn, int Bn, int In, int Hn, const T* x, Dir<T
       T* dst = mode == GRU ? const_cast<T*>(s.gh) : s.a;
       step_gemm.run(k, h, dst, mode != GRU);
     }
-    rows(s);
+    run_rows(rows, s);
   }
   if (keep) {
     saved.push_back(mode == GRU ? act_t : xp_t);  // RNN/LSTM: activations over pre-activations
@@ -439,18 +491,6 @@ void forward_dir(int64_t mode, int Tn, int Bn, int In, int Hn, const T* x, Dir<T
       saved.push_back(cprev_t);
       saved.push_back(tanhc_t);
     }
-  }
-}
-
-// Column sums of a (R, G) matrix into db (G).
-template <typename T>
-void col_sum(const T* m, int64_t rows, int G, T* db) {
-  std::memset(db, 0, sizeof(T) * G);
-  for (int64_t r = 0; r < rows; ++r) {
-    const T* __restrict row = m + r * G;
-    T* __restrict out = db;
-#pragma omp simd
-    for (int j = 0; j < G; ++j) out[j] += row[j];
   }
 }
 
@@ -490,29 +530,25 @@ void backward_dir(int64_t mode, int Tn, int Bn, int In, int Hn, const T* x, Dir<
       s.dout = dout + r * ldo;
       s.dgx = dgx + r * G;
       s.dgh = dgh + r * G;
-      k.bwd(s);
+      run_rows(k.bwd, s);
       // dh_prev += dG_h[t] W_hh: through a = ... + W_hh h_prev.  (B, G) x (G, H)
       step_gemm.run(k, s.dgh, dh, true);
     }
   }
   // Weight gradients, summed over all steps: one GEMM each over the T*B rows.
-  if (onednn::wanted<T>(TB, layer_macs)) {
-    // As products of oneDNN's preferred orientation, dW^T = x^T dG, then transposed.
-    const auto wgrad = [&](const T* in, int n_in, const T* dg, T* dw) {
-      const at::Tensor in2 = at::from_blob(const_cast<T*>(in), {TB, n_in}, opt);
-      const at::Tensor dg2 = at::from_blob(const_cast<T*>(dg), {TB, G}, opt);
-      at::from_blob(dw, {G, n_in}, opt)
-          .copy_(onednn::linear(in2.t(), dg2.t(), at::Tensor(), at::Tensor()).t());
-    };
-    wgrad(x, In, dgx, dw_ih);                                                   // dW_ih = dGx^T x
-    wgrad(hprev, Hn, dgh, dw_hh);                                               // dW_hh = dGh^T h
-  } else {
-    gemm(true, false, G, In, int(TB), T(1), dgx, G, x, In, T(0), dw_ih, In);    // dW_ih = dGx^T x
-    gemm(true, false, G, Hn, int(TB), T(1), dgh, G, hprev, Hn, T(0), dw_hh, Hn);  // dW_hh = dGh^T h
-  }
-  if (db_ih) {
-    col_sum(dgx, TB, G, db_ih);                                                 // db_ih = sum dGx
-    col_sum(dgh, TB, G, db_hh);                                                 // db_hh = sum dGh
+  // Weight gradients stay on BLAS: its transposed-A product reads dG in place, where oneDNN
+  // first copies a transposed operand (measured slower in the 2x512 LSTM LM).
+  gemm(true, false, G, In, int(TB), T(1), dgx, G, x, In, T(0), dw_ih, In);      // dW_ih = dGx^T x
+  gemm(true, false, G, Hn, int(TB), T(1), dgh, G, hprev, Hn, T(0), dw_hh, Hn);  // dW_hh = dGh^T h
+  if (db_ih) {  // ATen's column sums: threaded, and cascaded (more accurate than a running sum)
+    at::Tensor db_ih_t = at::from_blob(db_ih, {G}, opt);
+    at::sum_out(db_ih_t, at::from_blob(dgx, {TB, G}, opt), {0});                // db_ih = sum dGx
+    if (dgh == dgx) {
+      std::memcpy(db_hh, db_ih, sizeof(T) * G);                                 // the same sum
+    } else {
+      at::Tensor db_hh_t = at::from_blob(db_hh, {G}, opt);
+      at::sum_out(db_hh_t, at::from_blob(dgh, {TB, G}, opt), {0});              // db_hh = sum dGh
+    }
   }
   if (dx) {  // dx (+)= dGx W_ih: through xp = x W_ih^T
     if (onednn::wanted<T>(TB, layer_macs)) {
