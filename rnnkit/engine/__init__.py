@@ -8,33 +8,20 @@ see `_build.py`); `functions.py` wraps them as a torch.autograd.Function per lay
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor
 
 from rnnkit.engine._build import build_error, load_extension
+from rnnkit.engine._checks import input_problem
 from rnnkit.engine.functions import MODES, FusedLayer, fused_layer, fused_stack
 
 __all__ = ["supports", "run_stack", "unsupported_reason", "fused_layer", "FusedLayer",
            "load_extension"]
 
-_DTYPES = (torch.float32, torch.float64)
-
-
 def unsupported_reason(layer, x: Tensor) -> str | None:
     """Why the fused engine cannot run `layer` on `x`, or None if it can."""
-    if layer.mode not in MODES:
-        return f"no fused kernel for mode={layer.mode!r}; expected one of {sorted(MODES)}"
-    if x.device.type != "cpu":
-        return f"the fused engine runs on CPU tensors, got input on device {x.device}"
-    if x.dtype not in _DTYPES:
-        return f"the fused engine runs float32 and float64, got input of dtype {x.dtype}"
-    if getattr(layer, "proj_size", 0):
-        return (f"the fused engine has no LSTM projection (proj_size={layer.proj_size}); "
-                "use engine='reference'")
-    w_ih = layer.layer_weights(0, 0)[0]
-    if w_ih.dtype != x.dtype or w_ih.device != x.device:
-        return (f"the weights are {w_ih.dtype} on {w_ih.device} but the input is {x.dtype} on "
-                f"{x.device}; expected the same dtype and device")
+    problem = input_problem(layer, x, MODES, "fused kernel")
+    if problem is not None:
+        return problem
     if load_extension() is None:
         return build_error()
     return None

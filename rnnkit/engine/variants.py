@@ -13,6 +13,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from rnnkit.engine._checks import input_problem
 from rnnkit.engine.variant_build import load_variants, variants_build_error
 from rnnkit.engine.variant_functions import skip_direction, variant_direction
 from rnnkit.layers import _regularisers
@@ -26,7 +27,6 @@ _VARIANT_CODES = {"LSTM_PEEPHOLE": 4, "LSTM_LN": 5, "GRU_LN": 6, "RNN_LEAKY": 7,
 _STANDARD_CODES = {"RNN_TANH": 0, "RNN_RELU": 1, "LSTM": 2, "GRU": 3}
 MODES = set(_VARIANT_CODES) | set(_STANDARD_CODES)
 _LSTM_FAMILY = {"LSTM", "LSTM_PEEPHOLE", "LSTM_LN"}
-_DTYPES = (torch.float32, torch.float64)
 
 
 def _regularised(layer: Any) -> bool:
@@ -52,19 +52,9 @@ def _code(layer: Any) -> int:
 
 def unsupported_reason(layer: Any, x: Tensor) -> str | None:
     """Why the fused variant kernels cannot run `layer` on `x`, or None if they can."""
-    if layer.mode not in MODES:
-        return f"no fused variant kernel for mode={layer.mode!r}; expected one of {sorted(MODES)}"
-    if x.device.type != "cpu":
-        return f"the fused engine runs on CPU tensors, got input on device {x.device}"
-    if x.dtype not in _DTYPES:
-        return f"the fused engine runs float32 and float64, got input of dtype {x.dtype}"
-    if getattr(layer, "proj_size", 0):
-        return (f"the fused engine has no LSTM projection (proj_size={layer.proj_size}); "
-                "use engine='reference'")
-    w_ih = layer.layer_weights(0, 0)[0]
-    if w_ih.dtype != x.dtype or w_ih.device != x.device:
-        return (f"the weights are {w_ih.dtype} on {w_ih.device} but the input is {x.dtype} on "
-                f"{x.device}; expected the same dtype and device")
+    problem = input_problem(layer, x, MODES, "fused variant kernel")
+    if problem is not None:
+        return problem
     if load_variants() is None:
         return variants_build_error()
     return None
