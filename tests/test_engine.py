@@ -124,6 +124,28 @@ def test_every_gemm_path_matches_reference(kind, small_batch, onednn, dtype):
         ext.set_onednn(old_dnn)
 
 
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+@pytest.mark.parametrize("kind", KINDS)
+def test_blocked_step_gemm_split_over_threads_matches_reference(kind, dtype):
+    """`set_parallel_step_macs(0)` splits every blocked step GEMM's columns over two threads;
+    H = 70 gives LSTM 3 column blocks (the last partial), GRU 4, RNN and the backward 2."""
+    ext = engine.load_extension()
+    old_macs, old_threads = ext.set_parallel_step_macs(0), torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        cls, _, extra = KINDS[kind]
+        fused = cls(9, 70, **extra, num_layers=2, engine="fused").to(dtype)
+        ref = cls(9, 70, **extra, num_layers=2, engine="reference").to(dtype)
+        ref.load_state_dict(fused.state_dict())
+        x = torch.randn(6, 5, 9, dtype=dtype, requires_grad=True)
+        kwargs = {"lengths": torch.tensor([6, 2, 5, 6, 1])}
+        assert_same(forward_backward(fused, x, **kwargs), forward_backward(ref, x, **kwargs),
+                    dtype)
+    finally:
+        ext.set_parallel_step_macs(old_macs)
+        torch.set_num_threads(old_threads)
+
+
 def test_onednn_default_policy_is_as_accurate_as_the_reference_at_large_batches():
     """At the default policy a float32 layer call of B=64, H=256 takes the oneDNN path. Its
     reductions (over T*B = 256 rows, and over H) sum in another order than the reference's, so

@@ -19,6 +19,7 @@
 #include <ATen/Parallel.h>
 #include <ATen/core/dispatch/Dispatcher.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
@@ -125,7 +126,7 @@ struct Kernels {
   void (*fwd_keep)(const FwdStep<T>&);
   void (*fwd_nokeep)(const FwdStep<T>&);
   void (*bwd)(const BwdStep<T>&);
-  void (*gemm_small)(int, int, int, const T*, const T*, T*, bool);
+  void (*gemm_small)(int, int, int, int, int, const T*, const T*, T*, bool);
   void (*transpose)(const T*, int, int, T*);
 };
 
@@ -172,6 +173,9 @@ constexpr int64_t kSerialStepMacs = int64_t(1) << 24;
 // A whole layer call below this many multiply-adds runs every BLAS call on one thread: on a busy
 // machine, waking a thread team costs more than it saves, and its spinning steals the core.
 constexpr int64_t kSerialLayerMacs = int64_t(1) << 24;
+// Register-blocked step GEMMs of at least this many multiply-adds split their columns over
+// torch's threads (settable from Python, `set_parallel_step_macs`, for tests and tuning).
+int64_t kParallelStepMacs = int64_t(1) << 19;
 // Batches up to this size use the register-blocked step GEMM instead of BLAS (settable from
 // Python, `set_small_batch`, so tests can run both paths at small sizes).
 int kSmallBatch = 16;
@@ -284,6 +288,23 @@ struct StepGemm {
       }
     }
   }
+  // The register-blocked kernel; products of at least kParallelStepMacs split their columns
+  // over torch's threads, in blocks of 128 (64 for narrow products) so every thread runs the
+  // full-width kernel.
+  void small(const Kernels<T>& k, const T* a, T* c, bool accumulate) const {
+    const int64_t macs = int64_t(B) * N * K;
+    const int threads = at::get_num_threads();
+    const int width = N >= 256 ? 128 : 64;  // 64: still whole blocks for B >= 2 rows
+    const int blocks = (N + width - 1) / width;
+    if (threads < 2 || blocks < 2 || macs < kParallelStepMacs || at::in_parallel_region()) {
+      k.gemm_small(B, K, N, 0, N, a, m_kn, c, accumulate);
+      return;
+    }
+    at::parallel_for(0, blocks, 1, [&](int64_t b0, int64_t b1) {
+      const int n0 = int(b0) * width, n1 = std::min(N, int(b1) * width);
+      k.gemm_small(B, K, N, n0, n1, a, m_kn, c, accumulate);
+    });
+  }
   // oneDNN only: a (B, K) M as a new (B, N) tensor.
   at::Tensor product(const T* a) const {
     const at::Tensor a_t = at::from_blob(const_cast<T*>(a), {B, K}, opt);
@@ -307,7 +328,7 @@ struct StepGemm {
       return;
     }
     if (B <= kSmallBatch) {
-      k.gemm_small(B, K, N, a, m_kn, c, accumulate);
+      small(k, a, c, accumulate);
       return;
     }
     if constexpr (std::is_same_v<T, float>) {
@@ -668,6 +689,9 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
         "returns the old value");
   m.def("has_onednn", [] { return onednn::ops() != nullptr; },
         "whether libtorch's oneDNN matrix products are available");
+  m.def("set_parallel_step_macs",
+        [](int64_t n) { int64_t old = kParallelStepMacs; kParallelStepMacs = n; return old; },
+        "smallest blocked step GEMM split over threads, in multiply-adds; returns the old value");
   m.def("set_small_batch", [](int b) { int old = kSmallBatch; kSmallBatch = b; return old; },
         "largest batch for the register-blocked step GEMM (above: BLAS); returns the old value");
 }
