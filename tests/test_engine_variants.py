@@ -237,3 +237,25 @@ def test_chunks_with_carried_state_equal_one_pass(kind):
     for a, b in zip(final_chunked if isinstance(final, tuple) else (final_chunked,),
                     final if isinstance(final, tuple) else (final,), strict=True):
         torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("kind", ["peephole", "ln_gru", "skip", "lstm_regularised"])
+def test_step_products_split_over_threads_match_one_thread(kind):
+    """At B=16, H=128 the blocked step products (>= 512K multiply-adds) split their columns over
+    two threads; one thread runs them whole. Same results within float32 rounding."""
+    cls, extra = KINDS[kind]
+    torch.manual_seed(0)
+    layer = cls(8, 128, **extra, engine="fused")
+    if layer.mode in STANDARD_MODES:
+        layer._run = types.MethodType(variants.run_stack, layer)
+    x = torch.randn(3, 16, 8, requires_grad=True)
+    before = torch.get_num_threads()
+    try:
+        results = []
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            torch.manual_seed(5)
+            results.append(forward_backward(layer, x))
+    finally:
+        torch.set_num_threads(before)
+    assert_same(results[0], results[1], torch.float32)

@@ -95,10 +95,11 @@ class Extension:
         return self.module
 
 
+_SHARED = (_CSRC / "engine_common.h", _CSRC / "step_mm.h")
 FUSED = Extension("engine", "fused CPU engine", (_CSRC / "fused_rnn.cpp",),
-                  (_CSRC / "fused_rnn_rows.h",))
+                  (_CSRC / "fused_rnn_rows.h", *_SHARED))
 VARIANTS = Extension("variants", "fused variant kernels", (_CSRC / "variants.cpp",),
-                     tuple(sorted(_CSRC.glob("variants_*.h"))))
+                     (*sorted(_CSRC.glob("variants_*.h")), *_SHARED))
 
 
 def load_extension(verbose: bool = False, quiet: bool = False) -> ModuleType | None:

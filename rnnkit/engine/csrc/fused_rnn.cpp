@@ -16,6 +16,8 @@
 // direction ends on each sequence's last valid step and the reverse direction starts there.
 
 #include <torch/extension.h>
+
+#include "engine_common.h"
 #include <ATen/Parallel.h>
 #include <ATen/core/dispatch/Dispatcher.h>
 
@@ -29,16 +31,6 @@
 #include <vector>
 
 extern "C" {
-// Fortran BLAS shipped inside libtorch_cpu (MKL on x86-64 wheels); LP64 integer interface.
-void sgemm_(const char* ta, const char* tb, const int* m, const int* n, const int* k,
-            const float* alpha, const float* a, const int* lda, const float* b, const int* ldb,
-            const float* beta, float* c, const int* ldc);
-void dgemm_(const char* ta, const char* tb, const int* m, const int* n, const int* k,
-            const double* alpha, const double* a, const int* lda, const double* b,
-            const int* ldb, const double* beta, double* c, const int* ldc);
-// MKL only (weak: absent from other BLAS builds): threads for BLAS calls from this thread,
-// Fortran interface (argument by pointer); returns the previous setting (0 = global default).
-int mkl_set_num_threads_local_(const int* n) __attribute__((weak));
 // MKL only (weak): GEMM with one operand packed once and reused; float only.
 size_t sgemm_pack_get_size_(const char* id, const int* m, const int* n, const int* k)
     __attribute__((weak));
@@ -55,18 +47,8 @@ namespace {
 
 enum Mode : int64_t { RNN_TANH = 0, RNN_RELU = 1, LSTM = 2, GRU = 3 };
 
-// Row-major C(M,N) = alpha * op(A)(M,K) op(B)(K,N) + beta * C, through column-major BLAS
-// (C^T = op(B)^T op(A)^T).
-inline void gemm(bool ta, bool tb, int m, int n, int k, float alpha, const float* a, int lda,
-                 const float* b, int ldb, float beta, float* c, int ldc) {
-  const char tA = tb ? 'T' : 'N', tB = ta ? 'T' : 'N';
-  sgemm_(&tA, &tB, &n, &m, &k, &alpha, b, &ldb, a, &lda, &beta, c, &ldc);
-}
-inline void gemm(bool ta, bool tb, int m, int n, int k, double alpha, const double* a, int lda,
-                 const double* b, int ldb, double beta, double* c, int ldc) {
-  const char tA = tb ? 'T' : 'N', tB = ta ? 'T' : 'N';
-  dgemm_(&tA, &tB, &n, &m, &k, &alpha, b, &ldb, a, &lda, &beta, c, &ldc);
-}
+using rk_common::BlasThreads;
+using rk_common::gemm;
 
 
 // One step of the forward elementwise pass; pointers already at step t.
@@ -126,15 +108,15 @@ struct Kernels {
   void (*fwd_keep)(const FwdStep<T>&);
   void (*fwd_nokeep)(const FwdStep<T>&);
   void (*bwd)(const BwdStep<T>&);
-  void (*gemm_small)(int, int, int, int, int, const T*, const T*, T*, bool);
+  void (*mm)(int, int, int, const T*, int, const T*, int, T*, int, bool);
   void (*transpose)(const T*, int, int, T*);
 };
 
 #define RK_TABLE(NS)                                                                     \
-  Kernels<float>{NS::fwd_keep_f, NS::fwd_nokeep_f, NS::bwd_f, NS::gemm_small_f,           \
+  Kernels<float>{NS::fwd_keep_f, NS::fwd_nokeep_f, NS::bwd_f, NS::mm_f,           \
                  NS::transpose_f},                                                        \
       Kernels<double> {                                                                  \
-    NS::fwd_keep_d, NS::fwd_nokeep_d, NS::bwd_d, NS::gemm_small_d, NS::transpose_d       \
+    NS::fwd_keep_d, NS::fwd_nokeep_d, NS::bwd_d, NS::mm_d, NS::transpose_d       \
   }
 
 struct Dispatch {
@@ -179,19 +161,6 @@ int64_t kParallelStepMacs = int64_t(1) << 19;
 // Batches up to this size use the register-blocked step GEMM instead of BLAS (settable from
 // Python, `set_small_batch`, so tests can run both paths at small sizes).
 int kSmallBatch = 16;
-
-// Sets MKL's threads for this thread's BLAS calls, and restores them on scope exit.
-struct BlasThreads {
-  int saved = -1;
-  BlasThreads(int64_t macs, int64_t limit) {
-    const int one = 1;
-    if (mkl_set_num_threads_local_ && macs < limit)
-      saved = mkl_set_num_threads_local_(&one);
-  }
-  ~BlasThreads() {
-    if (saved >= 0) mkl_set_num_threads_local_(&saved);
-  }
-};
 
 // oneDNN matrix products, reached through the mkldnn operators libtorch registers (the library
 // torch.nn's own LSTM runs on). Where MKL's SGEMM does not pick its fastest kernels (AMD Zen
@@ -289,20 +258,10 @@ struct StepGemm {
     }
   }
   // The register-blocked kernel; products of at least kParallelStepMacs split their columns
-  // over torch's threads, in blocks of 128 (64 for narrow products) so every thread runs the
-  // full-width kernel.
+  // over torch's threads.
   void small(const Kernels<T>& k, const T* a, T* c, bool accumulate) const {
-    const int64_t macs = int64_t(B) * N * K;
-    const int threads = at::get_num_threads();
-    const int width = N >= 256 ? 128 : 64;  // 64: still whole blocks for B >= 2 rows
-    const int blocks = (N + width - 1) / width;
-    if (threads < 2 || blocks < 2 || macs < kParallelStepMacs || at::in_parallel_region()) {
-      k.gemm_small(B, K, N, 0, N, a, m_kn, c, accumulate);
-      return;
-    }
-    at::parallel_for(0, blocks, 1, [&](int64_t b0, int64_t b1) {
-      const int n0 = int(b0) * width, n1 = std::min(N, int(b1) * width);
-      k.gemm_small(B, K, N, n0, n1, a, m_kn, c, accumulate);
+    rk_common::split_columns(N, int64_t(B) * N * K, kParallelStepMacs, [&](int n0, int n1) {
+      k.mm(B, K, n1 - n0, a, K, m_kn + n0, N, c + n0, N, accumulate);
     });
   }
   // oneDNN only: a (B, K) M as a new (B, N) tensor.
@@ -324,7 +283,7 @@ struct StepGemm {
       return;
     }
     if (m_nk) {
-      gemm(false, true, B, N, K, T(1), a, K, m_nk, K, accumulate ? T(1) : T(0), c, N);
+      gemm(false, true, B, N, K, a, K, m_nk, K, accumulate ? T(1) : T(0), c, N);
       return;
     }
     if (B <= kSmallBatch) {
@@ -340,7 +299,7 @@ struct StepGemm {
         return;
       }
     }
-    gemm(false, false, B, N, K, T(1), a, K, m_kn, N, accumulate ? T(1) : T(0), c, N);
+    gemm(false, false, B, N, K, a, K, m_kn, N, accumulate ? T(1) : T(0), c, N);
   }
 };
 
@@ -444,7 +403,7 @@ void forward_dir(int64_t mode, int Tn, int Bn, int In, int Hn, const T* x, Dir<T
         std::memcpy(row, w.b_ih, sizeof(T) * G);
       }
     }
-    gemm(false, true, int(TB), G, In, T(1), x, In, w.w_ih, In, T(1), xp, G);
+    gemm(false, true, int(TB), G, In, x, In, w.w_ih, In, T(1), xp, G);
   }
   T* xp = xp_t.data_ptr<T>();
 
@@ -559,8 +518,8 @@ void backward_dir(int64_t mode, int Tn, int Bn, int In, int Hn, const T* x, Dir<
   // Weight gradients, summed over all steps: one GEMM each over the T*B rows.
   // Weight gradients stay on BLAS: its transposed-A product reads dG in place, where oneDNN
   // first copies a transposed operand (measured slower in the 2x512 LSTM LM).
-  gemm(true, false, G, In, int(TB), T(1), dgx, G, x, In, T(0), dw_ih, In);      // dW_ih = dGx^T x
-  gemm(true, false, G, Hn, int(TB), T(1), dgh, G, hprev, Hn, T(0), dw_hh, Hn);  // dW_hh = dGh^T h
+  gemm(true, false, G, In, int(TB), dgx, G, x, In, T(0), dw_ih, In);      // dW_ih = dGx^T x
+  gemm(true, false, G, Hn, int(TB), dgh, G, hprev, Hn, T(0), dw_hh, Hn);  // dW_hh = dGh^T h
   if (db_ih) {  // ATen's column sums: threaded, and cascaded (more accurate than a running sum)
     at::Tensor db_ih_t = at::from_blob(db_ih, {G}, opt);
     at::sum_out(db_ih_t, at::from_blob(dgx, {TB, G}, opt), {0});                // db_ih = sum dGx
@@ -579,7 +538,7 @@ void backward_dir(int64_t mode, int Tn, int Bn, int In, int Hn, const T* x, Dir<
                                           dx_accumulate ? dx2 : at::Tensor());
       std::memcpy(dx, y.data_ptr<T>(), sizeof(T) * TB * In);
     } else {
-      gemm(false, false, int(TB), In, G, T(1), dgx, G, w.w_ih, In,
+      gemm(false, false, int(TB), In, G, dgx, G, w.w_ih, In,
            dx_accumulate ? T(1) : T(0), dx, In);
     }
   }

@@ -242,71 +242,7 @@ void backward_rows(const BwdStep<T>& s) {
   }
 }
 
-// Small-batch step GEMM: c (B, N) (+)= h (B, H) W^T, with W^T pre-transposed to (H, *), for N
-// columns of W^T and c whose rows are ld apart (a column range of a wider product, so threads
-// can split the columns). Each block of JB = 128 / NB columns keeps its NB x JB accumulators
-// (8 vector registers of 16 floats) in registers while it walks down the H rows of W^T: 8
-// independent FMA chains per k.
-template <typename T, int NB>
-RK_INLINE void step_gemm_block(int H, int N, int ld, const T* __restrict h, int ldh,
-                               const T* __restrict wt, T* __restrict c, bool accumulate) {
-  constexpr int JB = 128 / NB;
-  int j0 = 0;
-  for (; j0 + JB <= N; j0 += JB) {
-    T acc[NB][JB];
-    for (int r = 0; r < NB; ++r) {
-      if (accumulate) {
-#pragma omp simd
-        for (int j = 0; j < JB; ++j) acc[r][j] = c[int64_t(r) * ld + j0 + j];
-      } else {
-#pragma omp simd
-        for (int j = 0; j < JB; ++j) acc[r][j] = T(0);
-      }
-    }
-    for (int k = 0; k < H; ++k) {
-      const T* __restrict w = wt + int64_t(k) * ld + j0;
-      for (int r = 0; r < NB; ++r) {
-        const T hk = h[r * ldh + k];
-#pragma omp simd
-        for (int j = 0; j < JB; ++j) acc[r][j] += hk * w[j];
-      }
-    }
-    for (int r = 0; r < NB; ++r) {
-#pragma omp simd
-      for (int j = 0; j < JB; ++j) c[int64_t(r) * ld + j0 + j] = acc[r][j];
-    }
-  }
-  if (j0 < N) {  // the last N % JB columns: same walk, one row of c at a time
-    for (int r = 0; r < NB; ++r) {
-      T* __restrict cr = c + int64_t(r) * ld;
-      if (!accumulate) {
-        for (int j = j0; j < N; ++j) cr[j] = T(0);
-      }
-      for (int k = 0; k < H; ++k) {
-        const T hk = h[r * ldh + k];
-        const T* __restrict w = wt + int64_t(k) * ld;
-#pragma omp simd
-        for (int j = j0; j < N; ++j) cr[j] += hk * w[j];
-      }
-    }
-  }
-}
-
-// Columns [n0, n1) of c (B, ld) (+)= h (B, H) W^T, W^T (H, ld).
-template <typename T>
-void step_gemm_small(int B, int H, int ld, int n0, int n1, const T* h, const T* wt, T* c,
-                     bool accumulate) {
-  const int N = n1 - n0;
-  wt += n0;
-  c += n0;
-  int b = 0;
-  for (; b + 4 <= B; b += 4)
-    step_gemm_block<T, 4>(H, N, ld, h + int64_t(b) * H, H, wt, c + int64_t(b) * ld, accumulate);
-  for (; b + 2 <= B; b += 2)
-    step_gemm_block<T, 2>(H, N, ld, h + int64_t(b) * H, H, wt, c + int64_t(b) * ld, accumulate);
-  for (; b < B; ++b)
-    step_gemm_block<T, 1>(H, N, ld, h + int64_t(b) * H, H, wt, c + int64_t(b) * ld, accumulate);
-}
+#include "step_mm.h"
 
 // dst (C, R) = src (R, C)^T, in 32 x 32 tiles so both sides stay in cache.
 template <typename T>
@@ -328,10 +264,6 @@ void transpose(const T* __restrict src, int R, int C, T* __restrict dst) {
 void fwd_keep_f(const FwdStep<float>& s) { forward_rows<float, true>(s); }
 void fwd_nokeep_f(const FwdStep<float>& s) { forward_rows<float, false>(s); }
 void bwd_f(const BwdStep<float>& s) { backward_rows<float>(s); }
-void gemm_small_f(int B, int H, int G, int n0, int n1, const float* h, const float* wt,
-                  float* c, bool acc) {
-  step_gemm_small<float>(B, H, G, n0, n1, h, wt, c, acc);
-}
 void transpose_f(const float* src, int R, int C, float* dst) { transpose<float>(src, R, C, dst); }
 void transpose_d(const double* src, int R, int C, double* dst) {
   transpose<double>(src, R, C, dst);
@@ -339,7 +271,3 @@ void transpose_d(const double* src, int R, int C, double* dst) {
 void fwd_keep_d(const FwdStep<double>& s) { forward_rows<double, true>(s); }
 void fwd_nokeep_d(const FwdStep<double>& s) { forward_rows<double, false>(s); }
 void bwd_d(const BwdStep<double>& s) { backward_rows<double>(s); }
-void gemm_small_d(int B, int H, int G, int n0, int n1, const double* h, const double* wt,
-                  double* c, bool acc) {
-  step_gemm_small<double>(B, H, G, n0, n1, h, wt, c, acc);
-}

@@ -16,22 +16,14 @@
 
 #include <torch/extension.h>
 
+#include "engine_common.h"
+
 #include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <string>
 #include <vector>
 
-extern "C" {
-// Fortran BLAS inside libtorch_cpu (MKL on x86-64 wheels), LP64.
-void sgemm_(const char*, const char*, const int*, const int*, const int*, const float*,
-            const float*, const int*, const float*, const int*, const float*, float*, const int*);
-void dgemm_(const char*, const char*, const int*, const int*, const int*, const double*,
-            const double*, const int*, const double*, const int*, const double*, double*,
-            const int*);
-// MKL only (weak): BLAS threads for calls from this thread; returns the previous setting.
-int mkl_set_num_threads_local_(const int* n) __attribute__((weak));
-}
 
 namespace {
 
@@ -40,19 +32,8 @@ enum Cell : int64_t {
   LEAKY_TANH = 7, LEAKY_RELU = 8
 };
 
-// Row-major C (m, n) = op(A) (m, k) op(B) (k, n) + beta C, through column-major BLAS.
-inline void gemm(bool ta, bool tb, int m, int n, int k, const float* a, int lda, const float* b,
-                 int ldb, float beta, float* c, int ldc) {
-  const char tA = tb ? 'T' : 'N', tB = ta ? 'T' : 'N';
-  const float one = 1.0f;
-  sgemm_(&tA, &tB, &n, &m, &k, &one, b, &ldb, a, &lda, &beta, c, &ldc);
-}
-inline void gemm(bool ta, bool tb, int m, int n, int k, const double* a, int lda,
-                 const double* b, int ldb, double beta, double* c, int ldc) {
-  const char tA = tb ? 'T' : 'N', tB = ta ? 'T' : 'N';
-  const double one = 1.0;
-  dgemm_(&tA, &tB, &n, &m, &k, &one, b, &ldb, a, &lda, &beta, c, &ldc);
-}
+using rk_common::BlasThreads;
+using rk_common::gemm;
 
 // Everything one elementwise step needs; pointers already at step t.
 template <typename T>
@@ -136,7 +117,7 @@ struct Table {
   void (*bwd)(const VStep<T>&);
   void (*lnx_fwd)(int64_t, int, T*, T*, T*, const T*, const T*, const T*, const T*);
   void (*lnx_bwd)(int64_t, int, T*, const T*, const T*, const T*, T*, T*);
-  void (*mm)(int, int, int, const T*, int, const T*, T*, int, bool);
+  void (*mm)(int, int, int, const T*, int, const T*, int, T*, int, bool);
 };
 
 struct Dispatch {
@@ -189,22 +170,21 @@ template <typename T> const SkipTable<T>& skip_table();
 RK_SKIP_TABLE(float, f)
 RK_SKIP_TABLE(double, d)
 
-// One BLAS thread for calls below `limit` multiply-adds (waking a team costs more), restored
-// on scope exit.
-struct BlasThreads {
-  int saved = -1;
-  BlasThreads(int64_t macs, int64_t limit) {
-    const int one = 1;
-    if (mkl_set_num_threads_local_ && macs < limit) saved = mkl_set_num_threads_local_(&one);
-  }
-  ~BlasThreads() {
-    if (saved >= 0) mkl_set_num_threads_local_(&saved);
-  }
-};
 constexpr int64_t kSerialLayerMacs = int64_t(1) << 24;
-// Per-step products below this many multiply-adds use the register-blocked kernel (one thread,
-// no repacking of W at each step); larger ones call BLAS, which may use every core.
+// Per-step products below this many multiply-adds use the register-blocked kernel (no repacking
+// of W at each step), split over torch's threads from kParallelStepMacs; larger ones call BLAS.
 constexpr int64_t kOwnStepMacs = int64_t(1) << 22;
+constexpr int64_t kParallelStepMacs = int64_t(1) << 19;
+
+// The register-blocked per-step product c (B, N) (+)= a (B, K) m (K, N) (m row-major, N
+// columns), its columns split over torch's threads from kParallelStepMacs.
+template <typename T>
+void own_mm(int B, int K, int N, const T* a, int lda, const T* m, T* c, int ldc, bool acc) {
+  const Table<T>& k = table<T>();
+  rk_common::split_columns(N, int64_t(B) * N * K, kParallelStepMacs, [&](int n0, int n1) {
+    k.mm(B, K, n1 - n0, a, lda, m + n0, N, c + n0, ldc, acc);
+  });
+}
 
 int gate_count(int64_t cell) {
   if (cell == LSTM || cell == LSTM_PEEP || cell == LSTM_LN) return 4;

@@ -56,7 +56,7 @@ void forward_impl(int64_t cell, const at::Tensor& x, at::Tensor& h, at::Tensor& 
   const int64_t BH = int64_t(Bn) * Hn;
   const at::Tensor wt_t = w[1].t().contiguous();  // W_hh^T (H, G): the step product's rows
   const T* wt = wt_t.data_ptr<T>();
-  const bool own_mm = int64_t(Bn) * G * Hn < kOwnStepMacs;
+  const bool blocked = int64_t(Bn) * G * Hn < kOwnStepMacs;
   for (int step = 0; step < Tn; ++step) {
     const int t = reverse ? Tn - 1 - step : step;
     const int64_t kt = keep ? t : 0;
@@ -79,8 +79,8 @@ void forward_impl(int64_t cell, const at::Tensor& x, at::Tensor& h, at::Tensor& 
     }
     // uh = h_in W_hh^T, or xp[t] += h_in W_hh^T where the two sides fold together
     T* dst = s.uh ? const_cast<T*>(s.uh) : const_cast<T*>(s.a);
-    if (own_mm)
-      k.mm(Bn, Hn, G, hin, Hn, wt, dst, G, !s.uh);
+    if (blocked)
+      own_mm<T>(Bn, Hn, G, hin, Hn, wt, dst, G, !s.uh);
     else
       gemm(false, false, Bn, G, Hn, hin, Hn, wt, G, s.uh ? T(0) : T(1), dst, G);
     k.fwd(s);
@@ -132,7 +132,7 @@ void backward_impl(int64_t cell, const at::Tensor& x, const std::vector<at::Tens
   s.dc = has_c(cell) ? dc.data_ptr<T>() : nullptr;
   s.tmp = tmp_t.data_ptr<T>();
   const T* w_hh = w[1].data_ptr<T>();
-  const bool own_mm = int64_t(Bn) * G * Hn < kOwnStepMacs;
+  const bool blocked = int64_t(Bn) * G * Hn < kOwnStepMacs;
   {
     for (int step = 0; step < Tn; ++step) {
       const int t = reverse ? step : Tn - 1 - step;  // the forward's steps, last first
@@ -148,15 +148,15 @@ void backward_impl(int64_t cell, const at::Tensor& x, const std::vector<at::Tens
       k.bwd(s);
       if (drop) {  // dh_prev += (dG_h W_hh) * h_drop: through uh = (h_prev * h_drop) W_hh^T
         T* back = back_t.data_ptr<T>();
-        if (own_mm)
-          k.mm(Bn, G, Hn, s.dgh, G, w_hh, back, Hn, false);
+        if (blocked)
+          own_mm<T>(Bn, G, Hn, s.dgh, G, w_hh, back, Hn, false);
         else
           gemm(false, false, Bn, Hn, G, s.dgh, G, w_hh, Hn, T(0), back, Hn);
         const T* m = h_drop.data_ptr<T>();
         for (int64_t j = 0; j < BH; ++j) s.dh[j] += back[j] * m[j];
       } else {     // dh_prev += dG_h W_hh: through uh = h_prev W_hh^T
-        if (own_mm)
-          k.mm(Bn, G, Hn, s.dgh, G, w_hh, s.dh, Hn, true);
+        if (blocked)
+          own_mm<T>(Bn, G, Hn, s.dgh, G, w_hh, s.dh, Hn, true);
         else
           gemm(false, false, Bn, Hn, G, s.dgh, G, w_hh, Hn, T(1), s.dh, Hn);
       }

@@ -58,7 +58,7 @@ void skip_forward_impl(const at::Tensor& x, at::Tensor& reg, const std::vector<a
       src = dst;
     }
     for (int i = 0; i < nd; ++i)  // a += h_{t-d} W_d^T, h_{t-d} = register block d - 1
-      table<T>().mm(Bn, Hn, Hn, src + (delays[i] - 1) * Hn, W, wts[i].data_ptr<T>(), s.a, Hn,
+      own_mm<T>(Bn, Hn, Hn, src + (delays[i] - 1) * Hn, W, wts[i].data_ptr<T>(), s.a, Hn,
                     true);
     k.fwd(s);
   }
@@ -98,11 +98,11 @@ void skip_backward_impl(const at::Tensor& x, const std::vector<at::Tensor>& w,
       for (int i = 0; i < nd; ++i) {  // dreg_d += (da W_d) * h_drop: through a += h_{t-d} W_d^T
         T* dst = s.dreg + (delays[i] - 1) * Hn;
         if (!drop) {
-          table<T>().mm(Bn, Hn, Hn, s.da, Hn, w[1 + i].data_ptr<T>(), dst, W, true);
+          own_mm<T>(Bn, Hn, Hn, s.da, Hn, w[1 + i].data_ptr<T>(), dst, W, true);
           continue;
         }
         T* back = back_t.data_ptr<T>();
-        table<T>().mm(Bn, Hn, Hn, s.da, Hn, w[1 + i].data_ptr<T>(), back, Hn, false);
+        own_mm<T>(Bn, Hn, Hn, s.da, Hn, w[1 + i].data_ptr<T>(), back, Hn, false);
         const T* m = h_drop.data_ptr<T>();
         for (int b = 0; b < Bn; ++b)
           for (int j = 0; j < Hn; ++j) dst[int64_t(b) * W + j] += back[b * Hn + j] * m[b * Hn + j];

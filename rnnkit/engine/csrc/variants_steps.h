@@ -155,57 +155,7 @@ void lnx_bwd(int64_t rows, int G, T* d, const T* xhat, const T* rstd, const T* g
   }
 }
 
-// Per-step product c (B, N) (+)= a (B, K) m (K, N), all row-major: replaces a BLAS call that
-// would repack m at every step. Blocks of RB rows of c times 128 / RB columns stay in registers
-// while the walk goes down the K rows of m: 8 float vectors (16 double) of independent FMA chains.
-template <typename T, int RB>
-RK_INLINE void step_mm_rows(int K, int N, const T* __restrict a, int lda, const T* __restrict m,
-                            T* __restrict c, int ldc, bool accumulate) {
-  constexpr int JB = 128 / RB;
-  int j0 = 0;
-  for (; j0 + JB <= N; j0 += JB) {
-    T acc[RB][JB];
-    for (int r = 0; r < RB; ++r) {
-#pragma omp simd
-      for (int j = 0; j < JB; ++j) acc[r][j] = accumulate ? c[r * ldc + j0 + j] : T(0);
-    }
-    for (int k = 0; k < K; ++k) {
-      const T* __restrict mk = m + int64_t(k) * N + j0;
-      for (int r = 0; r < RB; ++r) {
-        const T ak = a[r * lda + k];
-#pragma omp simd
-        for (int j = 0; j < JB; ++j) acc[r][j] += ak * mk[j];
-      }
-    }
-    for (int r = 0; r < RB; ++r) {
-#pragma omp simd
-      for (int j = 0; j < JB; ++j) c[r * ldc + j0 + j] = acc[r][j];
-    }
-  }
-  for (int r = 0; r < RB && j0 < N; ++r) {  // the last N % JB columns
-    T* __restrict cr = c + r * ldc;
-    if (!accumulate)
-      for (int j = j0; j < N; ++j) cr[j] = T(0);
-    for (int k = 0; k < K; ++k) {
-      const T ak = a[r * lda + k];
-      const T* __restrict mk = m + int64_t(k) * N;
-#pragma omp simd
-      for (int j = j0; j < N; ++j) cr[j] += ak * mk[j];
-    }
-  }
-}
-
-template <typename T>
-void step_mm(int B, int K, int N, const T* a, int lda, const T* m, T* c, int ldc,
-             bool accumulate) {
-  int b = 0;
-  for (; b + 4 <= B; b += 4)
-    step_mm_rows<T, 4>(K, N, a + int64_t(b) * lda, lda, m, c + int64_t(b) * ldc, ldc, accumulate);
-  for (; b + 2 <= B; b += 2)
-    step_mm_rows<T, 2>(K, N, a + int64_t(b) * lda, lda, m, c + int64_t(b) * ldc, ldc, accumulate);
-  for (; b < B; ++b)
-    step_mm_rows<T, 1>(K, N, a + int64_t(b) * lda, lda, m, c + int64_t(b) * ldc, ldc, accumulate);
-}
+#include "step_mm.h"
 
 // Non-template entry points for the dispatch table.
 void fwd_f(const VStep<float>& s) { fwd_rows<float>(s); }
@@ -222,7 +172,3 @@ void lnx_bwd_f(int64_t n, int G, float* d, const float* xh, const float* rs, con
                float* dg, float* ds) { lnx_bwd<float>(n, G, d, xh, rs, g, dg, ds); }
 void lnx_bwd_d(int64_t n, int G, double* d, const double* xh, const double* rs, const double* g,
                double* dg, double* ds) { lnx_bwd<double>(n, G, d, xh, rs, g, dg, ds); }
-void mm_f(int B, int K, int N, const float* a, int lda, const float* m, float* c, int ldc,
-          bool acc) { step_mm<float>(B, K, N, a, lda, m, c, ldc, acc); }
-void mm_d(int B, int K, int N, const double* a, int lda, const double* m, double* c, int ldc,
-          bool acc) { step_mm<double>(B, K, N, a, lda, m, c, ldc, acc); }

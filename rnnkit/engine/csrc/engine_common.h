@@ -1,0 +1,71 @@
+// What both extensions (fused_rnn.cpp, variants.cpp) share outside the per-ISA kernels: the BLAS
+// that torch ships, row-major GEMM on top of it, MKL's per-thread thread count, and splitting a
+// product's columns over torch's threads. Included once, at file scope, after torch's headers.
+#pragma once
+
+#include <ATen/Parallel.h>
+
+#include <algorithm>
+#include <cstdint>
+
+extern "C" {
+// Fortran BLAS shipped inside libtorch_cpu (MKL on x86-64 wheels); LP64 integer interface.
+void sgemm_(const char* ta, const char* tb, const int* m, const int* n, const int* k,
+            const float* alpha, const float* a, const int* lda, const float* b, const int* ldb,
+            const float* beta, float* c, const int* ldc);
+void dgemm_(const char* ta, const char* tb, const int* m, const int* n, const int* k,
+            const double* alpha, const double* a, const int* lda, const double* b,
+            const int* ldb, const double* beta, double* c, const int* ldc);
+// MKL only (weak: absent from other BLAS builds): threads for BLAS calls from this thread,
+// Fortran interface (argument by pointer); returns the previous setting (0 = global default).
+int mkl_set_num_threads_local_(const int* n) __attribute__((weak));
+}
+
+namespace rk_common {
+
+// Row-major C (m, n) = op(A) (m, k) op(B) (k, n) + beta C, through column-major BLAS
+// (C^T = op(B)^T op(A)^T).
+inline void gemm(bool ta, bool tb, int m, int n, int k, const float* a, int lda, const float* b,
+                 int ldb, float beta, float* c, int ldc) {
+  const char tA = tb ? 'T' : 'N', tB = ta ? 'T' : 'N';
+  const float one = 1.0f;
+  sgemm_(&tA, &tB, &n, &m, &k, &one, b, &ldb, a, &lda, &beta, c, &ldc);
+}
+inline void gemm(bool ta, bool tb, int m, int n, int k, const double* a, int lda,
+                 const double* b, int ldb, double beta, double* c, int ldc) {
+  const char tA = tb ? 'T' : 'N', tB = ta ? 'T' : 'N';
+  const double one = 1.0;
+  dgemm_(&tA, &tB, &n, &m, &k, &one, b, &ldb, a, &lda, &beta, c, &ldc);
+}
+
+// One BLAS thread for calls below `limit` multiply-adds (waking a team costs more than it
+// saves, and on a busy machine its spinning steals the core), restored on scope exit.
+struct BlasThreads {
+  int saved = -1;
+  BlasThreads(int64_t macs, int64_t limit) {
+    const int one = 1;
+    if (mkl_set_num_threads_local_ && macs < limit) saved = mkl_set_num_threads_local_(&one);
+  }
+  ~BlasThreads() {
+    if (saved >= 0) mkl_set_num_threads_local_(&saved);
+  }
+};
+
+// Runs fn(n0, n1) over the columns [0, N) of a product of `macs` multiply-adds: on the calling
+// thread below `min_macs` (or with one thread, or inside a parallel region), else split over
+// torch's threads in blocks of 128 columns (64 for narrow products), so that every thread runs
+// the register-blocked kernel at full width.
+template <typename F>
+void split_columns(int N, int64_t macs, int64_t min_macs, const F& fn) {
+  const int width = N >= 256 ? 128 : 64;
+  const int blocks = (N + width - 1) / width;
+  if (blocks < 2 || macs < min_macs || at::get_num_threads() < 2 || at::in_parallel_region()) {
+    fn(0, N);
+    return;
+  }
+  at::parallel_for(0, blocks, 1, [&](int64_t b0, int64_t b1) {
+    fn(int(b0) * width, std::min(N, int(b1) * width));
+  });
+}
+
+}  // namespace rk_common
