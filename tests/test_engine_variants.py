@@ -213,14 +213,17 @@ def test_no_grad_matches_grad_path():
 @pytest.mark.parametrize("kind", ["ln_lstm", "lstm_regularised"])
 def test_thread_count_does_not_change_results(kind):
     fused, _ = _pair(kind, torch.float32, num_layers=2, bidirectional=True)
-    x = torch.randn(T, B, I, requires_grad=True)
+    _same_with_one_and_two_threads(fused, torch.randn(T, B, I, requires_grad=True))
+
+
+def _same_with_one_and_two_threads(layer, x):
     before = torch.get_num_threads()
     try:
         results = []
         for threads in (1, 2):
             torch.set_num_threads(threads)
             torch.manual_seed(5)
-            results.append(forward_backward(fused, x))
+            results.append(forward_backward(layer, x))
     finally:
         torch.set_num_threads(before)
     assert_same(results[0], results[1], torch.float32)
@@ -248,14 +251,4 @@ def test_step_products_split_over_threads_match_one_thread(kind):
     layer = cls(8, 128, **extra, engine="fused")
     if layer.mode in STANDARD_MODES:
         layer._run = types.MethodType(variants.run_stack, layer)
-    x = torch.randn(3, 16, 8, requires_grad=True)
-    before = torch.get_num_threads()
-    try:
-        results = []
-        for threads in (1, 2):
-            torch.set_num_threads(threads)
-            torch.manual_seed(5)
-            results.append(forward_backward(layer, x))
-    finally:
-        torch.set_num_threads(before)
-    assert_same(results[0], results[1], torch.float32)
+    _same_with_one_and_two_threads(layer, torch.randn(3, 16, 8, requires_grad=True))
