@@ -136,7 +136,11 @@ class RecurrentLayer(nn.Module):
 
     def layer_weights(self, k: int, d: int) -> tuple[Tensor | None, ...]:
         """Parameters of layer k, direction d, in the cell's `step` order (None: no bias)."""
-        return tuple(getattr(self, self._param_name(n, k, d), None) for n in self._spec_names())
+        cache = self.__dict__.setdefault("_weight_names", {})  # names are fixed at construction
+        names = cache.get((k, d))
+        if names is None:
+            names = cache[k, d] = tuple(self._param_name(n, k, d) for n in self._spec_names())
+        return tuple(getattr(self, n, None) for n in names)
 
     @property
     def all_weights(self) -> list[list[Tensor]]:
