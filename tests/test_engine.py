@@ -223,3 +223,27 @@ def test_other_dtypes_are_declined_and_auto_falls_back():
     assert "bfloat16" in engine.unsupported_reason(layer, x)
     out, _ = layer(x)  # engine="auto" runs the reference path
     assert out.shape == (T, B, H)
+
+
+def test_engine_calls_leave_torch_thread_count_alone():
+    """ATen's parallel_for fixes OpenMP's thread count on its first call in a thread; the engine
+    must not let that happen while it has MKL at one thread, or every later torch op of the
+    thread runs on one thread. Checked in a fresh thread, where that first call is ours."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    seen = []
+
+    def work():
+        layer = rk.LSTM(128, 128, engine="fused")  # B=16, H=128: threaded step products
+        layer(torch.randn(3, 16, 128))[0].sum().backward()
+        seen.append(torch.get_num_threads())
+
+    try:
+        import threading
+
+        thread = threading.Thread(target=work)
+        thread.start()
+        thread.join()
+    finally:
+        torch.set_num_threads(before)
+    assert seen == [2]

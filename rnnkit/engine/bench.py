@@ -4,7 +4,9 @@ For each cell and shape (B, T, H) with I = H, times a training step (forward + b
 out.sum() w.r.t. the weights) and inference (no_grad) for torch.nn and rnnkit's fused engine in
 the same process, interleaved rep by rep, and reports medians, ratios (torch.nn time / rnnkit
 time: above 1 means rnnkit is faster), GFLOP/s and the share of this machine's measured GEMM
-peak. With onnxruntime installed, the torch.nn layer exported to ONNX runs as an inference column.
+peak. With onnxruntime installed, the torch.nn layer exported to ONNX runs as an inference column,
+timed right after the other two in its own block (its spinning pool threads would otherwise slow
+them down).
 """
 
 from __future__ import annotations
@@ -118,16 +120,24 @@ def run_bench(cells: list[str], shapes: list[tuple[int, int, int]], threads: int
             ours.load_state_dict(ref.state_dict())
             x = torch.randn(T, B, H)
             for train in (True, False):
-                fns = _step_fns(ref, ours, x, train, threads if ort else 0)
+                fns = _step_fns(ref, ours, x, train)
                 med = _interleave(fns, budget_s, min_reps, max_reps)
+                session = None if train or not ort else _ort_session(ref, x, threads)
+                if session is not None:
+                    # Timed on its own, after the other two: ORT's pool threads spin after each
+                    # run (its default, which helps its latency), and interleaved they would
+                    # steal the cores from torch.nn and rnnkit (torch.nn inference lost ~30%).
+                    med["ort"] = _interleave({"ort": session}, budget_s / 2, min_reps,
+                                             max_reps)["ort"]
+                    del session
                 row = _row(cell, B, T, H, train, med, gates, peak)
                 info["rows"].append(row)
                 log(_format(row))
     return info
 
 
-def _step_fns(ref: nn.Module, ours: nn.Module, x: torch.Tensor, train: bool,
-              ort_threads: int) -> dict[str, Callable[[], Any]]:
+def _step_fns(ref: nn.Module, ours: nn.Module, x: torch.Tensor,
+              train: bool) -> dict[str, Callable[[], Any]]:
     if train:
         def make(layer: nn.Module) -> Callable[[], None]:
             def step() -> None:
@@ -141,11 +151,7 @@ def _step_fns(ref: nn.Module, ours: nn.Module, x: torch.Tensor, train: bool,
             with torch.no_grad():
                 return layer(x)
         return step
-    fns = {"torch.nn": infer(ref), "rnnkit": infer(ours)}
-    session = _ort_session(ref, x, ort_threads) if ort_threads else None
-    if session is not None:
-        fns["ort"] = session
-    return fns
+    return {"torch.nn": infer(ref), "rnnkit": infer(ours)}
 
 
 def _row(cell: str, B: int, T: int, H: int, train: bool, med: dict[str, float], gates: int,

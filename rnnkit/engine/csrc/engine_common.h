@@ -38,6 +38,12 @@ inline void gemm(bool ta, bool tb, int m, int n, int k, const double* a, int lda
   dgemm_(&tA, &tB, &n, &m, &k, &one, b, &ldb, a, &lda, &beta, c, &ldc);
 }
 
+// ATen's `parallel_for` sets OpenMP's thread count on its first call in each thread, to MKL's
+// thread count *for the calling thread*. Called inside a BlasThreads scope (MKL at one thread),
+// it would pin OpenMP, and with it every later torch op of this thread, to one thread (torch.nn
+// ran 2x slower after such a call). So every entry point calls this first, outside any scope.
+inline void init_threads() { at::internal::lazy_init_num_threads(); }
+
 // One BLAS thread for calls below `limit` multiply-adds (waking a team costs more than it
 // saves, and on a busy machine its spinning steals the core), restored on scope exit.
 struct BlasThreads {

@@ -568,6 +568,7 @@ std::vector<at::Tensor> contiguous_all(const std::vector<at::Tensor>& ts) {
 std::vector<at::Tensor> layer_forward(int64_t mode, const at::Tensor& x_in, const at::Tensor& h0,
                                       const at::Tensor& c0, const std::vector<at::Tensor>& w_in,
                                       const at::Tensor& lengths_in, bool keep) {
+  rk_common::init_threads();
   const at::Tensor x = x_in.contiguous(), lengths = lengths_in.contiguous();
   const std::vector<at::Tensor> w = contiguous_all(w_in);
   const int Tn = x.size(0), Bn = x.size(1), In = x.size(2);
@@ -600,6 +601,7 @@ std::vector<at::Tensor> layer_backward(int64_t mode, const at::Tensor& x_in,
                                        const std::vector<at::Tensor>& saved,
                                        const at::Tensor& dout_in, const at::Tensor& dhT,
                                        const at::Tensor& dcT, bool need_dx) {
+  rk_common::init_threads();
   const at::Tensor x = x_in.contiguous(), lengths = lengths_in.contiguous();
   const std::vector<at::Tensor> w = contiguous_all(w_in);
   const int Tn = x.size(0), Bn = x.size(1), In = x.size(2);

@@ -215,6 +215,7 @@ std::vector<at::Tensor> dir_forward(int64_t cell, const at::Tensor& x, const at:
                                     const at::Tensor& lengths, bool reverse,
                                     const at::Tensor& h_drop, const at::Tensor& zh,
                                     const at::Tensor& zc, double rh, double rc, bool keep) {
+  rk_common::init_threads();
   at::NoGradGuard no_grad;
   const int Tn = x.size(0), Bn = x.size(1), Hn = h0.size(1);
   auto opt = x.options();
@@ -242,6 +243,7 @@ std::vector<at::Tensor> dir_backward(int64_t cell, const at::Tensor& x,
                                      const std::vector<at::Tensor>& saved,
                                      const at::Tensor& dout, const at::Tensor& dh_n,
                                      const at::Tensor& dc_n, bool need_dx) {
+  rk_common::init_threads();
   at::NoGradGuard no_grad;
   auto opt = x.options();
   at::Tensor dh = dh_n.clone(at::MemoryFormat::Contiguous);

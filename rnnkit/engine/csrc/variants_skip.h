@@ -138,6 +138,7 @@ std::vector<at::Tensor> skip_forward(const at::Tensor& x, const at::Tensor& reg0
                                      const at::Tensor& lengths, bool reverse,
                                      const at::Tensor& h_drop, const at::Tensor& zh,
                                      const at::Tensor& zp, double rh, double rp, bool keep) {
+  rk_common::init_threads();
   at::NoGradGuard no_grad;
   at::Tensor out = at::empty({x.size(0), x.size(1), w[0].size(0)}, x.options());
   at::Tensor reg = reg0.clone(at::MemoryFormat::Contiguous);
@@ -160,6 +161,7 @@ std::vector<at::Tensor> skip_backward(const at::Tensor& x, const std::vector<at:
                                       const std::vector<at::Tensor>& saved,
                                       const at::Tensor& dout, const at::Tensor& dreg_n,
                                       bool need_dx) {
+  rk_common::init_threads();
   at::NoGradGuard no_grad;
   at::Tensor dreg = dreg_n.clone(at::MemoryFormat::Contiguous);
   at::Tensor dx = need_dx ? at::empty_like(x) : at::empty({0}, x.options());
