@@ -242,10 +242,12 @@ def test_chunks_with_carried_state_equal_one_pass(kind):
         torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
 
 
-@pytest.mark.parametrize("kind", ["peephole", "ln_gru", "skip", "lstm_regularised"])
+@pytest.mark.parametrize("kind", ["peephole", "ln_lstm", "ln_gru", "leaky", "skip",
+                                  "lstm_regularised"])
 def test_step_products_split_over_threads_match_one_thread(kind):
-    """At B=16, H=128 the blocked step products (>= 512K multiply-adds) split their columns over
-    two threads; one thread runs them whole. Same results within float32 rounding."""
+    """At B=16, H=128 the blocked step products (>= 512K multiply-adds) split their columns, and
+    the row passes their rows (the backward's parameter gradients summed per thread), over two
+    threads; one thread runs them whole. Same results within float32 rounding."""
     cls, extra = KINDS[kind]
     torch.manual_seed(0)
     layer = cls(8, 128, **extra, engine="fused")

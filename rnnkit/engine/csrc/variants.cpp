@@ -186,6 +186,104 @@ void own_mm(int B, int K, int N, const T* a, int lda, const T* m, T* c, int ldc,
   });
 }
 
+// The forward row pass of a step over rows [b0, b1) of the batch, with its own scratch.
+template <typename T>
+VStep<T> forward_rows_from(VStep<T> s, int b0, int b1, T* tmp) {
+  const int64_t H = s.H, G = s.G;
+  s.B = b1 - b0;
+  if (s.len) s.len += b0;
+  s.a += b0 * G;
+  if (s.uh) s.uh += b0 * G;
+  s.h += b0 * H;
+  if (s.c) s.c += b0 * H;
+  s.out += b0 * H;
+  s.sv += b0 * s.S;
+  if (s.zh) s.zh += b0 * H;
+  if (s.zc) s.zc += b0 * H;
+  s.tmp = tmp;
+  return s;
+}
+
+// From this many gate elements per step the forward row pass splits its rows over torch's
+// threads (lower than the plain kernels' threshold: these rows do more work per element).
+constexpr int64_t kParallelRowElems = int64_t(1) << 12;
+
+// The forward row pass of one step; `tmp` holds 3H of scratch per thread (row_scratch_threads).
+template <typename T>
+void forward_rows(const VStep<T>& s, T* tmp) {
+  const Table<T>& k = table<T>();
+  if (int64_t(s.B) * s.G < kParallelRowElems || s.B < 2 || at::get_num_threads() < 2 ||
+      at::in_parallel_region()) {
+    k.fwd(s);
+    return;
+  }
+  at::parallel_for(0, s.B, 1, [&](int64_t b0, int64_t b1) {
+    k.fwd(forward_rows_from(s, int(b0), int(b1), tmp + int64_t(at::get_thread_num()) * 3 * s.H));
+  });
+}
+
+int row_scratch_threads() { return std::max(1, at::get_num_threads()); }
+
+// The backward row pass of a step over rows [b0, b1), with its own scratch and its own
+// parameter-gradient accumulators.
+template <typename T>
+VStep<T> backward_rows_from(VStep<T> s, int b0, int b1, T* tmp, T* const* dp) {
+  const int64_t H = s.H, G = s.G;
+  s.B = b1 - b0;
+  if (s.len) s.len += b0;
+  s.sv += b0 * s.S;
+  s.hprev += b0 * H;
+  if (s.cprev) s.cprev += b0 * H;
+  if (s.zh) s.zh += b0 * H;
+  if (s.zc) s.zc += b0 * H;
+  s.dout += b0 * H;
+  s.dh += b0 * H;
+  if (s.dc) s.dc += b0 * H;
+  const bool same = s.dgh == s.dgx;
+  s.dgx += b0 * G;
+  s.dgh = same ? s.dgx : s.dgh + b0 * G;
+  s.tmp = tmp;
+  for (int i = 0; i < 4; ++i) s.dp[i] = dp[i];
+  return s;
+}
+
+// Per-thread partial sums of the parameter gradients the backward rows accumulate: (threads, n)
+// for each, added into the real ones by `finish`. The rows of one thread write only its own.
+template <typename T>
+struct GradParts {
+  std::vector<at::Tensor> parts;
+  std::vector<int64_t> sizes;
+  GradParts(const std::vector<at::Tensor>& dp, int threads) {
+    for (const auto& g : dp) {
+      parts.push_back(at::zeros({threads, g.numel()}, g.options()));
+      sizes.push_back(g.numel());
+    }
+  }
+  void pointers(int tid, T** out) const {
+    for (size_t i = 0; i < parts.size(); ++i) out[i] = parts[i].data_ptr<T>() + tid * sizes[i];
+  }
+  void finish(std::vector<at::Tensor>& dp) const {
+    for (size_t i = 0; i < parts.size(); ++i) dp[i].view({-1}).add_(parts[i].sum(0));
+  }
+};
+
+// The backward row pass of one step, split over torch's threads like `forward_rows`.
+template <typename T>
+void backward_rows(const VStep<T>& s, T* tmp, const GradParts<T>& parts) {
+  const Table<T>& k = table<T>();
+  if (int64_t(s.B) * s.G < kParallelRowElems || s.B < 2 || at::get_num_threads() < 2 ||
+      at::in_parallel_region()) {
+    k.bwd(s);
+    return;
+  }
+  at::parallel_for(0, s.B, 1, [&](int64_t b0, int64_t b1) {
+    const int tid = at::get_thread_num();
+    T* dp[4] = {nullptr, nullptr, nullptr, nullptr};
+    parts.pointers(tid, dp);
+    k.bwd(backward_rows_from(s, int(b0), int(b1), tmp + int64_t(tid) * 3 * s.H, dp));
+  });
+}
+
 int gate_count(int64_t cell) {
   if (cell == LSTM || cell == LSTM_PEEP || cell == LSTM_LN) return 4;
   return (cell == GRU || cell == GRU_LN) ? 3 : 1;

@@ -50,7 +50,7 @@ void forward_impl(int64_t cell, const at::Tensor& x, at::Tensor& h, at::Tensor& 
   at::Tensor cprev_t = keep && s.c ? at::empty({Tn, Bn, Hn}, opt) : at::empty({0}, opt);
   at::Tensor hin_t = drop ? at::empty({keep ? Tn : 1, Bn, Hn}, opt) : at::empty({0}, opt);
   at::Tensor uh_t = separate_uh(cell) ? at::empty({Bn, G}, opt) : at::Tensor();
-  at::Tensor tmp_t = at::empty({3 * Hn}, opt);
+  at::Tensor tmp_t = at::empty({row_scratch_threads() * 3 * Hn}, opt);
   s.uh = separate_uh(cell) ? uh_t.data_ptr<T>() : nullptr;
   s.tmp = tmp_t.data_ptr<T>();
   const int64_t BH = int64_t(Bn) * Hn;
@@ -83,7 +83,7 @@ void forward_impl(int64_t cell, const at::Tensor& x, at::Tensor& h, at::Tensor& 
       own_mm<T>(Bn, Hn, G, hin, Hn, wt, dst, G, !s.uh);
     else
       gemm(false, false, Bn, G, Hn, hin, Hn, wt, G, s.uh ? T(0) : T(1), dst, G);
-    k.fwd(s);
+    forward_rows(s, tmp_t.data_ptr<T>());
   }
   if (keep) res.insert(res.end(), {sv_t, hprev_t, hin_t, cprev_t,
                                    xhat_t.defined() ? xhat_t : at::empty({0}, opt),
@@ -124,7 +124,8 @@ void backward_impl(int64_t cell, const at::Tensor& x, const std::vector<at::Tens
   if (cell == GRU_LN) dp = {at::zeros({G}, opt), at::zeros({G}, opt), at::zeros({G}, opt)};
   if (cell == LEAKY_TANH || cell == LEAKY_RELU) dp = {at::zeros({Hn}, opt)};
   for (size_t i = 0; i < dp.size(); ++i) s.dp[i] = dp[i].data_ptr<T>();
-  at::Tensor tmp_t = at::empty({3 * Hn}, opt);
+  const GradParts<T> parts(dp, row_scratch_threads());
+  at::Tensor tmp_t = at::empty({row_scratch_threads() * 3 * Hn}, opt);
   at::Tensor back_t = drop ? at::empty({Bn, Hn}, opt) : at::Tensor();
   s.cell = cell; s.B = Bn; s.H = Hn; s.G = G; s.S = S; s.len = len;
   s.rh = rh; s.rc = rc;
@@ -145,7 +146,7 @@ void backward_impl(int64_t cell, const at::Tensor& x, const std::vector<at::Tens
       s.dout = dout.data_ptr<T>() + t * BH;
       s.dgx = dgx_t.data_ptr<T>() + int64_t(t) * Bn * G;
       s.dgh = dgh_t.data_ptr<T>() + int64_t(t) * Bn * G;
-      k.bwd(s);
+      backward_rows(s, tmp_t.data_ptr<T>(), parts);
       if (drop) {  // dh_prev += (dG_h W_hh) * h_drop: through uh = (h_prev * h_drop) W_hh^T
         T* back = back_t.data_ptr<T>();
         if (blocked)
@@ -162,6 +163,7 @@ void backward_impl(int64_t cell, const at::Tensor& x, const std::vector<at::Tens
       }
     }
   }
+  parts.finish(dp);
   T* dgx = dgx_t.data_ptr<T>();
   T* dgh = dgh_t.data_ptr<T>();
   const bool bias = w[2].numel() > 0;
