@@ -74,4 +74,18 @@ void split_columns(int N, int64_t macs, int64_t min_macs, const F& fn) {
   });
 }
 
+// Runs fn(b0, b1, thread) over the batch rows [0, B) of a step's row pass of `elems` elements:
+// as fn(0, B, 0) on the calling thread below `min_elems` (or with one thread, or inside a
+// parallel region), else split over torch's threads (one fork-join).
+template <typename F>
+void split_rows(int B, int64_t elems, int64_t min_elems, const F& fn) {
+  if (B < 2 || elems < min_elems || at::get_num_threads() < 2 || at::in_parallel_region()) {
+    fn(0, B, 0);
+    return;
+  }
+  at::parallel_for(0, B, 1, [&](int64_t b0, int64_t b1) {
+    fn(int(b0), int(b1), at::get_thread_num());
+  });
+}
+
 }  // namespace rk_common

@@ -345,13 +345,8 @@ constexpr int64_t kParallelRowElems = int64_t(1) << 14;
 // Runs a step's elementwise pass, split over threads when the step is large enough.
 template <typename Step>
 void run_rows(void (*rows)(const Step&), const Step& s) {
-  if (int64_t(s.B) * s.G < kParallelRowElems || s.B < 2 || at::get_num_threads() < 2) {
-    rows(s);
-    return;
-  }
-  at::parallel_for(0, s.B, 1, [&](int64_t b0, int64_t b1) {
-    rows(rows_from(s, int(b0), int(b1)));
-  });
+  rk_common::split_rows(s.B, int64_t(s.B) * s.G, kParallelRowElems,
+                        [&](int b0, int b1, int) { rows(rows_from(s, b0, b1)); });
 }
 
 template <typename T>

@@ -211,14 +211,9 @@ constexpr int64_t kParallelRowElems = int64_t(1) << 12;
 // The forward row pass of one step; `tmp` holds 3H of scratch per thread (row_scratch_threads).
 template <typename T>
 void forward_rows(const VStep<T>& s, T* tmp) {
-  const Table<T>& k = table<T>();
-  if (int64_t(s.B) * s.G < kParallelRowElems || s.B < 2 || at::get_num_threads() < 2 ||
-      at::in_parallel_region()) {
-    k.fwd(s);
-    return;
-  }
-  at::parallel_for(0, s.B, 1, [&](int64_t b0, int64_t b1) {
-    k.fwd(forward_rows_from(s, int(b0), int(b1), tmp + int64_t(at::get_thread_num()) * 3 * s.H));
+  const int64_t elems = int64_t(s.B) * s.G;
+  rk_common::split_rows(s.B, elems, kParallelRowElems, [&](int b0, int b1, int tid) {
+    table<T>().fwd(forward_rows_from(s, b0, b1, tmp + int64_t(tid) * 3 * s.H));
   });
 }
 
@@ -267,20 +262,15 @@ struct GradParts {
   }
 };
 
-// The backward row pass of one step, split over torch's threads like `forward_rows`.
+// The backward row pass of one step, split over torch's threads like `forward_rows`; the
+// parameter gradients go to the thread's own partial sums (`parts.finish` adds them up).
 template <typename T>
 void backward_rows(const VStep<T>& s, T* tmp, const GradParts<T>& parts) {
-  const Table<T>& k = table<T>();
-  if (int64_t(s.B) * s.G < kParallelRowElems || s.B < 2 || at::get_num_threads() < 2 ||
-      at::in_parallel_region()) {
-    k.bwd(s);
-    return;
-  }
-  at::parallel_for(0, s.B, 1, [&](int64_t b0, int64_t b1) {
-    const int tid = at::get_thread_num();
+  const int64_t elems = int64_t(s.B) * s.G;
+  rk_common::split_rows(s.B, elems, kParallelRowElems, [&](int b0, int b1, int tid) {
     T* dp[4] = {nullptr, nullptr, nullptr, nullptr};
     parts.pointers(tid, dp);
-    k.bwd(backward_rows_from(s, int(b0), int(b1), tmp + int64_t(tid) * 3 * s.H, dp));
+    table<T>().bwd(backward_rows_from(s, b0, b1, tmp + int64_t(tid) * 3 * s.H, dp));
   });
 }
 

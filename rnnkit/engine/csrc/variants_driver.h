@@ -123,8 +123,7 @@ void backward_impl(int64_t cell, const at::Tensor& x, const std::vector<at::Tens
                              at::zeros({Hn}, opt)};
   if (cell == GRU_LN) dp = {at::zeros({G}, opt), at::zeros({G}, opt), at::zeros({G}, opt)};
   if (cell == LEAKY_TANH || cell == LEAKY_RELU) dp = {at::zeros({Hn}, opt)};
-  for (size_t i = 0; i < dp.size(); ++i) s.dp[i] = dp[i].data_ptr<T>();
-  const GradParts<T> parts(dp, row_scratch_threads());
+  const GradParts<T> parts(dp, row_scratch_threads());  // the rows accumulate into these
   at::Tensor tmp_t = at::empty({row_scratch_threads() * 3 * Hn}, opt);
   at::Tensor back_t = drop ? at::empty({Bn, Hn}, opt) : at::Tensor();
   s.cell = cell; s.B = Bn; s.H = Hn; s.G = G; s.S = S; s.len = len;
