@@ -60,6 +60,16 @@ def forward_backward(layer: nn.Module, x: Any, hx: Any = None, **kwargs: Any) ->
 
 
 def assert_same(a: dict[str, Tensor], b: dict[str, Tensor], dtype: torch.dtype) -> None:
+    """Every entry within TOL, the absolute part scaled by the entry's largest magnitude.
+
+    A weight gradient sums T*B products, so both engines' float32 results carry rounding of
+    order 1e-7 of the gradient's scale; an element that cancels to far below that scale (0.05
+    in a gradient of magnitude 15) cannot meet 1e-5 relative to itself in either engine, while
+    1e-6 of the gradient's scale still catches any real difference.
+    """
     assert a.keys() == b.keys()
     for key in a:
-        torch.testing.assert_close(a[key], b[key], **TOL[dtype], msg=lambda m, k=key: f"{k}: {m}")
+        tol = dict(TOL[dtype])
+        if b[key].numel():
+            tol["atol"] *= max(1.0, b[key].abs().max().item())
+        torch.testing.assert_close(a[key], b[key], **tol, msg=lambda m, k=key: f"{k}: {m}")

@@ -146,6 +146,75 @@ def test_blocked_step_gemm_split_over_threads_matches_reference(kind, dtype):
         torch.set_num_threads(old_threads)
 
 
+@pytest.fixture
+def team_everywhere():
+    """`set_team(16, 0)`: every step loop of a batch up to 16 runs on a thread team, whatever
+    the size of its steps (the default leaves small steps and most plain RNNs on one thread)."""
+    ext = engine.load_extension()
+    old, before = ext.set_team(16, 0), torch.get_num_threads()
+    yield ext
+    ext.set_team(*old)
+    torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize("threads", [2, 3])
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+@pytest.mark.parametrize("kind", KINDS)
+def test_thread_team_matches_reference(kind, dtype, threads, team_everywhere):
+    """H = 70 splits into slices of whole vectors (float32 with 2 threads: 32 + 38 units, with
+    3: 16 + 32 + 22), the last one ending in a partial vector; lengths end sequences at
+    different steps in both directions, and the state enters and leaves each layer."""
+    torch.set_num_threads(threads)
+    cls, _, extra = KINDS[kind]
+    fused = cls(9, 70, **extra, num_layers=2, bidirectional=True, engine="fused").to(dtype)
+    ref = cls(9, 70, **extra, num_layers=2, bidirectional=True, engine="reference").to(dtype)
+    ref.load_state_dict(fused.state_dict())
+    x = torch.randn(6, 5, 9, dtype=dtype, requires_grad=True)
+    hx = make_hx(ref, 5, dtype)
+    kwargs = {"lengths": torch.tensor([6, 2, 5, 6, 1])}
+    assert_same(forward_backward(fused, x, hx, **kwargs), forward_backward(ref, x, hx, **kwargs),
+                dtype)
+    with torch.no_grad():  # the inference path (no saved state) through the team as well
+        out_fused, _ = fused(x, hx, **kwargs)
+        out_ref, _ = ref(x, hx, **kwargs)
+    torch.testing.assert_close(out_fused, out_ref, **TOL[dtype])
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_thread_team_gradcheck_float64(kind, team_everywhere):
+    """H = 20 in float64 gives two slices (8 and 12 units) of every product and row pass."""
+    torch.set_num_threads(2)
+    cls, _, extra = KINDS[kind]
+    layer = cls(3, 20, **extra, engine="fused").double()
+    names = [n for n, _ in layer.named_parameters()]
+    x = torch.randn(5, 3, 3, dtype=torch.float64, requires_grad=True)
+    hx = make_hx(layer, 3, torch.float64)
+    states = list(hx) if isinstance(hx, tuple) else [hx]
+    lengths = torch.tensor([5, 2, 4])
+
+    def run(x, *rest):
+        st, params = rest[:len(states)], rest[len(states):]
+        h = tuple(st) if len(states) == 2 else st[0]
+        weights = dict(zip(names, params, strict=True))
+        out, state = torch.func.functional_call(layer, weights, (x, h), {"lengths": lengths})
+        return (out, *state) if isinstance(state, tuple) else (out, state)
+
+    params = [p.detach().clone().requires_grad_() for p in layer.parameters()]
+    assert torch.autograd.gradcheck(run, (x, *states, *params), atol=1e-7, rtol=1e-5)
+
+
+def test_thread_team_equals_one_thread(team_everywhere):
+    """The same GRU call on one thread (the plain loop) and on a team of two."""
+    results = []
+    for threads in (1, 2):
+        torch.set_num_threads(threads)
+        torch.manual_seed(5)
+        layer = rk.GRU(24, 48, num_layers=2, bidirectional=True, engine="fused")
+        x = torch.randn(7, 4, 24, requires_grad=True)
+        results.append(forward_backward(layer, x))
+    assert_same(results[0], results[1], torch.float32)
+
+
 def test_onednn_default_policy_is_as_accurate_as_the_reference_at_large_batches():
     """At the default policy a float32 layer call of B=64, H=256 takes the oneDNN path. Its
     reductions (over T*B = 256 rows, and over H) sum in another order than the reference's, so

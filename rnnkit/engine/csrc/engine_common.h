@@ -4,9 +4,12 @@
 #pragma once
 
 #include <ATen/Parallel.h>
+#include <omp.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdint>
+#include <thread>
 
 extern "C" {
 // Fortran BLAS shipped inside libtorch_cpu (MKL on x86-64 wheels); LP64 integer interface.
@@ -86,6 +89,67 @@ void split_rows(int B, int64_t elems, int64_t min_elems, const F& fn) {
   at::parallel_for(0, B, 1, [&](int64_t b0, int64_t b1) {
     fn(int(b0), int(b1), at::get_thread_num());
   });
+}
+
+// ---- a thread team that shares every step of a layer call ----------------------------------
+// At small batches a step is a few microseconds of work, too little for a fork-join per step.
+// A team instead enters one OpenMP region for the whole time loop: each thread owns a slice of
+// the hidden units (its columns of every gate, in the step product and in the elementwise
+// pass), and the threads meet at one spinning barrier per step.
+
+// Sense-counting barrier for the `n` threads of one region: spins (a step is microseconds,
+// far below the cost of sleeping), yielding the core after a while in case a thread is
+// descheduled on a busy machine.
+class SpinBarrier {
+ public:
+  void wait(int n) {
+    const int gen = generation_.load(std::memory_order_acquire);
+    if (arrived_.fetch_add(1, std::memory_order_acq_rel) == n - 1) {
+      arrived_.store(0, std::memory_order_relaxed);
+      generation_.store(gen + 1, std::memory_order_release);
+      return;
+    }
+    for (int spins = 0; generation_.load(std::memory_order_acquire) == gen; ++spins) {
+      if (spins < 20000) {
+#if defined(__x86_64__) || defined(__i386__)
+        __builtin_ia32_pause();
+#endif
+      } else {
+        std::this_thread::yield();
+      }
+    }
+  }
+
+ private:
+  alignas(64) std::atomic<int> arrived_{0};
+  alignas(64) std::atomic<int> generation_{0};
+};
+
+// Thread p's slice [u0, u0 + n) of H units, in whole chunks of `align` units (one vector).
+struct UnitSlice {
+  int u0, n;
+};
+inline UnitSlice unit_slice(int H, int p, int threads, int align) {
+  const int chunks = (H + align - 1) / align;
+  const int c0 = int(int64_t(chunks) * p / threads), c1 = int(int64_t(chunks) * (p + 1) / threads);
+  const int u0 = std::min(H, c0 * align), u1 = std::min(H, c1 * align);
+  return {u0, u1 - u0};
+}
+
+// How many threads a team for a step loop would have: torch's thread count, at most one per
+// `min_units` hidden units, and 1 (no team) inside a parallel region.
+inline int team_size(int H, int min_units) {
+  if (at::in_parallel_region()) return 1;
+  return std::max(1, std::min(at::get_num_threads(), H / min_units));
+}
+
+// Runs body(p, threads, barrier) on each thread p of a team of up to `threads` threads (fewer
+// if OpenMP grants fewer; `threads` in the body is the real count).
+template <typename F>
+void run_team(int threads, const F& body) {
+  SpinBarrier barrier;
+#pragma omp parallel num_threads(threads)
+  body(omp_get_thread_num(), omp_get_num_threads(), barrier);
 }
 
 }  // namespace rk_common

@@ -56,11 +56,14 @@ template <typename T>
 struct FwdStep {
   int64_t mode;
   int B, H, G, ldo, t;
+  int n;               // hidden units this pass covers (H, or one thread's slice)
   const int64_t* len;  // (B) or null
   T* a;                // (B, G) pre-activations; RNN/LSTM: activations written back
   const T* gh;         // GRU: (B, G) h W_hh^T; RNN/LSTM: the same to add to a, or null
+  int ghs, ldgh;       // gh's gate and row strides (H and G, or a thread's packed slice)
   const T* b_hh;       // GRU: (G), zeros when the layer has no bias
-  T* h;                // (B, H) state
+  const T* hin;        // (B, H) state before the step (h itself, or the previous buffer)
+  T* h;                // (B, H) state after the step
   T* c;                // (B, H) LSTM cell state
   T* out;              // (B, ldo) output rows of this direction
   T* act;              // GRU keep: (B, 4H) r, z, n, hn
@@ -73,6 +76,7 @@ template <typename T>
 struct BwdStep {
   int64_t mode;
   int B, H, G, ldo, aw, t;
+  int n;           // hidden units this pass covers (H, or one thread's slice)
   const int64_t* len;
   const T* act;    // (B, aw) saved activations
   const T* hprev;  // (B, H)
@@ -90,17 +94,29 @@ struct BwdStep {
 #pragma GCC push_options
 #pragma GCC target("avx512f,avx512vl,avx512bw,avx512dq,avx2,fma,bmi2")
 namespace isa_avx512 {
+#define RK_VEC_BYTES 64
+#define RK_ACC_VECS 16
 #include "fused_rnn_rows.h"
+#undef RK_VEC_BYTES
+#undef RK_ACC_VECS
 }
 #pragma GCC pop_options
 #pragma GCC push_options
 #pragma GCC target("avx2,fma,bmi2")
 namespace isa_avx2 {
+#define RK_VEC_BYTES 32
+#define RK_ACC_VECS 8
 #include "fused_rnn_rows.h"
+#undef RK_VEC_BYTES
+#undef RK_ACC_VECS
 }
 #pragma GCC pop_options
 namespace isa_base {
+#define RK_VEC_BYTES 16
+#define RK_ACC_VECS 8
 #include "fused_rnn_rows.h"
+#undef RK_VEC_BYTES
+#undef RK_ACC_VECS
 }
 
 template <typename T>
@@ -109,14 +125,16 @@ struct Kernels {
   void (*fwd_nokeep)(const FwdStep<T>&);
   void (*bwd)(const BwdStep<T>&);
   void (*mm)(int, int, int, const T*, int, const T*, int, T*, int, bool);
-  void (*transpose)(const T*, int, int, T*);
+  void (*transpose)(const T*, int, int, T*, int);
+  void (*fill_rows)(T*, int, int64_t, int, const T*, const T*);
 };
 
 #define RK_TABLE(NS)                                                                     \
   Kernels<float>{NS::fwd_keep_f, NS::fwd_nokeep_f, NS::bwd_f, NS::mm_f,           \
-                 NS::transpose_f},                                                        \
+                 NS::transpose_f, NS::fill_rows_f},                                      \
       Kernels<double> {                                                                  \
-    NS::fwd_keep_d, NS::fwd_nokeep_d, NS::bwd_d, NS::mm_d, NS::transpose_d       \
+    NS::fwd_keep_d, NS::fwd_nokeep_d, NS::bwd_d, NS::mm_d, NS::transpose_d,      \
+        NS::fill_rows_d                                                                  \
   }
 
 struct Dispatch {
@@ -161,6 +179,22 @@ int64_t kParallelStepMacs = int64_t(1) << 19;
 // Batches up to this size use the register-blocked step GEMM instead of BLAS (settable from
 // Python, `set_small_batch`, so tests can run both paths at small sizes).
 int kSmallBatch = 16;
+// Batches up to this size, with at least kTeamMacs multiply-adds per step product, run their
+// step loop on a thread team (rk_common::run_team) when torch has more than one thread.
+// Settable from Python (`set_team`), for tests and tuning.
+int kTeamBatch = 16;
+int64_t kTeamMacs = int64_t(1) << 14;
+
+// The team size for a step loop of (B, G) x (H) products; 1 = the plain loop.
+// A plain RNN has a quarter of an LSTM's product per step, too little to pay for the barrier
+// except for one or two long rows (measured: B = 1, H = 256 gains 15%; B >= 4 at H = 128
+// loses up to 20%).
+template <typename T>
+int team_threads(int B, int G, int H) {
+  if (B > kTeamBatch || int64_t(B) * G * H < kTeamMacs) return 1;
+  if (kTeamMacs > 0 && G == H && (B > 2 || H < 256)) return 1;
+  return rk_common::team_size(H, 64 / int(sizeof(T)));
+}
 
 // oneDNN matrix products, reached through the mkldnn operators libtorch registers (the library
 // torch.nn's own LSTM runs on). Where MKL's SGEMM does not pick its fastest kernels (AMD Zen
@@ -311,7 +345,8 @@ FwdStep<T> rows_from(FwdStep<T> s, int b0, int b1) {
   s.B = b1 - b0;
   if (s.len) s.len += b0;
   s.a += b0 * G;
-  if (s.gh) s.gh += b0 * G;
+  if (s.gh) s.gh += int64_t(b0) * s.ldgh;
+  s.hin += b0 * H;
   s.h += b0 * H;
   if (s.c) s.c += b0 * H;
   s.out += int64_t(b0) * s.ldo;
@@ -338,6 +373,39 @@ BwdStep<T> rows_from(BwdStep<T> s, int b0, int b1) {
   return s;
 }
 
+// A step's elementwise pass over hidden units [u0, u0 + n) of every row: the same step with
+// every per-unit pointer moved to unit u0 (gate and row strides unchanged).
+template <typename T>
+FwdStep<T> units_from(FwdStep<T> s, int u0, int n) {
+  s.n = n;
+  s.a += u0;
+  if (s.gh) s.gh += u0;
+  if (s.b_hh) s.b_hh += u0;
+  s.hin += u0;
+  s.h += u0;
+  if (s.c) s.c += u0;
+  s.out += u0;
+  if (s.act) s.act += u0;
+  if (s.cprev) s.cprev += u0;
+  if (s.tanhc) s.tanhc += u0;
+  return s;
+}
+
+template <typename T>
+BwdStep<T> units_from(BwdStep<T> s, int u0, int n) {
+  s.n = n;
+  s.act += u0;
+  s.hprev += u0;
+  if (s.cprev) s.cprev += u0;
+  if (s.tanhc) s.tanhc += u0;
+  s.dout += u0;
+  s.dh += u0;
+  if (s.dc) s.dc += u0;
+  s.dgx += u0;
+  s.dgh += u0;
+  return s;
+}
+
 // Below this many gate elements per step the elementwise pass runs on the calling thread;
 // above, its batch rows are split over torch's threads (one fork-join per step).
 constexpr int64_t kParallelRowElems = int64_t(1) << 14;
@@ -360,6 +428,187 @@ struct Dir {
 
 inline int gate_count(int64_t mode) { return mode == LSTM ? 4 : (mode == GRU ? 3 : 1); }
 
+// Moves a step's pointers to time t (step buffers (T, B, *) of the forward).
+template <typename T>
+void forward_at(FwdStep<T>& s, int t, T* xp, T* out, const at::Tensor& act_t,
+                const at::Tensor& cprev_t, const at::Tensor& tanhc_t) {
+  const int64_t bh = int64_t(t) * s.B * s.H;
+  s.t = t;
+  s.a = xp + int64_t(t) * s.B * s.G;
+  s.out = out + int64_t(t) * s.B * s.ldo;
+  if (act_t.defined()) s.act = act_t.data_ptr<T>() + int64_t(t) * s.B * 4 * s.H;
+  if (cprev_t.defined()) {
+    s.cprev = cprev_t.data_ptr<T>() + bh;
+    s.tanhc = tanhc_t.data_ptr<T>() + bh;
+  }
+}
+
+// The step loop on one thread (products and row passes may each fork over threads).
+template <typename T>
+void forward_loop(const Kernels<T>& k, void (*rows)(const FwdStep<T>&), FwdStep<T> s, int Tn,
+                  bool reverse, T* xp, const T* wt, const T* w_hh_nk, const at::Tensor& dnn_nk,
+                  T* hprev, const at::Tensor& act_t, const at::Tensor& cprev_t,
+                  const at::Tensor& tanhc_t, const at::TensorOptions& opt) {
+  const int Bn = s.B, G = s.G, Hn = s.H;
+  const int64_t mode = s.mode;
+  T* h = s.h;
+  T* out = s.out;
+  BlasThreads threads(int64_t(Bn) * G * Hn, kSerialStepMacs);
+  const StepGemm<T> step_gemm(Bn, G, Hn, wt, opt, w_hh_nk, dnn_nk);  // h W_hh^T
+  for (int step = 0; step < Tn; ++step) {
+    const int t = reverse ? Tn - 1 - step : step;
+    forward_at(s, t, xp, out, act_t, cprev_t, tanhc_t);
+    if (hprev) std::memcpy(hprev + int64_t(t) * Bn * Hn, h, sizeof(T) * Bn * Hn);
+    // GRU: gh = h W_hh^T; RNN/LSTM: a += h W_hh^T (oneDNN: gh = h W_hh^T, added by the rows)
+    at::Tensor product;
+    if (step_gemm.dnn.defined()) {
+      product = step_gemm.product(h);
+      s.gh = product.data_ptr<T>();
+    } else {
+      T* dst = mode == GRU ? const_cast<T*>(s.gh) : s.a;
+      step_gemm.run(k, h, dst, mode != GRU);
+    }
+    run_rows(rows, s);
+  }
+}
+
+// Asks the cache for units [0, n) of rows [0, B) of a step buffer (rows ld apart), in `parts`
+// segments `stride` apart (the gates): a step buffer (T, B, *) runs to megabytes, and one
+// thread's slice of each row is a few cache lines the hardware prefetchers do not foresee.
+// Issued a step ahead, the loads arrive while the thread computes its product.
+template <typename T>
+inline void prefetch_slice(const T* p, int B, int64_t ld, int parts, int64_t stride, int n) {
+  constexpr int line = 64 / int(sizeof(T));
+  for (int b = 0; b < B; ++b) {
+    for (int g = 0; g < parts; ++g) {
+      const T* q = p + b * ld + g * stride;
+      for (int j = 0; j < n; j += line) __builtin_prefetch(q + j, 1, 3);
+      __builtin_prefetch(q + n - 1, 1, 3);
+    }
+  }
+}
+
+// Prefetches what the elementwise pass of step `s` (pointers at its time, units from u0)
+// touches.
+template <typename T>
+void prefetch_step(const FwdStep<T>& s) {
+  const int B = s.B, H = s.H, n = s.n;
+  prefetch_slice(s.a, B, s.G, s.G / H, H, n);
+  prefetch_slice(s.out, B, s.ldo, 1, 0, n);
+  if (s.h != s.hin) prefetch_slice(s.h, B, H, 1, 0, n);
+  if (s.act) prefetch_slice(s.act, B, 4 * H, 4, H, n);
+  if (s.cprev) {
+    prefetch_slice(s.cprev, B, H, 1, 0, n);
+    prefetch_slice(s.tanhc, B, H, 1, 0, n);
+  }
+}
+
+template <typename T>
+void prefetch_step(const BwdStep<T>& s) {
+  const int B = s.B, H = s.H, n = s.n, gates = s.G / H;
+  prefetch_slice(s.act, B, s.aw, s.aw / H, H, n);
+  prefetch_slice(s.dout, B, s.ldo, 1, 0, n);
+  prefetch_slice(s.dgx, B, s.G, gates, H, n);
+  if (s.dgh != s.dgx) {
+    prefetch_slice(s.dgh, B, s.G, gates, H, n);
+    prefetch_slice(s.hprev, B, H, 1, 0, n);
+  }
+  if (s.cprev) {
+    prefetch_slice(s.cprev, B, H, 1, 0, n);
+    prefetch_slice(s.tanhc, B, H, 1, 0, n);
+  }
+}
+
+// The step loop on a team of threads, one region for all steps. Thread p owns a slice of n
+// hidden units: it packs its rows of W_ih and W_hh, transposed, one contiguous (K, n) panel
+// per gate; computes its columns of xp = x W_ih^T + b for all steps (so they stay in its own
+// caches: read from another core's cache, they cost the row pass more than its arithmetic);
+// then per step its columns of h W_hh^T into its own scratch, the elementwise pass on its
+// units, and the step's barrier. The state alternates between buffers (the saved hprev slots
+// when the backward needs them) so that no thread overwrites the h another thread is still
+// reading; the last step writes the layer's final state.
+template <typename T>
+void forward_team(int team, const Kernels<T>& k, void (*rows)(const FwdStep<T>&), FwdStep<T> s,
+                  int Tn, bool reverse, int In, const T* x, const Dir<T>& w, bool fold_hh, T* xp,
+                  T* hprev, const at::Tensor& act_t, const at::Tensor& cprev_t,
+                  const at::Tensor& tanhc_t, const at::TensorOptions& opt) {
+  const int Bn = s.B, G = s.G, Hn = s.H, gates = G / Hn;
+  const int64_t BH = int64_t(Bn) * Hn;
+  const bool gru = s.mode == GRU;
+  T* h = s.h;
+  T* out = s.out;
+  // per thread, at offsets proportional to its first unit: packed weights and product scratch
+  // and a copy of h per thread (a line apart)
+  const int64_t local = (BH + 15) / 16 * 16 + 16;
+  at::Tensor work_t = at::empty(
+      {int64_t(Hn + In + Bn) * G + (hprev ? 0 : 2 * BH) + team * local}, opt);
+  T* packed_hh = work_t.data_ptr<T>();
+  T* packed_ih = packed_hh + int64_t(Hn) * G;
+  T* scratch = packed_ih + int64_t(In) * G;
+  T* h_local = scratch + int64_t(Bn) * G;
+  T* buf = h_local + team * local;
+  auto time_of = [&](int step) { return reverse ? Tn - 1 - step : step; };
+  auto h_after = [&](int step) -> T* {  // where the state after `step` goes
+    if (step == Tn - 1) return h;
+    return hprev ? hprev + time_of(step + 1) * BH : buf + (step % 2) * BH;
+  };
+  if (hprev) std::memcpy(hprev + time_of(0) * BH, h, sizeof(T) * BH);
+  rk_common::run_team(team, [&](int p, int threads, rk_common::SpinBarrier& barrier) {
+    // team_size gives every thread at least one vector of units
+    const rk_common::UnitSlice u = rk_common::unit_slice(Hn, p, threads, 64 / int(sizeof(T)));
+    const int n = u.n, width = gates * n;
+    T* wph = packed_hh + int64_t(Hn) * gates * u.u0;  // gate g: (H, n) at wph + g H n
+    T* wpi = packed_ih + int64_t(In) * gates * u.u0;  // gate g: (I, n) at wpi + g I n
+    T* gh = scratch + int64_t(Bn) * gates * u.u0;     // (B, gates * n)
+    T* hl = h_local + p * local;                      // (B, H)
+    for (int g = 0; g < gates; ++g) {
+      const int64_t row = int64_t(g) * Hn + u.u0;  // first row of this gate's slice
+      k.transpose(w.w_hh + row * Hn, n, Hn, wph + int64_t(g) * Hn * n, n);
+      k.transpose(w.w_ih + row * In, n, In, wpi + int64_t(g) * In * n, n);
+    }
+    // xp, own columns, for the `count` steps from `first` on: bias, then + x W_ih^T. Run a few
+    // steps ahead (about 64 rows at a time) so that the rows are still in cache when used.
+    auto project = [&](int first, int count) {
+      const int t0 = std::min(time_of(first), time_of(first + count - 1));
+      const int64_t r0 = int64_t(t0) * Bn;
+      const int rn = count * Bn;
+      for (int g = 0; g < gates; ++g) {
+        const int64_t col = int64_t(g) * Hn + u.u0;
+        T* dst = xp + r0 * G + col;
+        k.fill_rows(dst, rn, G, n, w.b_ih ? w.b_ih + col : nullptr,
+                    w.b_ih && fold_hh ? w.b_hh + col : nullptr);
+        k.mm(rn, In, n, x + r0 * In, In, wpi + int64_t(g) * In * n, n, dst, G, true);
+      }
+    };
+    const int chunk = std::max(1, 64 / Bn);
+    FwdStep<T> st = s;
+    for (int step = 0; step < Tn; ++step) {
+      if (step % chunk == 0) project(step, std::min(chunk, Tn - step));
+      forward_at(st, time_of(step), xp, out, act_t, cprev_t, tanhc_t);
+      st.hin = step == 0 ? h : h_after(step - 1);
+      st.h = h_after(step);
+      // The product reads h in a pattern no prefetcher follows, half of it last written by
+      // another core: a sequential copy first takes each line across once, at full speed.
+      std::memcpy(hl, st.hin, sizeof(T) * BH);
+      FwdStep<T> mine = units_from(st, u.u0, n);
+      if (gru) {  // gh = h W_hh^T, own columns, apart
+        for (int g = 0; g < gates; ++g)
+          k.mm(Bn, Hn, n, hl, Hn, wph + int64_t(g) * Hn * n, n, gh + int64_t(g) * n, width,
+               false);
+        mine.gh = gh;
+        mine.ghs = n;
+        mine.ldgh = width;
+      } else {  // a += h W_hh^T, own columns
+        for (int g = 0; g < gates; ++g)
+          k.mm(Bn, Hn, n, hl, Hn, wph + int64_t(g) * Hn * n, n, mine.a + int64_t(g) * Hn, G,
+               true);
+      }
+      rows(mine);
+      barrier.wait(threads);
+    }
+  });
+}
+
 // Saved per direction for the backward (keep == true), all (T, B, *):
 //   RNN : act (h_t),          hprev
 //   LSTM: act (i, f, g, o),   hprev, cprev, tanh_c
@@ -374,9 +623,14 @@ void forward_dir(int64_t mode, int Tn, int Bn, int In, int Hn, const T* x, Dir<T
   const bool dnn_big = onednn::wanted<T>(TB, layer_macs);
   const bool dnn_step = onednn::wanted<T>(Bn, layer_macs) && Tn > 2;
   const bool fold_hh = mode != GRU;
-  // xp = x W_ih^T + b_ih (+ b_hh): one GEMM over all T*B rows.  (T, B, G)
+  const Kernels<T>& k = kernels<T>();
+  const bool few_steps = Tn <= 2;
+  const int team = few_steps ? 1 : team_threads<T>(Bn, G, Hn);
+  // xp = x W_ih^T + b_ih (+ b_hh): one GEMM over all T*B rows (a team computes its own).
   at::Tensor xp_t;
-  if (dnn_big) {
+  if (team > 1) {
+    xp_t = at::empty({Tn, Bn, G}, opt);
+  } else if (dnn_big) {
     at::Tensor bias;
     if (w.b_ih) bias = fold_hh ? w.b_ih_t + w.b_hh_t : w.b_ih_t;
     const at::Tensor x2 = at::from_blob(const_cast<T*>(x), {TB, In}, opt);
@@ -405,18 +659,17 @@ void forward_dir(int64_t mode, int Tn, int Bn, int In, int Hn, const T* x, Dir<T
   // Pre-transposed recurrent weights W_hh^T (H, G): the per-step GEMM reads them row by row.
   // A call of one or two steps skips the transpose (it would cost more than it saves), and so
   // does oneDNN, which takes W_hh (G, H) as it is.
-  const Kernels<T>& k = kernels<T>();
-  const bool few_steps = Tn <= 2;
-  const bool transpose = !few_steps && !dnn_step;
+  const bool transpose = !few_steps && team == 1 && !dnn_step;
   at::Tensor wt_t = transpose ? at::empty({Hn, G}, opt) : at::Tensor();
   T* wt = transpose ? wt_t.data_ptr<T>() : nullptr;
-  if (transpose) k.transpose(w.w_hh, G, Hn, wt);
+  if (transpose) k.transpose(w.w_hh, G, Hn, wt, G);
 
   at::Tensor zero_bias_t = w.b_hh ? at::Tensor() : at::zeros({G}, opt);  // GRU without bias
   FwdStep<T> s{};
-  s.mode = mode; s.B = Bn; s.H = Hn; s.G = G; s.ldo = ldo; s.len = len;
+  s.mode = mode; s.B = Bn; s.H = Hn; s.G = G; s.ldo = ldo; s.len = len; s.n = Hn;
   s.b_hh = w.b_hh ? w.b_hh : zero_bias_t.data_ptr<T>();
-  s.h = h; s.c = c;
+  s.hin = h; s.h = h; s.c = c; s.ghs = Hn; s.ldgh = G;
+  s.out = out;  // the base; forward_at moves it to each step
   at::Tensor act_t, hprev_t, cprev_t, tanhc_t, gh_t;
   if (keep) {
     hprev_t = at::empty({Tn, Bn, Hn}, opt);
@@ -431,33 +684,13 @@ void forward_dir(int64_t mode, int Tn, int Bn, int In, int Hn, const T* x, Dir<T
     s.gh = gh_t.data_ptr<T>();
   }
   auto rows = keep ? k.fwd_keep : k.fwd_nokeep;
-  BlasThreads threads(int64_t(Bn) * G * Hn, kSerialStepMacs);
-  const StepGemm<T> step_gemm(Bn, G, Hn, wt, opt, few_steps ? w.w_hh : nullptr,  // h W_hh^T
-                              dnn_step ? w.w_hh_t : at::Tensor());
-  for (int step = 0; step < Tn; ++step) {
-    const int t = reverse ? Tn - 1 - step : step;
-    const int64_t bh = int64_t(t) * Bn * Hn;
-    s.t = t;
-    s.a = xp + int64_t(t) * Bn * G;
-    s.out = out + int64_t(t) * Bn * ldo;
-    if (keep) {
-      std::memcpy(hprev_t.data_ptr<T>() + bh, h, sizeof(T) * Bn * Hn);
-      if (mode == GRU) s.act = act_t.data_ptr<T>() + int64_t(t) * Bn * 4 * Hn;
-      if (mode == LSTM) {
-        s.cprev = cprev_t.data_ptr<T>() + bh;
-        s.tanhc = tanhc_t.data_ptr<T>() + bh;
-      }
-    }
-    // GRU: gh = h W_hh^T; RNN/LSTM: a += h W_hh^T (oneDNN: gh = h W_hh^T, added by the rows)
-    at::Tensor product;
-    if (step_gemm.dnn.defined()) {
-      product = step_gemm.product(h);
-      s.gh = product.data_ptr<T>();
-    } else {
-      T* dst = mode == GRU ? const_cast<T*>(s.gh) : s.a;
-      step_gemm.run(k, h, dst, mode != GRU);
-    }
-    run_rows(rows, s);
+  if (team > 1) {
+    forward_team<T>(team, k, rows, s, Tn, reverse, In, x, w, fold_hh, xp,
+                    keep ? hprev_t.data_ptr<T>() : nullptr, act_t, cprev_t, tanhc_t, opt);
+  } else {
+    forward_loop<T>(k, rows, s, Tn, reverse, xp, wt, few_steps ? w.w_hh : nullptr,
+                    dnn_step ? w.w_hh_t : at::Tensor(), keep ? hprev_t.data_ptr<T>() : nullptr,
+                    act_t, cprev_t, tanhc_t, opt);
   }
   if (keep) {
     saved.push_back(mode == GRU ? act_t : xp_t);  // RNN/LSTM: activations over pre-activations
@@ -482,29 +715,52 @@ void backward_dir(int64_t mode, int Tn, int Bn, int In, int Hn, const T* x, Dir<
   T* dgh = dgh_t.data_ptr<T>();
   const T* hprev = saved[1].data_ptr<T>();
   BwdStep<T> s{};
-  s.mode = mode; s.B = Bn; s.H = Hn; s.G = G; s.ldo = ldo; s.len = len;
+  s.mode = mode; s.B = Bn; s.H = Hn; s.G = G; s.ldo = ldo; s.len = len; s.n = Hn;
   s.aw = mode == GRU ? 4 * Hn : G;
   s.dh = dh; s.dc = dc;
   const Kernels<T>& k = kernels<T>();
   const int64_t layer_macs = TB * G * (In + Hn);
-  {
+  auto at_step = [&](BwdStep<T>& st, int step) {  // moves st's pointers to the step's time
+    const int t = reverse ? step : Tn - 1 - step;  // the forward's steps, last first
+    const int64_t r = int64_t(t) * Bn;
+    st.t = t;
+    st.act = saved[0].data_ptr<T>() + r * st.aw;
+    st.hprev = hprev + r * Hn;
+    if (mode == LSTM) {
+      st.cprev = saved[2].data_ptr<T>() + r * Hn;
+      st.tanhc = saved[3].data_ptr<T>() + r * Hn;
+    }
+    st.dout = dout + r * ldo;
+    st.dgx = dgx + r * G;
+    st.dgh = dgh + r * G;
+  };
+  const int team = Tn < 2 ? 1 : team_threads<T>(Bn, G, Hn);
+  if (team > 1) {
+    // One region for all steps (as forward_team): thread p runs the elementwise pass on its
+    // units, and after the barrier (dG of the step complete) its columns of dh += dG W_hh.
+    // dG has a slot per step, so the next step's pass may start while a thread still reads it.
+    rk_common::run_team(team, [&](int p, int threads, rk_common::SpinBarrier& barrier) {
+      const rk_common::UnitSlice u = rk_common::unit_slice(Hn, p, threads, 64 / int(sizeof(T)));
+      BwdStep<T> st = s;
+      for (int step = 0; step < Tn; ++step) {
+        at_step(st, step);
+        k.bwd(units_from(st, u.u0, u.n));
+        barrier.wait(threads);
+        if (step + 1 < Tn) {
+          BwdStep<T> next = st;
+          at_step(next, step + 1);
+          prefetch_step(units_from(next, u.u0, u.n));
+        }
+        k.mm(Bn, G, u.n, st.dgh, G, w.w_hh + u.u0, Hn, dh + u.u0, Hn, true);
+      }
+    });
+  } else {
     BlasThreads threads(int64_t(Bn) * G * Hn, kSerialStepMacs);
     const bool dnn_step = onednn::wanted<T>(Bn, layer_macs);
     const StepGemm<T> step_gemm(Bn, Hn, G, w.w_hh, opt, nullptr,  // (B, G) x W_hh (G, H)
                                 dnn_step ? w.w_hh_t.t().contiguous() : at::Tensor());
     for (int step = 0; step < Tn; ++step) {
-      const int t = reverse ? step : Tn - 1 - step;  // the forward's steps, last first
-      const int64_t r = int64_t(t) * Bn;
-      s.t = t;
-      s.act = saved[0].data_ptr<T>() + r * s.aw;
-      s.hprev = hprev + r * Hn;
-      if (mode == LSTM) {
-        s.cprev = saved[2].data_ptr<T>() + r * Hn;
-        s.tanhc = saved[3].data_ptr<T>() + r * Hn;
-      }
-      s.dout = dout + r * ldo;
-      s.dgx = dgx + r * G;
-      s.dgh = dgh + r * G;
+      at_step(s, step);
       run_rows(k.bwd, s);
       // dh_prev += dG_h[t] W_hh: through a = ... + W_hh h_prev.  (B, G) x (G, H)
       step_gemm.run(k, s.dgh, dh, true);
@@ -648,6 +904,15 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("set_parallel_step_macs",
         [](int64_t n) { int64_t old = kParallelStepMacs; kParallelStepMacs = n; return old; },
         "smallest blocked step GEMM split over threads, in multiply-adds; returns the old value");
+  m.def("set_team",
+        [](int batch, int64_t macs) {
+          std::pair<int, int64_t> old{kTeamBatch, kTeamMacs};
+          kTeamBatch = batch;
+          kTeamMacs = macs;
+          return old;
+        },
+        "step loops on a thread team for batches up to `batch` with at least `macs` "
+        "multiply-adds per step product (batch 0: never); returns the old pair");
   m.def("set_small_batch", [](int b) { int old = kSmallBatch; kSmallBatch = b; return old; },
         "largest batch for the register-blocked step GEMM (above: BLAS); returns the old value");
 }

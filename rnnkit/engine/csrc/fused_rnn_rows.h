@@ -53,12 +53,15 @@ RK_INLINE double act_tanh(double x) { return std::tanh(x); }
 template <typename T>
 RK_INLINE T act_relu(T x) { return x > T(0) ? x : T(0); }
 
+// The row functions run over n (`units`) hidden units (all H, or one thread's slice, with every pointer
+// moved to the slice's first unit); H is the stride between gates.
+
 // One LSTM row: gates a = (i, f, g, o) pre-activations in, activations out; c, h updated.
 template <typename T, bool KEEP>
 RK_INLINE void lstm_row(T* __restrict a, T* __restrict c, T* __restrict h, T* __restrict out,
-                     T* __restrict tanh_c, int H) {
+                     T* __restrict tanh_c, int n, int H) {
 #pragma omp simd
-  for (int j = 0; j < H; ++j) {
+  for (int j = 0; j < n; ++j) {
     const T i = act_sigmoid(a[j]);
     const T f = act_sigmoid(a[H + j]);
     const T g = act_tanh(a[2 * H + j]);
@@ -79,18 +82,21 @@ RK_INLINE void lstm_row(T* __restrict a, T* __restrict c, T* __restrict h, T* __
   }
 }
 
-// One GRU row: a = x-side pre-activations (r, z, n); gh = h W_hh^T (no bias).
+// One GRU row: a = x-side pre-activations (r, z, n); gh = h W_hh^T (no bias), its gates ghs
+// apart; hin = h before the step (h itself, or another buffer when threads share the step).
 template <typename T, bool KEEP>
-RK_INLINE void gru_row(const T* __restrict a, const T* __restrict gh, const T* __restrict bhh,
-                       T* __restrict h, T* __restrict out, T* __restrict save, int H) {
+RK_INLINE void gru_row(const T* __restrict a, const T* __restrict gh, int ghs,
+                       const T* __restrict bhh,
+                       const T* hin, T* h, T* __restrict out, T* __restrict save, int units,
+                       int H) {
 #pragma omp simd
-  for (int j = 0; j < H; ++j) {
+  for (int j = 0; j < units; ++j) {
     const T br = bhh[j], bz = bhh[H + j], bn = bhh[2 * H + j];
     const T r = act_sigmoid(a[j] + gh[j] + br);              // r = s(W_ir x + W_hr h)
-    const T z = act_sigmoid(a[H + j] + gh[H + j] + bz);      // z = s(W_iz x + W_hz h)
-    const T hn = gh[2 * H + j] + bn;                         // hn = W_hn h + b_hn
+    const T z = act_sigmoid(a[H + j] + gh[ghs + j] + bz);    // z = s(W_iz x + W_hz h)
+    const T hn = gh[2 * ghs + j] + bn;                       // hn = W_hn h + b_hn
     const T n = act_tanh(a[2 * H + j] + r * hn);             // n = tanh(W_in x + r hn)
-    const T hnew = (T(1) - z) * n + z * h[j];                // h = (1 - z) n + z h_prev
+    const T hnew = (T(1) - z) * n + z * hin[j];              // h = (1 - z) n + z h_prev
     if (KEEP) {
       save[j] = r;
       save[H + j] = z;
@@ -103,9 +109,9 @@ RK_INLINE void gru_row(const T* __restrict a, const T* __restrict gh, const T* _
 }
 
 template <typename T, bool RELU>
-RK_INLINE void rnn_row(T* __restrict a, T* __restrict h, T* __restrict out, int H) {
+RK_INLINE void rnn_row(T* __restrict a, T* __restrict h, T* __restrict out, int n) {
 #pragma omp simd
-  for (int j = 0; j < H; ++j) {
+  for (int j = 0; j < n; ++j) {
     const T hn = RELU ? (a[j] > T(0) ? a[j] : T(0)) : act_tanh(a[j]);  // h = act(a)
     a[j] = hn;
     h[j] = hn;
@@ -118,9 +124,9 @@ RK_INLINE void rnn_row(T* __restrict a, T* __restrict h, T* __restrict out, int 
 template <typename T>
 RK_INLINE void lstm_back_row(const T* __restrict a, const T* __restrict cprev,
                           const T* __restrict tanh_c, const T* __restrict dout,
-                          T* __restrict dh, T* __restrict dc, T* __restrict dg, int H) {
+                          T* __restrict dh, T* __restrict dc, T* __restrict dg, int n, int H) {
 #pragma omp simd
-  for (int j = 0; j < H; ++j) {
+  for (int j = 0; j < n; ++j) {
     const T i = a[j], f = a[H + j], g = a[2 * H + j], o = a[3 * H + j], tc = tanh_c[j];
     const T dh_t = dh[j] + dout[j];                     // h feeds the output and step t+1
     const T d_o = dh_t * tc;                            // through h = o * tanh(c)
@@ -142,9 +148,9 @@ RK_INLINE void lstm_back_row(const T* __restrict a, const T* __restrict cprev,
 template <typename T>
 RK_INLINE void gru_back_row(const T* __restrict a, const T* __restrict hprev,
                          const T* __restrict dout, T* __restrict dh, T* __restrict dgx,
-                         T* __restrict dgh, int H) {
+                         T* __restrict dgh, int units, int H) {
 #pragma omp simd
-  for (int j = 0; j < H; ++j) {
+  for (int j = 0; j < units; ++j) {
     const T r = a[j], z = a[H + j], n = a[2 * H + j], hn = a[3 * H + j];
     const T dh_t = dh[j] + dout[j];
     const T d_n = dh_t * (T(1) - z);                    // through h = (1 - z) n + z h_prev
@@ -166,17 +172,17 @@ RK_INLINE void gru_back_row(const T* __restrict a, const T* __restrict hprev,
 
 template <typename T>
 RK_INLINE void rnn_back_row(bool relu, const T* __restrict hnew, const T* __restrict dout,
-                         T* __restrict dh, T* __restrict dg, int H) {
+                         T* __restrict dh, T* __restrict dg, int n) {
   if (relu) {
 #pragma omp simd
-    for (int j = 0; j < H; ++j) {
+    for (int j = 0; j < n; ++j) {
       const T dh_t = dh[j] + dout[j];
       dg[j] = hnew[j] > T(0) ? dh_t : T(0);             // through h = relu(a)
       dh[j] = T(0);
     }
   } else {
 #pragma omp simd
-    for (int j = 0; j < H; ++j) {
+    for (int j = 0; j < n; ++j) {
       const T dh_t = dh[j] + dout[j];
       dg[j] = dh_t * (T(1) - hnew[j] * hnew[j]);        // through h = tanh(a)
       dh[j] = T(0);
@@ -184,47 +190,53 @@ RK_INLINE void rnn_back_row(bool relu, const T* __restrict hnew, const T* __rest
   }
 }
 
-// ---- whole steps (all rows of the batch) ---------------------------------------------------
+// ---- whole steps (all rows of the batch, n units) -----------------------------------------
 
 template <typename T, bool KEEP>
 void forward_rows(const FwdStep<T>& s) {
-  const int H = s.H, G = s.G;
+  const int n = s.n, H = s.H, G = s.G, gates = G / H;
   for (int b = 0; b < s.B; ++b) {
     T* hb = s.h + int64_t(b) * H;
+    const T* hin = s.hin + int64_t(b) * H;
     T* ob = s.out + int64_t(b) * s.ldo;
     if (s.len && s.t >= s.len[b]) {  // past this sequence's end: state passes through
-      std::memset(ob, 0, sizeof(T) * H);
+      std::memset(ob, 0, sizeof(T) * n);
+      if (hin != hb) std::memcpy(hb, hin, sizeof(T) * n);
       continue;
     }
     T* ab = s.a + int64_t(b) * G;
     if (s.mode != GRU && s.gh) {  // a += h W_hh^T, when the step GEMM wrote it apart
-      T* __restrict ar = ab;
-      const T* __restrict gr = s.gh + int64_t(b) * G;
+      for (int g = 0; g < gates; ++g) {
+        T* __restrict ar = ab + int64_t(g) * H;
+        const T* __restrict gr = s.gh + int64_t(b) * s.ldgh + int64_t(g) * s.ghs;
 #pragma omp simd
-      for (int j = 0; j < G; ++j) ar[j] += gr[j];
+        for (int j = 0; j < n; ++j) ar[j] += gr[j];
+      }
     }
     if (s.mode == LSTM) {
       T* cb = s.c + int64_t(b) * H;
-      if (KEEP) std::memcpy(s.cprev + int64_t(b) * H, cb, sizeof(T) * H);
-      lstm_row<T, KEEP>(ab, cb, hb, ob, KEEP ? s.tanhc + int64_t(b) * H : nullptr, H);
+      if (KEEP) std::memcpy(s.cprev + int64_t(b) * H, cb, sizeof(T) * n);
+      lstm_row<T, KEEP>(ab, cb, hb, ob, KEEP ? s.tanhc + int64_t(b) * H : nullptr, n, H);
     } else if (s.mode == GRU) {
-      gru_row<T, KEEP>(ab, s.gh + int64_t(b) * G, s.b_hh, hb, ob,
-                       KEEP ? s.act + int64_t(b) * 4 * H : nullptr, H);
+      gru_row<T, KEEP>(ab, s.gh + int64_t(b) * s.ldgh, s.ghs, s.b_hh, hin, hb, ob,
+                       KEEP ? s.act + int64_t(b) * 4 * H : nullptr, n, H);
     } else if (s.mode == RNN_TANH) {
-      rnn_row<T, false>(ab, hb, ob, H);
+      rnn_row<T, false>(ab, hb, ob, n);
     } else {
-      rnn_row<T, true>(ab, hb, ob, H);
+      rnn_row<T, true>(ab, hb, ob, n);
     }
   }
 }
 
 template <typename T>
 void backward_rows(const BwdStep<T>& s) {
-  const int H = s.H, G = s.G;
+  const int n = s.n, H = s.H, G = s.G, gates = G / H;
   for (int b = 0; b < s.B; ++b) {
     if (s.len && s.t >= s.len[b]) {  // state passed through: so do the gradients
-      std::memset(s.dgx + int64_t(b) * G, 0, sizeof(T) * G);
-      if (s.mode == GRU) std::memset(s.dgh + int64_t(b) * G, 0, sizeof(T) * G);
+      for (int g = 0; g < gates; ++g) {
+        std::memset(s.dgx + int64_t(b) * G + int64_t(g) * H, 0, sizeof(T) * n);
+        if (s.mode == GRU) std::memset(s.dgh + int64_t(b) * G + int64_t(g) * H, 0, sizeof(T) * n);
+      }
       continue;
     }
     const T* ab = s.act + int64_t(b) * s.aw;
@@ -232,21 +244,22 @@ void backward_rows(const BwdStep<T>& s) {
     T* dhb = s.dh + int64_t(b) * H;
     if (s.mode == LSTM) {
       lstm_back_row(ab, s.cprev + int64_t(b) * H, s.tanhc + int64_t(b) * H, db, dhb,
-                    s.dc + int64_t(b) * H, s.dgx + int64_t(b) * G, H);
+                    s.dc + int64_t(b) * H, s.dgx + int64_t(b) * G, n, H);
     } else if (s.mode == GRU) {
       gru_back_row(ab, s.hprev + int64_t(b) * H, db, dhb, s.dgx + int64_t(b) * G,
-                   s.dgh + int64_t(b) * G, H);
+                   s.dgh + int64_t(b) * G, n, H);
     } else {
-      rnn_back_row(s.mode == RNN_RELU, ab, db, dhb, s.dgx + int64_t(b) * G, H);
+      rnn_back_row(s.mode == RNN_RELU, ab, db, dhb, s.dgx + int64_t(b) * G, n);
     }
   }
 }
 
 #include "step_mm.h"
 
-// dst (C, R) = src (R, C)^T, in 32 x 32 tiles so both sides stay in cache.
+// dst (C, R) = src (R, C)^T with dst's rows ldd apart, in 32 x 32 tiles so both sides stay
+// in cache.
 template <typename T>
-void transpose(const T* __restrict src, int R, int C, T* __restrict dst) {
+void transpose(const T* __restrict src, int R, int C, T* __restrict dst, int ldd) {
   constexpr int TS = 32;
   for (int r0 = 0; r0 < R; r0 += TS) {
     const int r1 = r0 + TS < R ? r0 + TS : R;
@@ -254,19 +267,46 @@ void transpose(const T* __restrict src, int R, int C, T* __restrict dst) {
       const int c1 = c0 + TS < C ? c0 + TS : C;
       for (int c = c0; c < c1; ++c) {
 #pragma omp simd
-        for (int r = r0; r < r1; ++r) dst[int64_t(c) * R + r] = src[int64_t(r) * C + c];
+        for (int r = r0; r < r1; ++r) dst[int64_t(c) * ldd + r] = src[int64_t(r) * C + c];
       }
     }
   }
 }
 
+// n columns of `rows` rows (ld apart) set to b1 + b2 (either may be null: zeros).
+template <typename T>
+void fill_rows(T* __restrict dst, int rows, int64_t ld, int n, const T* __restrict b1,
+               const T* __restrict b2) {
+  for (int r = 0; r < rows; ++r) {
+    T* __restrict d = dst + r * ld;
+    if (b1 && b2) {
+#pragma omp simd
+      for (int j = 0; j < n; ++j) d[j] = b1[j] + b2[j];
+    } else if (b1) {
+#pragma omp simd
+      for (int j = 0; j < n; ++j) d[j] = b1[j];
+    } else {
+#pragma omp simd
+      for (int j = 0; j < n; ++j) d[j] = T(0);
+    }
+  }
+}
+
 // Non-template entry points: the dispatch table in fused_rnn.cpp points at these.
+void fill_rows_f(float* d, int rows, int64_t ld, int n, const float* b1, const float* b2) {
+  fill_rows<float>(d, rows, ld, n, b1, b2);
+}
+void fill_rows_d(double* d, int rows, int64_t ld, int n, const double* b1, const double* b2) {
+  fill_rows<double>(d, rows, ld, n, b1, b2);
+}
 void fwd_keep_f(const FwdStep<float>& s) { forward_rows<float, true>(s); }
 void fwd_nokeep_f(const FwdStep<float>& s) { forward_rows<float, false>(s); }
 void bwd_f(const BwdStep<float>& s) { backward_rows<float>(s); }
-void transpose_f(const float* src, int R, int C, float* dst) { transpose<float>(src, R, C, dst); }
-void transpose_d(const double* src, int R, int C, double* dst) {
-  transpose<double>(src, R, C, dst);
+void transpose_f(const float* src, int R, int C, float* dst, int ldd) {
+  transpose<float>(src, R, C, dst, ldd);
+}
+void transpose_d(const double* src, int R, int C, double* dst, int ldd) {
+  transpose<double>(src, R, C, dst, ldd);
 }
 void fwd_keep_d(const FwdStep<double>& s) { forward_rows<double, true>(s); }
 void fwd_nokeep_d(const FwdStep<double>& s) { forward_rows<double, false>(s); }

@@ -1,36 +1,75 @@
 // The register-blocked per-step product of both extensions: c (B, N) (+)= a (B, K) m (K, N), all
 // row-major with leading dimensions lda, ldm, ldc (so a caller can compute a column range of a
 // wider product). Replaces a BLAS call that would repack m at every step of a small batch.
-// Included inside each per-ISA namespace (under its own `#pragma GCC target`), so: no include
-// guard and no includes.
+// Included inside each per-ISA namespace (under its own `#pragma GCC target`, with RK_VEC_BYTES
+// and RK_ACC_VECS defined for it), so: no include guard and no includes.
 
-// Blocks of RB rows of c times JB = 128 / RB columns stay in registers while the walk goes down
-// the K rows of m: 8 float vectors (16 double) of independent FMA chains.
-template <typename T, int RB>
-RK_INLINE void step_mm_rows(int K, int N, const T* __restrict a, int lda, const T* __restrict m,
-                            int ldm, T* __restrict c, int ldc, bool accumulate) {
-  constexpr int JB = 128 / RB;
-  int j0 = 0;
-  for (; j0 + JB <= N; j0 += JB) {
-    T acc[RB][JB];
+// A block of RB rows of c times JB columns stays in registers (RK_ACC_VECS vectors of
+// independent FMA chains) while the walk goes down the K rows of m.
+template <typename T, int RB, int JB>
+RK_INLINE void step_mm_block(int K, const T* __restrict a, int lda, const T* __restrict m, int ldm,
+                             T* __restrict c, int ldc, bool accumulate) {
+  T acc[RB][JB];
+  for (int r = 0; r < RB; ++r) {
+#pragma omp simd
+    for (int j = 0; j < JB; ++j) acc[r][j] = accumulate ? c[int64_t(r) * ldc + j] : T(0);
+  }
+  for (int k = 0; k < K; ++k) {
+    const T* __restrict mk = m + int64_t(k) * ldm;
     for (int r = 0; r < RB; ++r) {
+      const T ak = a[int64_t(r) * lda + k];
 #pragma omp simd
-      for (int j = 0; j < JB; ++j) acc[r][j] = accumulate ? c[int64_t(r) * ldc + j0 + j] : T(0);
-    }
-    for (int k = 0; k < K; ++k) {
-      const T* __restrict mk = m + int64_t(k) * ldm + j0;
-      for (int r = 0; r < RB; ++r) {
-        const T ak = a[int64_t(r) * lda + k];
-#pragma omp simd
-        for (int j = 0; j < JB; ++j) acc[r][j] += ak * mk[j];
-      }
-    }
-    for (int r = 0; r < RB; ++r) {
-#pragma omp simd
-      for (int j = 0; j < JB; ++j) c[int64_t(r) * ldc + j0 + j] = acc[r][j];
+      for (int j = 0; j < JB; ++j) acc[r][j] += ak * mk[j];
     }
   }
-  for (int r = 0; r < RB && j0 < N; ++r) {  // the last N % JB columns, one row of c at a time
+  for (int r = 0; r < RB; ++r) {
+#pragma omp simd
+    for (int j = 0; j < JB; ++j) c[int64_t(r) * ldc + j] = acc[r][j];
+  }
+}
+
+// Columns [0, JB) of c for all B rows: blocks of 4 rows (each reads the panel of m, K x JB,
+// from L1 after the first), then 2, then 1.
+template <typename T, int JB>
+RK_INLINE void step_mm_panel(int B, int K, const T* a, int lda, const T* m, int ldm, T* c,
+                             int ldc, bool accumulate) {
+  int b = 0;
+  for (; b + 4 <= B; b += 4)
+    step_mm_block<T, 4, JB>(K, a + int64_t(b) * lda, lda, m, ldm, c + int64_t(b) * ldc, ldc,
+                            accumulate);
+  for (; b + 2 <= B; b += 2)
+    step_mm_block<T, 2, JB>(K, a + int64_t(b) * lda, lda, m, ldm, c + int64_t(b) * ldc, ldc,
+                            accumulate);
+  for (; b < B; ++b)
+    step_mm_block<T, 1, JB>(K, a + int64_t(b) * lda, lda, m, ldm, c + int64_t(b) * ldc, ldc,
+                            accumulate);
+}
+
+// Columns [j0, N) in panels of JB columns, then at most one panel each of JB/2, JB/4, ...,
+// one vector; returns the first column left (fewer than one vector remain).
+template <typename T, int JB>
+RK_INLINE int step_mm_panels(int B, int K, int N, int j0, const T* a, int lda, const T* m,
+                             int ldm, T* c, int ldc, bool accumulate) {
+  constexpr int VL = RK_VEC_BYTES / int(sizeof(T));
+  for (; j0 + JB <= N; j0 += JB)
+    step_mm_panel<T, JB>(B, K, a, lda, m + j0, ldm, c + j0, ldc, accumulate);
+  if constexpr (JB / 2 >= VL)
+    return step_mm_panels<T, JB / 2>(B, K, N, j0, a, lda, m, ldm, c, ldc, accumulate);
+  return j0;
+}
+
+template <typename T>
+void step_mm(int B, int K, int N, const T* a, int lda, const T* m, int ldm, T* c, int ldc,
+             bool accumulate) {
+  // Every accumulator on the rows of a block: panels as wide as RK_ACC_VECS vectors for one
+  // row, half that for two, a quarter for blocks of four.
+  constexpr int ACC = RK_ACC_VECS * RK_VEC_BYTES / int(sizeof(T));
+  const int j0 = B == 1   ? step_mm_panels<T, ACC>(B, K, N, 0, a, lda, m, ldm, c, ldc, accumulate)
+                 : B < 4 ? step_mm_panels<T, ACC / 2>(B, K, N, 0, a, lda, m, ldm, c, ldc,
+                                                      accumulate)
+                         : step_mm_panels<T, ACC / 4>(B, K, N, 0, a, lda, m, ldm, c, ldc,
+                                                      accumulate);
+  for (int r = 0; r < B && j0 < N; ++r) {  // the last N % VL columns, one row of c at a time
     T* __restrict cr = c + int64_t(r) * ldc;
     if (!accumulate)
       for (int j = j0; j < N; ++j) cr[j] = T(0);
@@ -41,21 +80,6 @@ RK_INLINE void step_mm_rows(int K, int N, const T* __restrict a, int lda, const 
       for (int j = j0; j < N; ++j) cr[j] += ak * mk[j];
     }
   }
-}
-
-template <typename T>
-void step_mm(int B, int K, int N, const T* a, int lda, const T* m, int ldm, T* c, int ldc,
-             bool accumulate) {
-  int b = 0;
-  for (; b + 4 <= B; b += 4)
-    step_mm_rows<T, 4>(K, N, a + int64_t(b) * lda, lda, m, ldm, c + int64_t(b) * ldc, ldc,
-                       accumulate);
-  for (; b + 2 <= B; b += 2)
-    step_mm_rows<T, 2>(K, N, a + int64_t(b) * lda, lda, m, ldm, c + int64_t(b) * ldc, ldc,
-                       accumulate);
-  for (; b < B; ++b)
-    step_mm_rows<T, 1>(K, N, a + int64_t(b) * lda, lda, m, ldm, c + int64_t(b) * ldc, ldc,
-                       accumulate);
 }
 
 // Non-template entry points for the dispatch tables.

@@ -86,29 +86,41 @@ struct SkipStep {
 #pragma GCC push_options
 #pragma GCC target("avx512f,avx512vl,avx512bw,avx512dq,avx2,fma")
 namespace isa_avx512 {
+#define RK_VEC_BYTES 64
+#define RK_ACC_VECS 16
 #include "variants_math.h"
 #include "variants_lstm_rows.h"
 #include "variants_gru_rows.h"
 #include "variants_steps.h"
 #include "variants_skip_rows.h"
+#undef RK_VEC_BYTES
+#undef RK_ACC_VECS
 }
 #pragma GCC pop_options
 #pragma GCC push_options
 #pragma GCC target("avx2,fma")
 namespace isa_avx2 {
+#define RK_VEC_BYTES 32
+#define RK_ACC_VECS 8
 #include "variants_math.h"
 #include "variants_lstm_rows.h"
 #include "variants_gru_rows.h"
 #include "variants_steps.h"
 #include "variants_skip_rows.h"
+#undef RK_VEC_BYTES
+#undef RK_ACC_VECS
 }
 #pragma GCC pop_options
 namespace isa_base {
+#define RK_VEC_BYTES 16
+#define RK_ACC_VECS 8
 #include "variants_math.h"
 #include "variants_lstm_rows.h"
 #include "variants_gru_rows.h"
 #include "variants_steps.h"
 #include "variants_skip_rows.h"
+#undef RK_VEC_BYTES
+#undef RK_ACC_VECS
 }
 
 template <typename T>
