@@ -488,21 +488,8 @@ inline void prefetch_slice(const T* p, int B, int64_t ld, int parts, int64_t str
   }
 }
 
-// Prefetches what the elementwise pass of step `s` (pointers at its time, units from u0)
-// touches.
-template <typename T>
-void prefetch_step(const FwdStep<T>& s) {
-  const int B = s.B, H = s.H, n = s.n;
-  prefetch_slice(s.a, B, s.G, s.G / H, H, n);
-  prefetch_slice(s.out, B, s.ldo, 1, 0, n);
-  if (s.h != s.hin) prefetch_slice(s.h, B, H, 1, 0, n);
-  if (s.act) prefetch_slice(s.act, B, 4 * H, 4, H, n);
-  if (s.cprev) {
-    prefetch_slice(s.cprev, B, H, 1, 0, n);
-    prefetch_slice(s.tanhc, B, H, 1, 0, n);
-  }
-}
-
+// Prefetches what the backward elementwise pass of step `s` (pointers at its time, units
+// from u0) touches.
 template <typename T>
 void prefetch_step(const BwdStep<T>& s) {
   const int B = s.B, H = s.H, n = s.n, gates = s.G / H;
