@@ -83,22 +83,26 @@ def test_inter_layer_dropout_matches_reference_with_same_seed(kind):
 def test_gradcheck_float64(kind):
     """Numerical gradients of input, both states and every weight through the fused path."""
     fused, _ = _pair(kind, torch.float64, num_layers=2, bidirectional=True)
-    names = [n for n, _ in fused.named_parameters()]
     x = torch.randn(T, 3, I, dtype=torch.float64, requires_grad=True)
-    hx = make_hx(fused, 3, torch.float64)
+    assert _gradcheck(fused, x, torch.tensor([4, 2, 3]))
+
+
+def _gradcheck(layer, x, lengths) -> bool:
+    """gradcheck of outputs and final states w.r.t. x, a random initial state and every weight."""
+    names = [n for n, _ in layer.named_parameters()]
+    hx = make_hx(layer, x.shape[1], x.dtype)
     states = list(hx) if isinstance(hx, tuple) else [hx]
-    lengths = torch.tensor([4, 2, 3])
     n_states = len(states)
 
     def run(x, *rest):
         st, params = rest[:n_states], rest[n_states:]
         h = tuple(st) if n_states == 2 else st[0]
         weights = dict(zip(names, params, strict=True))
-        out, state = torch.func.functional_call(fused, weights, (x, h), {"lengths": lengths})
+        out, state = torch.func.functional_call(layer, weights, (x, h), {"lengths": lengths})
         return (out, *state) if isinstance(state, tuple) else (out, state)
 
-    params = [p.detach().clone().requires_grad_() for p in fused.parameters()]
-    assert torch.autograd.gradcheck(run, (x, *states, *params), atol=1e-7, rtol=1e-5)
+    params = [p.detach().clone().requires_grad_() for p in layer.parameters()]
+    return torch.autograd.gradcheck(run, (x, *states, *params), atol=1e-7, rtol=1e-5)
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
@@ -186,21 +190,8 @@ def test_thread_team_gradcheck_float64(kind, team_everywhere):
     torch.set_num_threads(2)
     cls, _, extra = KINDS[kind]
     layer = cls(3, 20, **extra, engine="fused").double()
-    names = [n for n, _ in layer.named_parameters()]
     x = torch.randn(5, 3, 3, dtype=torch.float64, requires_grad=True)
-    hx = make_hx(layer, 3, torch.float64)
-    states = list(hx) if isinstance(hx, tuple) else [hx]
-    lengths = torch.tensor([5, 2, 4])
-
-    def run(x, *rest):
-        st, params = rest[:len(states)], rest[len(states):]
-        h = tuple(st) if len(states) == 2 else st[0]
-        weights = dict(zip(names, params, strict=True))
-        out, state = torch.func.functional_call(layer, weights, (x, h), {"lengths": lengths})
-        return (out, *state) if isinstance(state, tuple) else (out, state)
-
-    params = [p.detach().clone().requires_grad_() for p in layer.parameters()]
-    assert torch.autograd.gradcheck(run, (x, *states, *params), atol=1e-7, rtol=1e-5)
+    assert _gradcheck(layer, x, torch.tensor([5, 2, 4]))
 
 
 def test_thread_team_equals_one_thread(team_everywhere):
