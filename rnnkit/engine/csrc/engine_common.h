@@ -98,8 +98,8 @@ void split_rows(int B, int64_t elems, int64_t min_elems, const F& fn) {
 // pass), and the threads meet at one spinning barrier per step.
 
 // Sense-counting barrier for the `n` threads of one region: spins (a step is microseconds,
-// far below the cost of sleeping), yielding the core after a while in case a thread is
-// descheduled on a busy machine.
+// far below the cost of sleeping), yielding the core after ~4000 pauses (0.1-0.2 ms) in case a
+// thread is descheduled on a busy machine.
 class SpinBarrier {
  public:
   void wait(int n) {
@@ -110,7 +110,7 @@ class SpinBarrier {
       return;
     }
     for (int spins = 0; generation_.load(std::memory_order_acquire) == gen; ++spins) {
-      if (spins < 20000) {
+      if (spins < 4000) {
 #if defined(__x86_64__) || defined(__i386__)
         __builtin_ia32_pause();
 #endif
