@@ -434,7 +434,7 @@ void forward_at(FwdStep<T>& s, int t, T* xp, T* out, const at::Tensor& act_t,
                 const at::Tensor& cprev_t, const at::Tensor& tanhc_t) {
   const int64_t bh = int64_t(t) * s.B * s.H;
   s.t = t;
-  s.a = xp + int64_t(t) * s.B * s.G;
+  s.a = xp ? xp + int64_t(t) * s.B * s.G : nullptr;  // null: the caller sets it
   s.out = out + int64_t(t) * s.B * s.ldo;
   if (act_t.defined()) s.act = act_t.data_ptr<T>() + int64_t(t) * s.B * 4 * s.H;
   if (cprev_t.defined()) {
@@ -508,10 +508,10 @@ void prefetch_step(const BwdStep<T>& s) {
 
 // The step loop on a team of threads, one region for all steps. Thread p owns a slice of n
 // hidden units: it packs its rows of W_ih and W_hh, transposed, one contiguous (K, n) panel
-// per gate; computes its columns of xp = x W_ih^T + b for all steps (so they stay in its own
-// caches: read from another core's cache, they cost the row pass more than its arithmetic);
-// then per step its columns of h W_hh^T into its own scratch, the elementwise pass on its
-// units, and the step's barrier. The state alternates between buffers (the saved hprev slots
+// per gate; computes its columns of xp = x W_ih^T + b a few steps ahead, into xp when the
+// backward keeps it (null xp: a ring of those few steps, which stays in cache and spares the
+// page faults of a fresh (T, B, G) buffer); then per step its columns of h W_hh^T, the
+// elementwise pass on its units, and the step's barrier. The state alternates between buffers (the saved hprev slots
 // when the backward needs them) so that no thread overwrites the h another thread is still
 // reading; the last step writes the layer's final state.
 template <typename T>
@@ -527,13 +527,16 @@ void forward_team(int team, const Kernels<T>& k, void (*rows)(const FwdStep<T>&)
   // per thread, at offsets proportional to its first unit: packed weights and product scratch
   // and a copy of h per thread (a line apart)
   const int64_t local = (BH + 15) / 16 * 16 + 16;
+  const int chunk = std::max(1, 64 / Bn);  // steps of xp computed at a time
+  const int64_t ring_size = xp ? 0 : int64_t(chunk) * Bn * G;
   at::Tensor work_t = at::empty(
-      {int64_t(Hn + In + Bn) * G + (hprev ? 0 : 2 * BH) + team * local}, opt);
+      {int64_t(Hn + In + Bn) * G + (hprev ? 0 : 2 * BH) + team * local + ring_size}, opt);
   T* packed_hh = work_t.data_ptr<T>();
   T* packed_ih = packed_hh + int64_t(Hn) * G;
   T* scratch = packed_ih + int64_t(In) * G;
   T* h_local = scratch + int64_t(Bn) * G;
-  T* buf = h_local + team * local;
+  T* ring = h_local + team * local;
+  T* buf = ring + ring_size;
   auto time_of = [&](int step) { return reverse ? Tn - 1 - step : step; };
   auto h_after = [&](int step) -> T* {  // where the state after `step` goes
     if (step == Tn - 1) return h;
@@ -555,23 +558,24 @@ void forward_team(int team, const Kernels<T>& k, void (*rows)(const FwdStep<T>&)
     }
     // xp, own columns, for the `count` steps from `first` on: bias, then + x W_ih^T. Run a few
     // steps ahead (about 64 rows at a time) so that the rows are still in cache when used.
+    int chunk_t0 = 0;  // the first time index of the chunk of xp computed last
     auto project = [&](int first, int count) {
-      const int t0 = std::min(time_of(first), time_of(first + count - 1));
-      const int64_t r0 = int64_t(t0) * Bn;
+      chunk_t0 = std::min(time_of(first), time_of(first + count - 1));
+      const int64_t r0 = int64_t(chunk_t0) * Bn;
       const int rn = count * Bn;
       for (int g = 0; g < gates; ++g) {
         const int64_t col = int64_t(g) * Hn + u.u0;
-        T* dst = xp + r0 * G + col;
+        T* dst = (xp ? xp + r0 * G : ring) + col;
         k.fill_rows(dst, rn, G, n, w.b_ih ? w.b_ih + col : nullptr,
                     w.b_ih && fold_hh ? w.b_hh + col : nullptr);
         k.mm(rn, In, n, x + r0 * In, In, wpi + int64_t(g) * In * n, n, dst, G, true);
       }
     };
-    const int chunk = std::max(1, 64 / Bn);
     FwdStep<T> st = s;
     for (int step = 0; step < Tn; ++step) {
       if (step % chunk == 0) project(step, std::min(chunk, Tn - step));
       forward_at(st, time_of(step), xp, out, act_t, cprev_t, tanhc_t);
+      if (!xp) st.a = ring + int64_t(time_of(step) - chunk_t0) * Bn * G;
       st.hin = step == 0 ? h : h_after(step - 1);
       st.h = h_after(step);
       // The product reads h in a pattern no prefetcher follows, half of it last written by
@@ -614,9 +618,10 @@ void forward_dir(int64_t mode, int Tn, int Bn, int In, int Hn, const T* x, Dir<T
   const bool few_steps = Tn <= 2;
   const int team = few_steps ? 1 : team_threads<T>(Bn, G, Hn);
   // xp = x W_ih^T + b_ih (+ b_hh): one GEMM over all T*B rows (a team computes its own).
+  // A team keeps the whole xp only where the backward reads it (LSTM/RNN activations).
   at::Tensor xp_t;
   if (team > 1) {
-    xp_t = at::empty({Tn, Bn, G}, opt);
+    if (keep && mode != GRU) xp_t = at::empty({Tn, Bn, G}, opt);
   } else if (dnn_big) {
     at::Tensor bias;
     if (w.b_ih) bias = fold_hh ? w.b_ih_t + w.b_hh_t : w.b_ih_t;
@@ -641,7 +646,7 @@ void forward_dir(int64_t mode, int Tn, int Bn, int In, int Hn, const T* x, Dir<T
     }
     gemm(false, true, int(TB), G, In, x, In, w.w_ih, In, T(1), xp, G);
   }
-  T* xp = xp_t.data_ptr<T>();
+  T* xp = xp_t.defined() ? xp_t.data_ptr<T>() : nullptr;
 
   // Pre-transposed recurrent weights W_hh^T (H, G): the per-step GEMM reads them row by row.
   // A call of one or two steps skips the transpose (it would cost more than it saves), and so

@@ -46,13 +46,22 @@ RK_INLINE void step_mm_panel(int B, int K, const T* a, int lda, const T* m, int 
 }
 
 // Columns [j0, N) in panels of JB columns, then at most one panel each of JB/2, JB/4, ...,
-// one vector; returns the first column left (fewer than one vector remain).
+// one vector; returns the first column left (fewer than one vector remain). With several
+// blocks of rows, the K rows of a panel go in equal slices of at most 32 KB, so that each slice
+// stays in L1 while every block of rows reads it (the partial sums pass through c, in the
+// same order of k: the results do not change).
 template <typename T, int JB>
 RK_INLINE int step_mm_panels(int B, int K, int N, int j0, const T* a, int lda, const T* m,
                              int ldm, T* c, int ldc, bool accumulate) {
   constexpr int VL = RK_VEC_BYTES / int(sizeof(T));
-  for (; j0 + JB <= N; j0 += JB)
-    step_mm_panel<T, JB>(B, K, a, lda, m + j0, ldm, c + j0, ldc, accumulate);
+  const int64_t panel_bytes = int64_t(K) * JB * int(sizeof(T));
+  const int slices = B > 4 ? int((panel_bytes + 32767) / 32768) : 1;
+  const int k_slice = (K + slices - 1) / slices;
+  for (; j0 + JB <= N; j0 += JB) {
+    for (int k0 = 0; k0 < K; k0 += k_slice)
+      step_mm_panel<T, JB>(B, std::min(k_slice, K - k0), a + k0, lda,
+                           m + int64_t(k0) * ldm + j0, ldm, c + j0, ldc, accumulate || k0 > 0);
+  }
   if constexpr (JB / 2 >= VL)
     return step_mm_panels<T, JB / 2>(B, K, N, j0, a, lda, m, ldm, c, ldc, accumulate);
   return j0;
