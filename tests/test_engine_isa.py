@@ -1,0 +1,35 @@
+"""The kernels compiled for the lower instruction sets (AVX2, SSE2 baseline), which a machine with
+AVX-512 never picks by itself: the engine's parity tests rerun with `RNNKIT_ISA` forcing each."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+TESTS = Path(__file__).parent
+# Every product path (BLAS, blocked, oneDNN, threads, the thread team) and every variant kernel.
+SELECTION = "every_gemm_path or blocked_step or thread_team or fused_matches_reference"
+
+
+@pytest.mark.parametrize("isa", ["avx2", "base"])
+def test_lower_instruction_sets_match_reference(isa):
+    env = dict(os.environ, RNNKIT_ISA=isa)
+    probe = subprocess.run(
+        [sys.executable, "-c",
+         "from rnnkit.engine import load_extension; from rnnkit.engine.variant_build import "
+         "load_variants as v; print(load_extension().isa(), v().isa())"],
+        env=env, capture_output=True, text=True, check=True)
+    picked = probe.stdout.split()
+    if isa == "avx2" and picked != ["avx2", "avx2"]:
+        pytest.skip(f"this CPU cannot run the AVX2 kernels (picked {picked})")
+    assert picked == [isa, isa]
+    run = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider",
+         str(TESTS / "test_engine.py"), str(TESTS / "test_engine_variants.py"),
+         "-k", SELECTION],
+        env=env, capture_output=True, text=True, cwd=TESTS.parent)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
