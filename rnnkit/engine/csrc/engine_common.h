@@ -137,10 +137,11 @@ inline UnitSlice unit_slice(int H, int p, int threads, int align) {
 }
 
 // How many threads a team for a step loop would have: torch's thread count, at most one per
-// `min_units` hidden units, and 1 (no team) inside a parallel region.
+// `min_units` hidden units and at most 8 (every step ends at a barrier of the whole team; only
+// teams of two have been timed), and 1 (no team) inside a parallel region.
 inline int team_size(int H, int min_units) {
   if (at::in_parallel_region()) return 1;
-  return std::max(1, std::min(at::get_num_threads(), H / min_units));
+  return std::max(1, std::min({at::get_num_threads(), H / min_units, 8}));
 }
 
 // Runs body(p, threads, barrier) on each thread p of a team of up to `threads` threads (fewer
