@@ -126,15 +126,15 @@ struct Kernels {
   void (*bwd)(const BwdStep<T>&);
   void (*mm)(int, int, int, const T*, int, const T*, int, T*, int, bool);
   void (*transpose)(const T*, int, int, T*, int);
-  void (*fill_rows)(T*, int, int64_t, int, const T*, const T*);
+  void (*mm_bias)(int, int, int, const T*, int, const T*, int, T*, int, const T*);
 };
 
 #define RK_TABLE(NS)                                                                     \
   Kernels<float>{NS::fwd_keep_f, NS::fwd_nokeep_f, NS::bwd_f, NS::mm_f,           \
-                 NS::transpose_f, NS::fill_rows_f},                                      \
+                 NS::transpose_f, NS::mm_bias_f},                                      \
       Kernels<double> {                                                                  \
     NS::fwd_keep_d, NS::fwd_nokeep_d, NS::bwd_d, NS::mm_d, NS::transpose_d,      \
-        NS::fill_rows_d                                                                  \
+        NS::mm_bias_d                                                                    \
   }
 
 struct Dispatch {
@@ -509,6 +509,9 @@ void forward_team(int team, const Kernels<T>& k, void (*rows)(const FwdStep<T>&)
     return hprev ? hprev + time_of(step + 1) * BH : buf + (step % 2) * BH;
   };
   if (hprev) std::memcpy(hprev + time_of(0) * BH, h, sizeof(T) * BH);
+  at::Tensor bias_t;  // the bias of xp: b_ih (+ b_hh for RNN/LSTM), or none
+  if (w.b_ih) bias_t = fold_hh ? w.b_ih_t + w.b_hh_t : w.b_ih_t.contiguous();
+  const T* bias = bias_t.defined() ? bias_t.data_ptr<T>() : nullptr;
   rk_common::run_team(team, [&](int p, int threads, rk_common::SpinBarrier& barrier) {
     // team_size gives every thread at least one vector of units
     const rk_common::UnitSlice u = rk_common::unit_slice(Hn, p, threads, 64 / int(sizeof(T)));
@@ -522,7 +525,7 @@ void forward_team(int team, const Kernels<T>& k, void (*rows)(const FwdStep<T>&)
       k.transpose(w.w_hh + row * Hn, n, Hn, wph + int64_t(g) * Hn * n, n);
       k.transpose(w.w_ih + row * In, n, In, wpi + int64_t(g) * In * n, n);
     }
-    // xp, own columns, for the `count` steps from `first` on: bias, then + x W_ih^T. Run a few
+    // xp, own columns, for the `count` steps from `first` on: bias + x W_ih^T. Run a few
     // steps ahead (about 64 rows at a time) so that the rows are still in cache when used.
     int chunk_t0 = 0;  // the first time index of the chunk of xp computed last
     auto project = [&](int first, int count) {
@@ -531,10 +534,8 @@ void forward_team(int team, const Kernels<T>& k, void (*rows)(const FwdStep<T>&)
       const int rn = count * Bn;
       for (int g = 0; g < gates; ++g) {
         const int64_t col = int64_t(g) * Hn + u.u0;
-        T* dst = (xp ? xp + r0 * G : ring) + col;
-        k.fill_rows(dst, rn, G, n, w.b_ih ? w.b_ih + col : nullptr,
-                    w.b_ih && fold_hh ? w.b_hh + col : nullptr);
-        k.mm(rn, In, n, x + r0 * In, In, wpi + int64_t(g) * In * n, n, dst, G, true);
+        k.mm_bias(rn, In, n, x + r0 * In, In, wpi + int64_t(g) * In * n, n,
+                  (xp ? xp + r0 * G : ring) + col, G, bias ? bias + col : nullptr);
       }
     };
     FwdStep<T> st = s;

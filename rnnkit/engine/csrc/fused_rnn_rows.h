@@ -273,32 +273,7 @@ void transpose(const T* __restrict src, int R, int C, T* __restrict dst, int ldd
   }
 }
 
-// n columns of `rows` rows (ld apart) set to b1 + b2 (either may be null: zeros).
-template <typename T>
-void fill_rows(T* __restrict dst, int rows, int64_t ld, int n, const T* __restrict b1,
-               const T* __restrict b2) {
-  for (int r = 0; r < rows; ++r) {
-    T* __restrict d = dst + r * ld;
-    if (b1 && b2) {
-#pragma omp simd
-      for (int j = 0; j < n; ++j) d[j] = b1[j] + b2[j];
-    } else if (b1) {
-#pragma omp simd
-      for (int j = 0; j < n; ++j) d[j] = b1[j];
-    } else {
-#pragma omp simd
-      for (int j = 0; j < n; ++j) d[j] = T(0);
-    }
-  }
-}
-
 // Non-template entry points: the dispatch table in fused_rnn.cpp points at these.
-void fill_rows_f(float* d, int rows, int64_t ld, int n, const float* b1, const float* b2) {
-  fill_rows<float>(d, rows, ld, n, b1, b2);
-}
-void fill_rows_d(double* d, int rows, int64_t ld, int n, const double* b1, const double* b2) {
-  fill_rows<double>(d, rows, ld, n, b1, b2);
-}
 void fwd_keep_f(const FwdStep<float>& s) { forward_rows<float, true>(s); }
 void fwd_nokeep_f(const FwdStep<float>& s) { forward_rows<float, false>(s); }
 void bwd_f(const BwdStep<float>& s) { backward_rows<float>(s); }

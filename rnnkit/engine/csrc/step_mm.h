@@ -8,11 +8,12 @@
 // independent FMA chains) while the walk goes down the K rows of m.
 template <typename T, int RB, int JB>
 RK_INLINE void step_mm_block(int K, const T* __restrict a, int lda, const T* __restrict m, int ldm,
-                             T* __restrict c, int ldc, bool accumulate) {
+                             T* __restrict c, int ldc, bool accumulate, const T* __restrict bias) {
   T acc[RB][JB];
   for (int r = 0; r < RB; ++r) {
 #pragma omp simd
-    for (int j = 0; j < JB; ++j) acc[r][j] = accumulate ? c[int64_t(r) * ldc + j] : T(0);
+    for (int j = 0; j < JB; ++j)
+      acc[r][j] = accumulate ? c[int64_t(r) * ldc + j] : (bias ? bias[j] : T(0));
   }
   for (int k = 0; k < K; ++k) {
     const T* __restrict mk = m + int64_t(k) * ldm;
@@ -32,17 +33,17 @@ RK_INLINE void step_mm_block(int K, const T* __restrict a, int lda, const T* __r
 // from L1 after the first), then 2, then 1.
 template <typename T, int JB>
 RK_INLINE void step_mm_panel(int B, int K, const T* a, int lda, const T* m, int ldm, T* c,
-                             int ldc, bool accumulate) {
+                             int ldc, bool accumulate, const T* bias) {
   int b = 0;
   for (; b + 4 <= B; b += 4)
     step_mm_block<T, 4, JB>(K, a + int64_t(b) * lda, lda, m, ldm, c + int64_t(b) * ldc, ldc,
-                            accumulate);
+                            accumulate, bias);
   for (; b + 2 <= B; b += 2)
     step_mm_block<T, 2, JB>(K, a + int64_t(b) * lda, lda, m, ldm, c + int64_t(b) * ldc, ldc,
-                            accumulate);
+                            accumulate, bias);
   for (; b < B; ++b)
     step_mm_block<T, 1, JB>(K, a + int64_t(b) * lda, lda, m, ldm, c + int64_t(b) * ldc, ldc,
-                            accumulate);
+                            accumulate, bias);
 }
 
 // Columns [j0, N) in panels of JB columns, then at most one panel each of JB/2, JB/4, ...,
@@ -52,7 +53,7 @@ RK_INLINE void step_mm_panel(int B, int K, const T* a, int lda, const T* m, int 
 // same order of k: the results do not change).
 template <typename T, int JB>
 RK_INLINE int step_mm_panels(int B, int K, int N, int j0, const T* a, int lda, const T* m,
-                             int ldm, T* c, int ldc, bool accumulate) {
+                             int ldm, T* c, int ldc, bool accumulate, const T* bias) {
   constexpr int VL = RK_VEC_BYTES / int(sizeof(T));
   const int64_t panel_bytes = int64_t(K) * JB * int(sizeof(T));
   const int slices = B > 4 ? int((panel_bytes + 32767) / 32768) : 1;
@@ -60,28 +61,29 @@ RK_INLINE int step_mm_panels(int B, int K, int N, int j0, const T* a, int lda, c
   for (; j0 + JB <= N; j0 += JB) {
     for (int k0 = 0; k0 < K; k0 += k_slice)
       step_mm_panel<T, JB>(B, std::min(k_slice, K - k0), a + k0, lda,
-                           m + int64_t(k0) * ldm + j0, ldm, c + j0, ldc, accumulate || k0 > 0);
+                           m + int64_t(k0) * ldm + j0, ldm, c + j0, ldc, accumulate || k0 > 0,
+                           bias ? bias + j0 : nullptr);
   }
   if constexpr (JB / 2 >= VL)
-    return step_mm_panels<T, JB / 2>(B, K, N, j0, a, lda, m, ldm, c, ldc, accumulate);
+    return step_mm_panels<T, JB / 2>(B, K, N, j0, a, lda, m, ldm, c, ldc, accumulate, bias);
   return j0;
 }
 
 template <typename T>
 void step_mm(int B, int K, int N, const T* a, int lda, const T* m, int ldm, T* c, int ldc,
-             bool accumulate) {
+             bool accumulate, const T* bias = nullptr) {
   // Every accumulator on the rows of a block: panels as wide as RK_ACC_VECS vectors for one
-  // row, half that for two, a quarter for blocks of four.
+  // row, half that for two, a quarter for blocks of four. Without `accumulate`, c starts from
+  // the row vector `bias` (N) when given, else from zero.
   constexpr int ACC = RK_ACC_VECS * RK_VEC_BYTES / int(sizeof(T));
-  const int j0 = B == 1   ? step_mm_panels<T, ACC>(B, K, N, 0, a, lda, m, ldm, c, ldc, accumulate)
-                 : B < 4 ? step_mm_panels<T, ACC / 2>(B, K, N, 0, a, lda, m, ldm, c, ldc,
-                                                      accumulate)
-                         : step_mm_panels<T, ACC / 4>(B, K, N, 0, a, lda, m, ldm, c, ldc,
-                                                      accumulate);
+  const int j0 =
+      B == 1  ? step_mm_panels<T, ACC>(B, K, N, 0, a, lda, m, ldm, c, ldc, accumulate, bias)
+      : B < 4 ? step_mm_panels<T, ACC / 2>(B, K, N, 0, a, lda, m, ldm, c, ldc, accumulate, bias)
+              : step_mm_panels<T, ACC / 4>(B, K, N, 0, a, lda, m, ldm, c, ldc, accumulate, bias);
   for (int r = 0; r < B && j0 < N; ++r) {  // the last N % VL columns, one row of c at a time
     T* __restrict cr = c + int64_t(r) * ldc;
     if (!accumulate)
-      for (int j = j0; j < N; ++j) cr[j] = T(0);
+      for (int j = j0; j < N; ++j) cr[j] = bias ? bias[j] : T(0);
     for (int k = 0; k < K; ++k) {
       const T ak = a[int64_t(r) * lda + k];
       const T* __restrict mk = m + int64_t(k) * ldm;
@@ -99,4 +101,13 @@ void mm_f(int B, int K, int N, const float* a, int lda, const float* m, int ldm,
 void mm_d(int B, int K, int N, const double* a, int lda, const double* m, int ldm, double* c,
           int ldc, bool acc) {
   step_mm<double>(B, K, N, a, lda, m, ldm, c, ldc, acc);
+}
+// c = bias + a m (bias: a row of N).
+void mm_bias_f(int B, int K, int N, const float* a, int lda, const float* m, int ldm, float* c,
+               int ldc, const float* bias) {
+  step_mm<float>(B, K, N, a, lda, m, ldm, c, ldc, false, bias);
+}
+void mm_bias_d(int B, int K, int N, const double* a, int lda, const double* m, int ldm,
+               double* c, int ldc, const double* bias) {
+  step_mm<double>(B, K, N, a, lda, m, ldm, c, ldc, false, bias);
 }
