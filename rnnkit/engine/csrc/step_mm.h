@@ -29,12 +29,17 @@ RK_INLINE void step_mm_block(int K, const T* __restrict a, int lda, const T* __r
   }
 }
 
-// Columns [0, JB) of c for all B rows: blocks of 4 rows (each reads the panel of m, K x JB,
-// from L1 after the first), then 2, then 1.
-template <typename T, int JB>
+// Columns [0, JB) of c for all B rows: blocks of RBMAX (8 or 4) rows (each reads the panel of
+// m, K x JB, from L1 after the first), then 4, 2, 1.
+template <typename T, int JB, int RBMAX>
 RK_INLINE void step_mm_panel(int B, int K, const T* a, int lda, const T* m, int ldm, T* c,
                              int ldc, bool accumulate, const T* bias) {
   int b = 0;
+  if constexpr (RBMAX == 8) {
+    for (; b + 8 <= B; b += 8)
+      step_mm_block<T, 8, JB>(K, a + int64_t(b) * lda, lda, m, ldm, c + int64_t(b) * ldc, ldc,
+                              accumulate, bias);
+  }
   for (; b + 4 <= B; b += 4)
     step_mm_block<T, 4, JB>(K, a + int64_t(b) * lda, lda, m, ldm, c + int64_t(b) * ldc, ldc,
                             accumulate, bias);
@@ -51,7 +56,7 @@ RK_INLINE void step_mm_panel(int B, int K, const T* a, int lda, const T* m, int 
 // blocks of rows, the K rows of a panel go in equal slices of at most 32 KB, so that each slice
 // stays in L1 while every block of rows reads it (the partial sums pass through c, in the
 // same order of k: the results do not change).
-template <typename T, int JB>
+template <typename T, int JB, int RBMAX = 4>
 RK_INLINE int step_mm_panels(int B, int K, int N, int j0, const T* a, int lda, const T* m,
                              int ldm, T* c, int ldc, bool accumulate, const T* bias) {
   constexpr int VL = RK_VEC_BYTES / int(sizeof(T));
@@ -60,12 +65,13 @@ RK_INLINE int step_mm_panels(int B, int K, int N, int j0, const T* a, int lda, c
   const int k_slice = (K + slices - 1) / slices;
   for (; j0 + JB <= N; j0 += JB) {
     for (int k0 = 0; k0 < K; k0 += k_slice)
-      step_mm_panel<T, JB>(B, std::min(k_slice, K - k0), a + k0, lda,
+      step_mm_panel<T, JB, RBMAX>(B, std::min(k_slice, K - k0), a + k0, lda,
                            m + int64_t(k0) * ldm + j0, ldm, c + j0, ldc, accumulate || k0 > 0,
                            bias ? bias + j0 : nullptr);
   }
   if constexpr (JB / 2 >= VL)
-    return step_mm_panels<T, JB / 2>(B, K, N, j0, a, lda, m, ldm, c, ldc, accumulate, bias);
+    return step_mm_panels<T, JB / 2, RBMAX>(B, K, N, j0, a, lda, m, ldm, c, ldc, accumulate,
+                                            bias);
   return j0;
 }
 
@@ -73,13 +79,21 @@ template <typename T>
 void step_mm(int B, int K, int N, const T* a, int lda, const T* m, int ldm, T* c, int ldc,
              bool accumulate, const T* bias = nullptr) {
   // Every accumulator on the rows of a block: panels as wide as RK_ACC_VECS vectors for one
-  // row, half that for two, a quarter for blocks of four. Without `accumulate`, c starts from
-  // the row vector `bias` (N) when given, else from zero.
+  // row, half that for two, a quarter for blocks of four, an eighth for blocks of eight when
+  // the product is too narrow for a quarter (each row then reads fewer columns of m per load).
+  // Without `accumulate`, c starts from the row vector `bias` (N) when given, else from zero.
   constexpr int ACC = RK_ACC_VECS * RK_VEC_BYTES / int(sizeof(T));
-  const int j0 =
-      B == 1  ? step_mm_panels<T, ACC>(B, K, N, 0, a, lda, m, ldm, c, ldc, accumulate, bias)
-      : B < 4 ? step_mm_panels<T, ACC / 2>(B, K, N, 0, a, lda, m, ldm, c, ldc, accumulate, bias)
-              : step_mm_panels<T, ACC / 4>(B, K, N, 0, a, lda, m, ldm, c, ldc, accumulate, bias);
+  constexpr int VL = RK_VEC_BYTES / int(sizeof(T));
+  int j0;
+  if (B == 1)
+    j0 = step_mm_panels<T, ACC>(B, K, N, 0, a, lda, m, ldm, c, ldc, accumulate, bias);
+  else if (B < 4)
+    j0 = step_mm_panels<T, ACC / 2>(B, K, N, 0, a, lda, m, ldm, c, ldc, accumulate, bias);
+  else if (B < 8 || N >= ACC / 4 || ACC / 8 < VL)
+    j0 = step_mm_panels<T, ACC / 4>(B, K, N, 0, a, lda, m, ldm, c, ldc, accumulate, bias);
+  else
+    j0 = step_mm_panels<T, (ACC / 8 < VL ? VL : ACC / 8), 8>(B, K, N, 0, a, lda, m, ldm, c, ldc,
+                                                             accumulate, bias);
   for (int r = 0; r < B && j0 < N; ++r) {  // the last N % VL columns, one row of c at a time
     T* __restrict cr = c + int64_t(r) * ldc;
     if (!accumulate)
