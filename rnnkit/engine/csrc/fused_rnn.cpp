@@ -187,12 +187,12 @@ int64_t kTeamMacs = int64_t(1) << 14;
 
 // The team size for a step loop of (B, G) x (H) products; 1 = the plain loop.
 // A plain RNN has a quarter of an LSTM's product per step, too little to pay for the barrier
-// except for one or two long rows (measured: B = 1, H = 256 gains 15%; B >= 4 at H = 128
-// loses up to 20%).
+// except for one or two rows of 128 units or more (measured: B = 1 gains 10% at H = 128 and
+// 15% at H = 256; B >= 4 at H = 128 loses up to 20%).
 template <typename T>
 int team_threads(int B, int G, int H) {
   if (B > kTeamBatch || int64_t(B) * G * H < kTeamMacs) return 1;
-  if (kTeamMacs > 0 && G == H && (B > 2 || H < 256)) return 1;
+  if (kTeamMacs > 0 && G == H && (B > 2 || H < 128)) return 1;
   return rk_common::team_size(H, 64 / int(sizeof(T)));
 }
 
@@ -693,10 +693,10 @@ void backward_dir(int64_t mode, int Tn, int Bn, int In, int Hn, const T* x, Dir<
     st.dgx = dgx + r * G;
     st.dgh = dgh + r * G;
   };
-  // A team in the backward needs 64 units per thread: with 32 (H = 64) it measured 5-20%
-  // slower than one thread, with 64 and more 5-10% faster (unless set_team forces teams).
+  // A team in the backward needs 64 units per thread (128 for a plain RNN): below, it
+  // measured 5-20% slower than one thread, above 5-10% faster (unless set_team forces teams).
   int team = Tn < 2 ? 1 : team_threads<T>(Bn, G, Hn);
-  if (kTeamMacs > 0) team = std::min(team, Hn / 64);
+  if (kTeamMacs > 0) team = std::min(team, Hn / (G == Hn ? 128 : 64));
   if (team > 1) {
     // One region for all steps (as forward_team): thread p runs the elementwise pass on its
     // units, and after the barrier (dG of the step complete) its columns of dh += dG W_hh.
