@@ -194,16 +194,24 @@ def test_thread_team_gradcheck_float64(kind, team_everywhere):
     assert _gradcheck(layer, x, torch.tensor([5, 2, 4]))
 
 
-def test_thread_team_equals_one_thread(team_everywhere):
-    """The same GRU call on one thread (the plain loop) and on a team of two."""
+def _assert_same_with_one_and_two_threads(cls, hidden: int, shape: tuple[int, int, int]):
+    """The same seeded layer call with torch at one thread and at two."""
+    before = torch.get_num_threads()
     results = []
-    for threads in (1, 2):
-        torch.set_num_threads(threads)
-        torch.manual_seed(5)
-        layer = rk.GRU(24, 48, num_layers=2, bidirectional=True, engine="fused")
-        x = torch.randn(7, 4, 24, requires_grad=True)
-        results.append(forward_backward(layer, x))
+    try:
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            torch.manual_seed(3)
+            layer = cls(shape[2], hidden, num_layers=2, bidirectional=True, engine="fused")
+            results.append(forward_backward(layer, torch.randn(*shape, requires_grad=True)))
+    finally:
+        torch.set_num_threads(before)
     assert_same(results[0], results[1], torch.float32)
+
+
+def test_thread_team_equals_one_thread(team_everywhere):
+    """A GRU call on one thread (the plain loop) and on a team of two."""
+    _assert_same_with_one_and_two_threads(rk.GRU, 48, (7, 4, 24))
 
 
 def test_onednn_default_policy_is_as_accurate_as_the_reference_at_large_batches():
@@ -230,18 +238,7 @@ def test_onednn_default_policy_is_as_accurate_as_the_reference_at_large_batches(
 
 
 def test_same_results_with_one_and_two_threads():
-    before = torch.get_num_threads()
-    results = []
-    try:
-        for threads in (1, 2):
-            torch.set_num_threads(threads)
-            torch.manual_seed(3)
-            layer = rk.LSTM(24, 32, num_layers=2, bidirectional=True, engine="fused")
-            x = torch.randn(12, 16, 24, requires_grad=True)
-            results.append(forward_backward(layer, x))
-    finally:
-        torch.set_num_threads(before)
-    assert_same(results[0], results[1], torch.float32)
+    _assert_same_with_one_and_two_threads(rk.LSTM, 32, (12, 16, 24))
 
 
 @pytest.mark.parametrize("kind", KINDS)
