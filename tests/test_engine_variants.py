@@ -254,3 +254,70 @@ def test_step_products_split_over_threads_match_one_thread(kind):
     if layer.mode in STANDARD_MODES:
         layer._run = types.MethodType(variants.run_stack, layer)
     _same_with_one_and_two_threads(layer, torch.randn(3, 16, 8, requires_grad=True))
+
+
+@pytest.fixture
+def variant_team_everywhere():
+    """`set_team(16, 0)` on the variant kernels: every step loop of a batch from 2 to 16 runs on
+    a thread team (rows of the batch for the row pass, columns for the product)."""
+    ext = variants.load_variants()
+    old, before = ext.set_team(16, 0), torch.get_num_threads()
+    yield ext
+    ext.set_team(*old)
+    torch.set_num_threads(before)
+
+
+TEAM_KINDS = ["ln_lstm", "ln_gru", "peephole_regularised", "ln_lstm_regularised",
+              "gru_regularised", "leaky_regularised", "rnn_zoneout"]
+
+
+@pytest.mark.parametrize("threads", [2, 3])
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+@pytest.mark.parametrize("kind", TEAM_KINDS)
+def test_thread_team_matches_reference(kind, dtype, threads, variant_team_everywhere):
+    """H = 40 gives the product whole-vector column slices ending in a partial one (the RNN's
+    40 columns: 16 + 24, or 16 + 16 + 8 with 3 threads) and B = 5 uneven row slices; lengths,
+    two layers, both directions, training masks (the same seed for both engines)."""
+    torch.set_num_threads(threads)
+    cls, extra = KINDS[kind]
+    fused = cls(I, 40, **extra, num_layers=2, bidirectional=True, engine="fused").to(dtype)
+    with torch.no_grad():
+        for p in fused.parameters():
+            p.add_(0.2 * torch.randn_like(p))
+    ref = cls(I, 40, **extra, num_layers=2, bidirectional=True, engine="reference").to(dtype)
+    ref.load_state_dict(fused.state_dict())
+    if fused.mode in STANDARD_MODES:
+        fused._run = types.MethodType(variants.run_stack, fused)
+    assert variants.handles(fused) or variants.runs_regularised_standard(fused)
+    x = torch.randn(6, 5, I, dtype=dtype, requires_grad=True)
+    lengths = torch.tensor([6, 2, 5, 6, 1])
+    if kind in LAYER_NORM and dtype == torch.float32:
+        _as_accurate_as_reference(fused, ref, x, None, lengths)
+        return
+    torch.manual_seed(7)
+    a = forward_backward(fused, x, lengths=lengths)
+    torch.manual_seed(7)
+    b = forward_backward(ref, x, lengths=lengths)
+    assert_same(a, b, dtype)
+
+
+@pytest.mark.parametrize("kind", ["ln_lstm", "peephole_regularised", "leaky_regularised"])
+def test_thread_team_gradcheck_float64(kind, variant_team_everywhere):
+    """Random-projection gradcheck of every input through the variant kernels' team."""
+    torch.set_num_threads(2)
+    cls, extra = KINDS[kind]
+    layer = cls(I, 40, **extra, engine="fused").double()
+    x = torch.randn(4, 3, I, dtype=torch.float64, requires_grad=True)
+    params = [p for p in layer.parameters() if p.requires_grad]
+    names = [n for n, p in layer.named_parameters() if p.requires_grad]
+    lengths = torch.tensor([4, 2, 3])
+
+    def run(x, *weights):
+        torch.manual_seed(3)  # the same regulariser masks at every evaluation
+        with torch.nn.utils.stateless._reparametrize_module(
+                layer, dict(zip(names, weights, strict=True))):
+            out, _ = layer(x, lengths=lengths)
+        return out
+
+    assert torch.autograd.gradcheck(run, (x, *params), eps=1e-6, atol=1e-6, rtol=1e-5,
+                                    fast_mode=True)

@@ -198,6 +198,20 @@ void own_mm(int B, int K, int N, const T* a, int lda, const T* m, T* c, int ldc,
   });
 }
 
+// Batches from 2 up to kTeamBatch, with per-step products of at least kTeamMacs multiply-adds
+// on the register-blocked kernel, run a layer call's step loop on a thread team (one OpenMP
+// region for all steps, rk_common::run_team): each thread computes its columns of the step's
+// product, then, after a barrier, the row pass of its rows of the batch (a LayerNorm needs
+// whole rows), then meets the others again. Settable from Python (`set_team`).
+int kTeamBatch = 16;
+int64_t kTeamMacs = int64_t(1) << 16;
+
+template <typename T>
+int variant_team(int B, int G, int H, int Tn, bool blocked) {
+  if (!blocked || Tn < 2 || B < 2 || B > kTeamBatch || int64_t(B) * G * H < kTeamMacs) return 1;
+  return std::min(rk_common::team_size(G, 64 / int(sizeof(T))), B);
+}
+
 // The forward row pass of a step over rows [b0, b1) of the batch, with its own scratch.
 template <typename T>
 VStep<T> forward_rows_from(VStep<T> s, int b0, int b1, T* tmp) {
@@ -342,4 +356,13 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("skip_backward", &skip_backward, "skip RNN: BPTT backward of one direction",
         py::call_guard<py::gil_scoped_release>());
   m.def("isa", [] { return std::string(isa().isa); }, "the instruction set the kernels use");
+  m.def("set_team",
+        [](int batch, int64_t macs) {
+          std::pair<int, int64_t> old{kTeamBatch, kTeamMacs};
+          kTeamBatch = batch;
+          kTeamMacs = macs;
+          return old;
+        },
+        "step loops on a thread team for batches from 2 up to `batch` with at least `macs` "
+        "multiply-adds per step product (batch 0: never); returns the old pair");
 }

@@ -57,33 +57,64 @@ void forward_impl(int64_t cell, const at::Tensor& x, at::Tensor& h, at::Tensor& 
   const at::Tensor wt_t = w[1].t().contiguous();  // W_hh^T (H, G): the step product's rows
   const T* wt = wt_t.data_ptr<T>();
   const bool blocked = int64_t(Bn) * G * Hn < kOwnStepMacs;
-  for (int step = 0; step < Tn; ++step) {
+  // One step in pieces over rows [b0, b1) or columns [c0, c1), so that the serial loop and a
+  // thread team (variant_team) share them.
+  auto at_step = [&](VStep<T>& st, int step) {  // pointers to the step's time
     const int t = reverse ? Tn - 1 - step : step;
     const int64_t kt = keep ? t : 0;
-    s.t = t;
-    s.a = xp + int64_t(t) * Bn * G;
-    s.out = out.data_ptr<T>() + t * BH;
-    s.sv = sv_t.data_ptr<T>() + kt * Bn * S;
-    s.zh = zh.numel() ? zh.data_ptr<uint8_t>() + t * BH : nullptr;
-    s.zc = zc.numel() ? zc.data_ptr<uint8_t>() + t * BH : nullptr;
+    st.t = t;
+    st.a = xp + int64_t(t) * Bn * G;
+    st.out = out.data_ptr<T>() + t * BH;
+    st.sv = sv_t.data_ptr<T>() + kt * Bn * S;
+    st.zh = zh.numel() ? zh.data_ptr<uint8_t>() + t * BH : nullptr;
+    st.zc = zc.numel() ? zc.data_ptr<uint8_t>() + t * BH : nullptr;
+    return drop ? hin_t.data_ptr<T>() + kt * BH : s.h;  // the step's h_in
+  };
+  auto state_rows = [&](const VStep<T>& st, T* hin, int b0, int b1) {
+    const int64_t r0 = int64_t(b0) * Hn, n = int64_t(b1 - b0) * Hn;
     if (keep) {
-      std::memcpy(hprev_t.data_ptr<T>() + t * BH, s.h, sizeof(T) * BH);
-      if (s.c) std::memcpy(cprev_t.data_ptr<T>() + t * BH, s.c, sizeof(T) * BH);
+      std::memcpy(hprev_t.data_ptr<T>() + st.t * BH + r0, st.h + r0, sizeof(T) * n);
+      if (st.c) std::memcpy(cprev_t.data_ptr<T>() + st.t * BH + r0, st.c + r0, sizeof(T) * n);
     }
-    const T* hin = s.h;
     if (drop) {  // h_in = h * h_drop: the recurrent dropout mask, one per sequence
-      T* dst = hin_t.data_ptr<T>() + kt * BH;
       const T* m = h_drop.data_ptr<T>();
-      for (int64_t j = 0; j < BH; ++j) dst[j] = s.h[j] * m[j];
-      hin = dst;
+      for (int64_t j = r0; j < r0 + n; ++j) hin[j] = st.h[j] * m[j];
     }
-    // uh = h_in W_hh^T, or xp[t] += h_in W_hh^T where the two sides fold together
-    T* dst = s.uh ? const_cast<T*>(s.uh) : const_cast<T*>(s.a);
-    if (blocked)
-      own_mm<T>(Bn, Hn, G, hin, Hn, wt, dst, G, !s.uh);
-    else
-      gemm(false, false, Bn, G, Hn, hin, Hn, wt, G, s.uh ? T(0) : T(1), dst, G);
-    forward_rows(s, tmp_t.data_ptr<T>());
+  };
+  // uh = h_in W_hh^T, or xp[t] += h_in W_hh^T where the two sides fold together
+  auto product_dst = [&](const VStep<T>& st) {
+    return st.uh ? const_cast<T*>(st.uh) : const_cast<T*>(st.a);
+  };
+  const int team = variant_team<T>(Bn, G, Hn, Tn, blocked);
+  if (team > 1) {
+    rk_common::run_team(team, [&](int p, int threads, rk_common::SpinBarrier& barrier) {
+      const int b0 = Bn * p / threads, b1 = Bn * (p + 1) / threads;
+      const rk_common::UnitSlice cols =
+          rk_common::unit_slice(G, p, threads, 64 / int(sizeof(T)));
+      T* tmp = tmp_t.data_ptr<T>() + int64_t(p) * 3 * Hn;
+      VStep<T> st = s;
+      for (int step = 0; step < Tn; ++step) {
+        T* hin = at_step(st, step);
+        state_rows(st, hin, b0, b1);
+        if (drop) barrier.wait(threads);  // every row of h_in before the product
+        table<T>().mm(Bn, Hn, cols.n, hin, Hn, wt + cols.u0, G, product_dst(st) + cols.u0, G,
+                      !st.uh);
+        barrier.wait(threads);  // the whole product before the rows
+        if (b1 > b0) table<T>().fwd(forward_rows_from(st, b0, b1, tmp));
+        barrier.wait(threads);  // the whole new state before the next product
+      }
+    });
+  } else {
+    for (int step = 0; step < Tn; ++step) {
+      T* hin = at_step(s, step);
+      state_rows(s, hin, 0, Bn);
+      T* dst = product_dst(s);
+      if (blocked)
+        own_mm<T>(Bn, Hn, G, hin, Hn, wt, dst, G, !s.uh);
+      else
+        gemm(false, false, Bn, G, Hn, hin, Hn, wt, G, s.uh ? T(0) : T(1), dst, G);
+      forward_rows(s, tmp_t.data_ptr<T>());
+    }
   }
   if (keep) res.insert(res.end(), {sv_t, hprev_t, hin_t, cprev_t,
                                    xhat_t.defined() ? xhat_t : at::empty({0}, opt),
@@ -133,18 +164,54 @@ void backward_impl(int64_t cell, const at::Tensor& x, const std::vector<at::Tens
   s.tmp = tmp_t.data_ptr<T>();
   const T* w_hh = w[1].data_ptr<T>();
   const bool blocked = int64_t(Bn) * G * Hn < kOwnStepMacs;
-  {
+  auto at_step = [&](VStep<T>& st, int step) {  // pointers to the step's time
+    const int t = reverse ? step : Tn - 1 - step;  // the forward's steps, last first
+    st.t = t;
+    st.sv = sv[0].data_ptr<T>() + int64_t(t) * Bn * S;
+    st.hprev = sv[1].data_ptr<T>() + t * BH;
+    st.cprev = st.dc ? sv[3].data_ptr<T>() + t * BH : nullptr;
+    st.zh = zh.numel() ? zh.data_ptr<uint8_t>() + t * BH : nullptr;
+    st.zc = zc.numel() ? zc.data_ptr<uint8_t>() + t * BH : nullptr;
+    st.dout = dout.data_ptr<T>() + t * BH;
+    st.dgx = dgx_t.data_ptr<T>() + int64_t(t) * Bn * G;
+    st.dgh = dgh_t.data_ptr<T>() + int64_t(t) * Bn * G;
+  };
+  // dh_prev (+)= dG_h W_hh, columns [c0, c0 + n) of H: through uh = h_prev W_hh^T, or with
+  // recurrent dropout through uh = (h_prev * h_drop) W_hh^T.
+  auto blocked_dh = [&](const VStep<T>& st, int c0, int n) {
+    if (!drop) {
+      table<T>().mm(Bn, G, n, st.dgh, G, w_hh + c0, Hn, st.dh + c0, Hn, true);
+      return;
+    }
+    T* back = back_t.data_ptr<T>();
+    table<T>().mm(Bn, G, n, st.dgh, G, w_hh + c0, Hn, back + c0, Hn, false);
+    const T* m = h_drop.data_ptr<T>();
+    for (int b = 0; b < Bn; ++b) {
+      const int64_t r = int64_t(b) * Hn;
+      for (int j = c0; j < c0 + n; ++j) st.dh[r + j] += back[r + j] * m[r + j];
+    }
+  };
+  const int team = variant_team<T>(Bn, G, Hn, Tn, blocked);
+  if (team > 1) {  // as the forward's team: rows by batch rows, the product by columns
+    rk_common::run_team(team, [&](int p, int threads, rk_common::SpinBarrier& barrier) {
+      const int b0 = Bn * p / threads, b1 = Bn * (p + 1) / threads;
+      const rk_common::UnitSlice cols =
+          rk_common::unit_slice(Hn, p, threads, 64 / int(sizeof(T)));
+      T* tmp = tmp_t.data_ptr<T>() + int64_t(p) * 3 * Hn;
+      T* own_dp[4] = {nullptr, nullptr, nullptr, nullptr};
+      parts.pointers(p, own_dp);
+      VStep<T> st = s;
+      for (int step = 0; step < Tn; ++step) {
+        at_step(st, step);
+        if (b1 > b0) table<T>().bwd(backward_rows_from(st, b0, b1, tmp, own_dp));
+        barrier.wait(threads);  // the whole dG before the product
+        if (cols.n > 0) blocked_dh(st, cols.u0, cols.n);
+        barrier.wait(threads);  // the whole dh before the next rows
+      }
+    });
+  } else {
     for (int step = 0; step < Tn; ++step) {
-      const int t = reverse ? step : Tn - 1 - step;  // the forward's steps, last first
-      s.t = t;
-      s.sv = sv[0].data_ptr<T>() + int64_t(t) * Bn * S;
-      s.hprev = sv[1].data_ptr<T>() + t * BH;
-      s.cprev = s.dc ? sv[3].data_ptr<T>() + t * BH : nullptr;
-      s.zh = zh.numel() ? zh.data_ptr<uint8_t>() + t * BH : nullptr;
-      s.zc = zc.numel() ? zc.data_ptr<uint8_t>() + t * BH : nullptr;
-      s.dout = dout.data_ptr<T>() + t * BH;
-      s.dgx = dgx_t.data_ptr<T>() + int64_t(t) * Bn * G;
-      s.dgh = dgh_t.data_ptr<T>() + int64_t(t) * Bn * G;
+      at_step(s, step);
       backward_rows(s, tmp_t.data_ptr<T>(), parts);
       if (drop) {  // dh_prev += (dG_h W_hh) * h_drop: through uh = (h_prev * h_drop) W_hh^T
         T* back = back_t.data_ptr<T>();
