@@ -477,9 +477,9 @@ void forward_loop(const Kernels<T>& k, void (*rows)(const FwdStep<T>&), FwdStep<
 // per gate; computes its columns of xp = x W_ih^T + b a few steps ahead, into xp when the
 // backward keeps it (null xp: a ring of those few steps, which stays in cache and spares the
 // page faults of a fresh (T, B, G) buffer); then per step its columns of h W_hh^T, the
-// elementwise pass on its units, and the step's barrier. The state alternates between buffers (the saved hprev slots
-// when the backward needs them) so that no thread overwrites the h another thread is still
-// reading; the last step writes the layer's final state.
+// elementwise pass on its units, and the step's barrier. The state alternates between
+// buffers (the saved hprev slots when the backward needs them) so that no thread overwrites
+// the h another thread is still reading; the last step writes the layer's final state.
 template <typename T>
 void forward_team(int team, const Kernels<T>& k, void (*rows)(const FwdStep<T>&), FwdStep<T> s,
                   int Tn, bool reverse, int In, const T* x, const Dir<T>& w, bool fold_hh, T* xp,
@@ -490,8 +490,9 @@ void forward_team(int team, const Kernels<T>& k, void (*rows)(const FwdStep<T>&)
   const bool gru = s.mode == GRU;
   T* h = s.h;
   T* out = s.out;
-  // per thread, at offsets proportional to its first unit: packed weights and product scratch
-  // and a copy of h per thread (a line apart)
+  // Work space: packed weights and GRU product scratch (each thread's part at an offset
+  // proportional to its first unit), a copy of h per thread (a cache line apart), the xp ring,
+  // the two state buffers.
   const int64_t local = (BH + 15) / 16 * 16 + 16;
   const int chunk = std::max(1, 64 / Bn);  // steps of xp computed at a time
   const int64_t ring_size = xp ? 0 : int64_t(chunk) * Bn * G;
