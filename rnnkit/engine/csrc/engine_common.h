@@ -10,6 +10,7 @@
 #include <atomic>
 #include <cstdint>
 #include <thread>
+#include <utility>
 
 extern "C" {
 // Fortran BLAS shipped inside libtorch_cpu (MKL on x86-64 wheels); LP64 integer interface.
@@ -151,6 +152,23 @@ void run_team(int threads, const F& body) {
   SpinBarrier barrier;
 #pragma omp parallel num_threads(threads)
   body(omp_get_thread_num(), omp_get_num_threads(), barrier);
+}
+
+// Registers `set_team(batch, macs)` on an extension module: the limits of its step-loop teams
+// (`batch`: largest batch, 0 = never; `macs`: fewest multiply-adds per step product, 0 = every
+// size, for tests). Returns the old pair. (pybind11 comes with torch/extension.h, included
+// before this file.)
+inline void def_set_team(pybind11::module_& m, int* batch, int64_t* macs) {
+  m.def("set_team",
+        [batch, macs](int new_batch, int64_t new_macs) {
+          const std::pair<int, int64_t> old{*batch, *macs};
+          *batch = new_batch;
+          *macs = new_macs;
+          return old;
+        },
+        "step loops on a thread team for batches up to `batch` with at least `macs` "
+        "multiply-adds per step product (batch 0: never; macs 0: every size); returns the old "
+        "pair");
 }
 
 }  // namespace rk_common

@@ -873,15 +873,7 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("set_parallel_step_macs",
         [](int64_t n) { int64_t old = kParallelStepMacs; kParallelStepMacs = n; return old; },
         "smallest blocked step GEMM split over threads, in multiply-adds; returns the old value");
-  m.def("set_team",
-        [](int batch, int64_t macs) {
-          std::pair<int, int64_t> old{kTeamBatch, kTeamMacs};
-          kTeamBatch = batch;
-          kTeamMacs = macs;
-          return old;
-        },
-        "step loops on a thread team for batches up to `batch` with at least `macs` "
-        "multiply-adds per step product (batch 0: never); returns the old pair");
+  rk_common::def_set_team(m, &kTeamBatch, &kTeamMacs);
   m.def("set_small_batch", [](int b) { int old = kSmallBatch; kSmallBatch = b; return old; },
         "largest batch for the register-blocked step GEMM (above: BLAS); returns the old value");
 }

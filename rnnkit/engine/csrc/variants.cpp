@@ -356,13 +356,5 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("skip_backward", &skip_backward, "skip RNN: BPTT backward of one direction",
         py::call_guard<py::gil_scoped_release>());
   m.def("isa", [] { return std::string(isa().isa); }, "the instruction set the kernels use");
-  m.def("set_team",
-        [](int batch, int64_t macs) {
-          std::pair<int, int64_t> old{kTeamBatch, kTeamMacs};
-          kTeamBatch = batch;
-          kTeamMacs = macs;
-          return old;
-        },
-        "step loops on a thread team for batches from 2 up to `batch` with at least `macs` "
-        "multiply-adds per step product (batch 0: never); returns the old pair");
+  rk_common::def_set_team(m, &kTeamBatch, &kTeamMacs);
 }
