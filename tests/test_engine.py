@@ -237,6 +237,79 @@ def test_onednn_default_policy_is_as_accurate_as_the_reference_at_large_batches(
         assert err_fused <= 4 * err_ref + 1e-7 * scale, (key, err_fused, err_ref, scale)
 
 
+@pytest.mark.parametrize("onednn", [0, 2], ids=["blas", "onednn"])
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+@pytest.mark.parametrize("kind", KINDS)
+def test_inference_in_chunks_of_input_products_matches_reference(kind, dtype, onednn):
+    """Under no_grad a large call computes its input products a chunk of steps at a time;
+    `set_xp_chunk_rows(10)` at B = 5 makes chunks of 2 steps (7 steps: the last chunk partial,
+    and the reverse direction walks the chunks backwards), with lengths ending mid-chunk."""
+    ext = engine.load_extension()
+    if onednn and not ext.has_onednn():
+        pytest.skip("this torch build has no oneDNN matrix products")
+    old_rows, old_dnn = ext.set_xp_chunk_rows(10), ext.set_onednn(onednn)
+    try:
+        cls, _, extra = KINDS[kind]
+        fused = cls(9, 24, **extra, num_layers=2, bidirectional=True, engine="fused").to(dtype)
+        ref = cls(9, 24, **extra, num_layers=2, bidirectional=True, engine="reference").to(dtype)
+        ref.load_state_dict(fused.state_dict())
+        x = torch.randn(7, 5, 9, dtype=dtype)
+        hx = make_hx(ref, 5, dtype)
+        kwargs = {"lengths": torch.tensor([7, 3, 6, 7, 1])}
+        with torch.no_grad():
+            out_fused, state_fused = fused(x, hx, **kwargs)
+            out_ref, state_ref = ref(x, hx, **kwargs)
+    finally:
+        ext.set_xp_chunk_rows(old_rows)
+        ext.set_onednn(old_dnn)
+    torch.testing.assert_close(out_fused, out_ref, **TOL[dtype])
+    torch.testing.assert_close(state_fused, state_ref, **TOL[dtype])
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_cached_buffers_are_reused_and_results_stay_right(kind):
+    """Work buffers of 1 MB and more go back to the engine's cache when freed, and the next
+    call takes them again, stale contents and all: a second call with other inputs must still
+    match the reference. `empty_cache` frees what waits; a zero limit keeps nothing."""
+    ext = engine.load_extension()
+    engine.empty_cache()
+    cls, _, extra = KINDS[kind]
+    fused = cls(16, 128, **extra, engine="fused")
+    ref = cls(16, 128, **extra, engine="reference")
+    ref.load_state_dict(fused.state_dict())
+    for seed in (0, 1):  # (40, 64, 128) float32: the saved (T, B, H) buffers are 1.3 MB each
+        torch.manual_seed(seed)
+        x = torch.randn(40, 64, 16, requires_grad=True)
+        kwargs = {"lengths": torch.randint(1, 41, (64,))}
+        assert_same(forward_backward(fused, x, **kwargs), forward_backward(ref, x, **kwargs),
+                    torch.float32)
+        assert engine.cached_bytes() >= 1 << 20
+    assert engine.empty_cache() >= 1 << 20
+    assert engine.cached_bytes() == 0
+    old = ext.set_cache_limit(0)
+    try:
+        forward_backward(fused, torch.randn(40, 64, 16, requires_grad=True))
+        assert engine.cached_bytes() == 0
+    finally:
+        ext.set_cache_limit(old)
+
+
+def test_emptying_the_cache_spares_buffers_in_use():
+    """Saved buffers an autograd graph still holds are not the cache's to free."""
+    torch.manual_seed(0)
+    fused = rk.LSTM(64, 64, engine="fused")
+    ref = rk.LSTM(64, 64, engine="reference")
+    ref.load_state_dict(fused.state_dict())
+    x = torch.randn(40, 32, 64, requires_grad=True)
+    out, _ = fused(x)
+    engine.empty_cache()
+    torch.randn(40, 32, 256).sum()  # reuses freed memory, if any was wrongly freed
+    out.sum().backward()
+    x_ref = x.detach().clone().requires_grad_()
+    ref(x_ref)[0].sum().backward()
+    torch.testing.assert_close(x.grad, x_ref.grad, **TOL[torch.float32])
+
+
 def test_same_results_with_one_and_two_threads():
     _assert_same_with_one_and_two_threads(rk.LSTM, 32, (12, 16, 24))
 

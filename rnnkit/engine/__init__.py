@@ -15,7 +15,24 @@ from rnnkit.engine._checks import input_problem
 from rnnkit.engine.functions import MODES, FusedLayer, fused_layer, fused_stack
 
 __all__ = ["supports", "run_stack", "unsupported_reason", "fused_layer", "FusedLayer",
-           "load_extension"]
+           "load_extension", "empty_cache", "cached_bytes"]
+
+
+def empty_cache() -> int:
+    """Free the large buffers the engine keeps for reuse between calls; returns the bytes freed.
+
+    A layer call's (T, B, *) work buffers of 1 MB and more come from a cache, so that the next
+    call of the same shape reuses them instead of taking a page fault per 4 KB of fresh memory.
+    What waits there is capped by RNNKIT_ENGINE_CACHE_MB (default 1024; 0 turns it off).
+    """
+    ext = load_extension()
+    return 0 if ext is None else ext.release_cache()
+
+
+def cached_bytes() -> int:
+    """Bytes of freed buffers the engine keeps for reuse (see `empty_cache`)."""
+    ext = load_extension()
+    return 0 if ext is None else ext.cache_bytes()
 
 def unsupported_reason(layer, x: Tensor) -> str | None:
     """Why the fused engine cannot run `layer` on `x`, or None if it can."""

@@ -26,6 +26,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <string>
 #include <type_traits>
 #include <vector>
@@ -48,6 +49,7 @@ namespace {
 enum Mode : int64_t { RNN_TANH = 0, RNN_RELU = 1, LSTM = 2, GRU = 3 };
 
 using rk_common::BlasThreads;
+using rk_common::pooled_empty;
 using rk_common::gemm;
 
 
@@ -173,6 +175,9 @@ constexpr int64_t kSerialStepMacs = int64_t(1) << 24;
 // A whole layer call below this many multiply-adds runs every BLAS call on one thread: on a busy
 // machine, waking a thread team costs more than it saves, and its spinning steals the core.
 constexpr int64_t kSerialLayerMacs = int64_t(1) << 24;
+// Rows of the input projections computed at a time in inference (forward_dir; settable from
+// Python, `set_xp_chunk_rows`, so tests reach the chunks at small sizes).
+int64_t kXpChunkRows = 1024;
 // Register-blocked step GEMMs of at least this many multiply-adds split their columns over
 // torch's threads (settable from Python, `set_parallel_step_macs`, for tests and tuning).
 int64_t kParallelStepMacs = int64_t(1) << 19;
@@ -184,14 +189,24 @@ int kSmallBatch = 16;
 // Settable from Python (`set_team`), for tests and tuning.
 int kTeamBatch = 16;
 int64_t kTeamMacs = int64_t(1) << 14;
+// Larger batches run on a team when their step products are at most this many multiply-adds
+// (measured at B = 32 to 128: the team's one region and fused row pass beat a fork-join per
+// product and per row pass up to the (64, 256) GRU's 12.6M, by up to 2x at 1M; from 16M on,
+// BLAS's product ran 5-15% faster than the team's register-blocked one).
+int64_t kTeamLargeMacs = 13000000;
 
 // The team size for a step loop of (B, G) x (H) products; 1 = the plain loop.
 // A plain RNN has a quarter of an LSTM's product per step, too little to pay for the barrier
-// except for one or two rows of 128 units or more (measured: B = 1 gains 10% at H = 128 and
-// 15% at H = 256; B >= 4 at H = 128 loses up to 20%).
+// at small batches except for one or two rows of 128 units or more (measured: B = 1 gains 10%
+// at H = 128 and 15% at H = 256; B >= 4 at H = 128 loses up to 20%).
 template <typename T>
 int team_threads(int B, int G, int H) {
-  if (B > kTeamBatch || int64_t(B) * G * H < kTeamMacs) return 1;
+  const int64_t macs = int64_t(B) * G * H;
+  if (kTeamBatch <= 0 || macs < kTeamMacs) return 1;
+  if (B > kTeamBatch) {
+    if (kTeamMacs > 0 && macs > kTeamLargeMacs) return 1;
+    return rk_common::team_size(H, 64 / int(sizeof(T)));
+  }
   if (kTeamMacs > 0 && G == H && (B > 2 || H < 128)) return 1;
   return rk_common::team_size(H, 64 / int(sizeof(T)));
 }
@@ -220,8 +235,20 @@ const Ops* ops() {
   return found ? &*found : nullptr;
 }
 
-// 0: never, 1: float32 products large enough to gain (default), 2: every float32 product (tests).
+// 0: never, 1: float32 products large enough to gain, on CPUs other than Intel's (default),
+// 2: every float32 product (tests).
 int policy = 1;
+
+// MKL runs its fastest SGEMM kernels on Intel CPUs only. There (a Xeon with AVX-512) MKL's
+// products beat oneDNN's by 5-15% in every large layer call timed, from the (64, 100, 256)
+// LSTM to the (64, 100, 512) GRU, training and inference; on AMD Zen oneDNN won by up to 60%.
+bool mkl_preferred() {
+  static const bool intel = [] {
+    __builtin_cpu_init();
+    return __builtin_cpu_is("intel") != 0;
+  }();
+  return intel;
+}
 
 // Whether a float32 product with `rows` rows per call, in a layer call of `layer_macs`
 // multiply-adds, goes to oneDNN. Small products stay on BLAS / the blocked kernel, where
@@ -229,7 +256,8 @@ int policy = 1;
 template <typename T>
 bool wanted(int64_t rows, int64_t layer_macs) {
   if (!std::is_same_v<T, float> || policy == 0 || !ops()) return false;
-  return policy == 2 || (rows > kSmallBatch && layer_macs >= kSerialLayerMacs);
+  return policy == 2 ||
+         (!mkl_preferred() && rows > kSmallBatch && layer_macs >= kSerialLayerMacs);
 }
 
 // W (N, K) row-major, reordered for products with about `rows` rows.
@@ -446,7 +474,8 @@ void forward_at(FwdStep<T>& s, int t, T* xp, T* out, const at::Tensor& act_t,
 // The step loop on one thread (products and row passes may each fork over threads).
 template <typename T>
 void forward_loop(const Kernels<T>& k, void (*rows)(const FwdStep<T>&), FwdStep<T> s, int Tn,
-                  bool reverse, T* xp, const T* wt, const T* w_hh_nk, const at::Tensor& dnn_nk,
+                  bool reverse, const std::function<T*(int)>& xp_at, const T* wt,
+                  const T* w_hh_nk, const at::Tensor& dnn_nk,
                   T* hprev, const at::Tensor& act_t, const at::Tensor& cprev_t,
                   const at::Tensor& tanhc_t, const at::TensorOptions& opt) {
   const int Bn = s.B, G = s.G, Hn = s.H;
@@ -457,7 +486,8 @@ void forward_loop(const Kernels<T>& k, void (*rows)(const FwdStep<T>&), FwdStep<
   const StepGemm<T> step_gemm(Bn, G, Hn, wt, opt, w_hh_nk, dnn_nk);  // h W_hh^T
   for (int step = 0; step < Tn; ++step) {
     const int t = reverse ? Tn - 1 - step : step;
-    forward_at(s, t, xp, out, act_t, cprev_t, tanhc_t);
+    forward_at<T>(s, t, nullptr, out, act_t, cprev_t, tanhc_t);
+    s.a = xp_at(t);
     if (hprev) std::memcpy(hprev + int64_t(t) * Bn * Hn, h, sizeof(T) * Bn * Hn);
     // GRU: gh = h W_hh^T; RNN/LSTM: a += h W_hh^T (oneDNN: gh = h W_hh^T, added by the rows)
     at::Tensor product;
@@ -585,21 +615,20 @@ void forward_dir(int64_t mode, int Tn, int Bn, int In, int Hn, const T* x, Dir<T
   const Kernels<T>& k = kernels<T>();
   const bool few_steps = Tn <= 2;
   const int team = few_steps ? 1 : team_threads<T>(Bn, G, Hn);
-  // xp = x W_ih^T + b_ih (+ b_hh): one GEMM over all T*B rows (a team computes its own).
-  // A team keeps the whole xp only where the backward reads it (LSTM/RNN activations).
-  at::Tensor xp_t;
-  if (team > 1) {
-    if (keep && mode != GRU) xp_t = at::empty({Tn, Bn, G}, opt);
-  } else if (dnn_big) {
-    at::Tensor bias;
-    if (w.b_ih) bias = fold_hh ? w.b_ih_t + w.b_hh_t : w.b_ih_t;
-    const at::Tensor x2 = at::from_blob(const_cast<T*>(x), {TB, In}, opt);
-    xp_t = onednn::linear(x2, w.w_ih_t, bias, at::Tensor())
-               .view({Tn, Bn, G});
-  } else {  // bias rows first, then the GEMM with beta = 1
-    xp_t = at::empty({Tn, Bn, G}, opt);
+  // xp = x W_ih^T + b_ih (+ b_hh) of steps [t0, t0 + count), as a (count, B, G) tensor: one
+  // GEMM over all their rows.
+  at::Tensor bias;  // for oneDNN
+  if (dnn_big && w.b_ih) bias = fold_hh ? w.b_ih_t + w.b_hh_t : w.b_ih_t;
+  auto project = [&](int t0, int count) -> at::Tensor {
+    const int64_t rows = int64_t(count) * Bn;
+    const T* xs = x + int64_t(t0) * Bn * In;
+    if (dnn_big) {
+      const at::Tensor x2 = at::from_blob(const_cast<T*>(xs), {rows, In}, opt);
+      return onednn::linear(x2, w.w_ih_t, bias, at::Tensor()).view({count, Bn, G});
+    }
+    at::Tensor xp_t = pooled_empty({count, Bn, G}, opt);  // bias rows, then GEMM with beta = 1
     T* xp = xp_t.data_ptr<T>();
-    for (int64_t r = 0; r < TB; ++r) {
+    for (int64_t r = 0; r < rows; ++r) {
       T* __restrict row = xp + r * G;
       if (!w.b_ih) {
         std::memset(row, 0, sizeof(T) * G);
@@ -612,9 +641,34 @@ void forward_dir(int64_t mode, int Tn, int Bn, int In, int Hn, const T* x, Dir<T
         std::memcpy(row, w.b_ih, sizeof(T) * G);
       }
     }
-    gemm(false, true, int(TB), G, In, x, In, w.w_ih, In, T(1), xp, G);
+    gemm(false, true, int(rows), G, In, xs, In, w.w_ih, In, T(1), xp, G);
+    return xp_t;
+  };
+  // The whole xp at once where the backward keeps it (LSTM/RNN activations) or the layer is
+  // small; a team computes its own. Otherwise chunks of about kXpChunkRows rows, made as the
+  // steps reach them: a fresh (T, B, G) buffer of more than 32 MB costs a page fault per 4 KB
+  // at every call (glibc maps it anew), where a chunk reuses the memory the last one freed
+  // (measured: the (64, 100, 512) LSTM's input products ran 25% faster).
+  const int chunk = team > 1 || keep || TB <= 2 * kXpChunkRows
+                        ? Tn : std::max<int>(1, int(kXpChunkRows / Bn));
+  at::Tensor xp_t;
+  if (team > 1) {
+    if (keep && mode != GRU) xp_t = pooled_empty({Tn, Bn, G}, opt);
+  } else if (chunk == Tn) {
+    xp_t = project(0, Tn);
   }
   T* xp = xp_t.defined() ? xp_t.data_ptr<T>() : nullptr;
+  at::Tensor chunk_t;  // the chunk of xp from time chunk_t0 on
+  int chunk_t0 = -1;
+  auto xp_at = [&](int t) -> T* {
+    if (chunk == Tn) return xp + int64_t(t) * Bn * G;
+    if (chunk_t0 < 0 || t < chunk_t0 || t >= chunk_t0 + chunk) {
+      chunk_t0 = reverse ? std::max(0, t - chunk + 1) : t;
+      chunk_t.reset();  // frees the last chunk first, for the next to reuse its memory
+      chunk_t = project(chunk_t0, std::min(chunk, Tn - chunk_t0));
+    }
+    return chunk_t.data_ptr<T>() + int64_t(t - chunk_t0) * Bn * G;
+  };
 
   // Pre-transposed recurrent weights W_hh^T (H, G): the per-step GEMM reads them row by row.
   // A call of one or two steps skips the transpose (it would cost more than it saves), and so
@@ -632,11 +686,11 @@ void forward_dir(int64_t mode, int Tn, int Bn, int In, int Hn, const T* x, Dir<T
   s.out = out;  // the base; forward_at moves it to each step
   at::Tensor act_t, hprev_t, cprev_t, tanhc_t, gh_t;
   if (keep) {
-    hprev_t = at::empty({Tn, Bn, Hn}, opt);
-    if (mode == GRU) act_t = at::empty({Tn, Bn, 4 * Hn}, opt);
+    hprev_t = pooled_empty({Tn, Bn, Hn}, opt);
+    if (mode == GRU) act_t = pooled_empty({Tn, Bn, 4 * Hn}, opt);
     if (mode == LSTM) {
-      cprev_t = at::empty({Tn, Bn, Hn}, opt);
-      tanhc_t = at::empty({Tn, Bn, Hn}, opt);
+      cprev_t = pooled_empty({Tn, Bn, Hn}, opt);
+      tanhc_t = pooled_empty({Tn, Bn, Hn}, opt);
     }
   }
   if (mode == GRU) {
@@ -648,7 +702,7 @@ void forward_dir(int64_t mode, int Tn, int Bn, int In, int Hn, const T* x, Dir<T
     forward_team<T>(team, k, rows, s, Tn, reverse, In, x, w, fold_hh, xp,
                     keep ? hprev_t.data_ptr<T>() : nullptr, act_t, cprev_t, tanhc_t, opt);
   } else {
-    forward_loop<T>(k, rows, s, Tn, reverse, xp, wt, few_steps ? w.w_hh : nullptr,
+    forward_loop<T>(k, rows, s, Tn, reverse, xp_at, wt, few_steps ? w.w_hh : nullptr,
                     dnn_step ? w.w_hh_t : at::Tensor(), keep ? hprev_t.data_ptr<T>() : nullptr,
                     act_t, cprev_t, tanhc_t, opt);
   }
@@ -669,8 +723,8 @@ void backward_dir(int64_t mode, int Tn, int Bn, int In, int Hn, const T* x, Dir<
                   T* db_ih, T* db_hh, const at::TensorOptions& opt) {
   const int G = gate_count(mode) * Hn;
   const int64_t TB = int64_t(Tn) * Bn;
-  at::Tensor dgx_t = at::empty({Tn, Bn, G}, opt);
-  at::Tensor dgh_t = mode == GRU ? at::empty({Tn, Bn, G}, opt) : dgx_t;
+  at::Tensor dgx_t = pooled_empty({Tn, Bn, G}, opt);
+  at::Tensor dgh_t = mode == GRU ? pooled_empty({Tn, Bn, G}, opt) : dgx_t;
   T* dgx = dgx_t.data_ptr<T>();
   T* dgh = dgh_t.data_ptr<T>();
   const T* hprev = saved[1].data_ptr<T>();
@@ -866,7 +920,8 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
         py::call_guard<py::gil_scoped_release>());
   m.def("isa", [] { return std::string(isa().isa); }, "the instruction set the kernels use");
   m.def("set_onednn", [](int p) { int old = onednn::policy; onednn::policy = p; return old; },
-        "oneDNN for float32 products: 0 never, 1 when large enough (default), 2 always; "
+        "oneDNN for float32 products: 0 never, 1 when large enough and not on an Intel CPU "
+        "(default), 2 always; "
         "returns the old value");
   m.def("has_onednn", [] { return onednn::ops() != nullptr; },
         "whether libtorch's oneDNN matrix products are available");
@@ -874,6 +929,20 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
         [](int64_t n) { int64_t old = kParallelStepMacs; kParallelStepMacs = n; return old; },
         "smallest blocked step GEMM split over threads, in multiply-adds; returns the old value");
   rk_common::def_set_team(m, &kTeamBatch, &kTeamMacs);
+  m.def("set_team_large_macs",
+        [](int64_t n) { int64_t old = kTeamLargeMacs; kTeamLargeMacs = n; return old; },
+        "most multiply-adds per step product for a team above the small-batch limit; returns "
+        "the old value");
+  m.def("set_xp_chunk_rows",
+        [](int64_t n) { int64_t old = kXpChunkRows; kXpChunkRows = n; return old; },
+        "rows of the input projections computed at a time in inference; returns the old value");
+  m.def("release_cache", [] { return rk_common::BufferPool::get().release(); },
+        "frees the engine's cached buffers; returns the bytes freed");
+  m.def("cache_bytes", [] { return rk_common::BufferPool::get().waiting_bytes(); },
+        "bytes of freed buffers the engine keeps for reuse");
+  m.def("set_cache_limit",
+        [](size_t bytes) { return rk_common::BufferPool::get().set_limit(bytes); },
+        "most bytes of freed buffers kept for reuse (0: no cache); returns the old limit");
   m.def("set_small_batch", [](int b) { int old = kSmallBatch; kSmallBatch = b; return old; },
         "largest batch for the register-blocked step GEMM (above: BLAS); returns the old value");
 }
