@@ -64,6 +64,7 @@ struct FwdStep {
   const T* gh;         // GRU: (B, G) h W_hh^T; RNN/LSTM: the same to add to a, or null
   int ghs, ldgh;       // gh's gate and row strides (H and G, or a thread's packed slice)
   const T* b_hh;       // GRU: (G), zeros when the layer has no bias
+  const T* xb;         // (G) x-side bias to add to a first (b_ih, + b_hh for RNN/LSTM), or null
   const T* hin;        // (B, H) state before the step (h itself, or the previous buffer)
   T* h;                // (B, H) state after the step
   T* c;                // (B, H) LSTM cell state
@@ -409,6 +410,7 @@ FwdStep<T> units_from(FwdStep<T> s, int u0, int n) {
   s.a += u0;
   if (s.gh) s.gh += u0;
   if (s.b_hh) s.b_hh += u0;
+  if (s.xb) s.xb += u0;
   s.hin += u0;
   s.h += u0;
   if (s.c) s.c += u0;
@@ -512,8 +514,8 @@ void forward_loop(const Kernels<T>& k, void (*rows)(const FwdStep<T>&), FwdStep<
 // the h another thread is still reading; the last step writes the layer's final state.
 template <typename T>
 void forward_team(int team, const Kernels<T>& k, void (*rows)(const FwdStep<T>&), FwdStep<T> s,
-                  int Tn, bool reverse, int In, const T* x, const Dir<T>& w, bool fold_hh, T* xp,
-                  T* hprev, const at::Tensor& act_t, const at::Tensor& cprev_t,
+                  int Tn, bool reverse, int In, const T* x, const Dir<T>& w, const T* bias,
+                  T* xp, T* hprev, const at::Tensor& act_t, const at::Tensor& cprev_t,
                   const at::Tensor& tanhc_t, const at::TensorOptions& opt) {
   const int Bn = s.B, G = s.G, Hn = s.H, gates = G / Hn;
   const int64_t BH = int64_t(Bn) * Hn;
@@ -540,9 +542,6 @@ void forward_team(int team, const Kernels<T>& k, void (*rows)(const FwdStep<T>&)
     return hprev ? hprev + time_of(step + 1) * BH : buf + (step % 2) * BH;
   };
   if (hprev) std::memcpy(hprev + time_of(0) * BH, h, sizeof(T) * BH);
-  at::Tensor bias_t;  // the bias of xp: b_ih (+ b_hh for RNN/LSTM), or none
-  if (w.b_ih) bias_t = fold_hh ? w.b_ih_t + w.b_hh_t : w.b_ih_t.contiguous();
-  const T* bias = bias_t.defined() ? bias_t.data_ptr<T>() : nullptr;
   rk_common::run_team(team, [&](int p, int threads, rk_common::SpinBarrier& barrier) {
     // team_size gives every thread at least one vector of units
     const rk_common::UnitSlice u = rk_common::unit_slice(Hn, p, threads, 64 / int(sizeof(T)));
@@ -616,9 +615,10 @@ void forward_dir(int64_t mode, int Tn, int Bn, int In, int Hn, const T* x, Dir<T
   const bool few_steps = Tn <= 2;
   const int team = few_steps ? 1 : team_threads<T>(Bn, G, Hn);
   // xp = x W_ih^T + b_ih (+ b_hh) of steps [t0, t0 + count), as a (count, B, G) tensor: one
-  // GEMM over all their rows.
-  at::Tensor bias;  // for oneDNN
-  if (dnn_big && w.b_ih) bias = fold_hh ? w.b_ih_t + w.b_hh_t : w.b_ih_t;
+  // GEMM over all their rows. oneDNN adds the bias itself; after BLAS the row pass adds it
+  // (`xb`), in cache, where filling bias rows first cost a pass over all of xp on one thread.
+  at::Tensor bias;
+  if (w.b_ih) bias = fold_hh ? w.b_ih_t + w.b_hh_t : w.b_ih_t.contiguous();
   auto project = [&](int t0, int count) -> at::Tensor {
     const int64_t rows = int64_t(count) * Bn;
     const T* xs = x + int64_t(t0) * Bn * In;
@@ -626,22 +626,8 @@ void forward_dir(int64_t mode, int Tn, int Bn, int In, int Hn, const T* x, Dir<T
       const at::Tensor x2 = at::from_blob(const_cast<T*>(xs), {rows, In}, opt);
       return onednn::linear(x2, w.w_ih_t, bias, at::Tensor()).view({count, Bn, G});
     }
-    at::Tensor xp_t = pooled_empty({count, Bn, G}, opt);  // bias rows, then GEMM with beta = 1
-    T* xp = xp_t.data_ptr<T>();
-    for (int64_t r = 0; r < rows; ++r) {
-      T* __restrict row = xp + r * G;
-      if (!w.b_ih) {
-        std::memset(row, 0, sizeof(T) * G);
-      } else if (fold_hh) {
-        const T* __restrict bi = w.b_ih;
-        const T* __restrict bh = w.b_hh;
-#pragma omp simd
-        for (int j = 0; j < G; ++j) row[j] = bi[j] + bh[j];
-      } else {
-        std::memcpy(row, w.b_ih, sizeof(T) * G);
-      }
-    }
-    gemm(false, true, int(rows), G, In, xs, In, w.w_ih, In, T(1), xp, G);
+    at::Tensor xp_t = pooled_empty({count, Bn, G}, opt);
+    gemm(false, true, int(rows), G, In, xs, In, w.w_ih, In, T(0), xp_t.data_ptr<T>(), G);
     return xp_t;
   };
   // The whole xp at once where the backward keeps it (LSTM/RNN activations) or the layer is
@@ -682,6 +668,7 @@ void forward_dir(int64_t mode, int Tn, int Bn, int In, int Hn, const T* x, Dir<T
   FwdStep<T> s{};
   s.mode = mode; s.B = Bn; s.H = Hn; s.G = G; s.ldo = ldo; s.len = len; s.n = Hn;
   s.b_hh = w.b_hh ? w.b_hh : zero_bias_t.data_ptr<T>();
+  s.xb = team == 1 && !dnn_big && bias.defined() ? bias.data_ptr<T>() : nullptr;
   s.hin = h; s.h = h; s.c = c; s.ghs = Hn; s.ldgh = G;
   s.out = out;  // the base; forward_at moves it to each step
   at::Tensor act_t, hprev_t, cprev_t, tanhc_t, gh_t;
@@ -699,7 +686,8 @@ void forward_dir(int64_t mode, int Tn, int Bn, int In, int Hn, const T* x, Dir<T
   }
   auto rows = keep ? k.fwd_keep : k.fwd_nokeep;
   if (team > 1) {
-    forward_team<T>(team, k, rows, s, Tn, reverse, In, x, w, fold_hh, xp,
+    forward_team<T>(team, k, rows, s, Tn, reverse, In, x, w,
+                    bias.defined() ? bias.data_ptr<T>() : nullptr, xp,
                     keep ? hprev_t.data_ptr<T>() : nullptr, act_t, cprev_t, tanhc_t, opt);
   } else {
     forward_loop<T>(k, rows, s, Tn, reverse, xp_at, wt, few_steps ? w.w_hh : nullptr,

@@ -205,12 +205,23 @@ void forward_rows(const FwdStep<T>& s) {
       continue;
     }
     T* ab = s.a + int64_t(b) * G;
-    if (s.mode != GRU && s.gh) {  // a += h W_hh^T, when the step GEMM wrote it apart
+    const bool add_gh = s.mode != GRU && s.gh;  // a += h W_hh^T, when the GEMM wrote it apart
+    if (add_gh || s.xb) {                          // and/or a += the input-side bias
       for (int g = 0; g < gates; ++g) {
         T* __restrict ar = ab + int64_t(g) * H;
-        const T* __restrict gr = s.gh + int64_t(b) * s.ldgh + int64_t(g) * s.ghs;
+        const T* __restrict gr = add_gh ? s.gh + int64_t(b) * s.ldgh + int64_t(g) * s.ghs
+                                        : nullptr;
+        const T* __restrict xr = s.xb ? s.xb + int64_t(g) * H : nullptr;
+        if (gr && xr) {
 #pragma omp simd
-        for (int j = 0; j < n; ++j) ar[j] += gr[j];
+          for (int j = 0; j < n; ++j) ar[j] += gr[j] + xr[j];
+        } else if (gr) {
+#pragma omp simd
+          for (int j = 0; j < n; ++j) ar[j] += gr[j];
+        } else {
+#pragma omp simd
+          for (int j = 0; j < n; ++j) ar[j] += xr[j];
+        }
       }
     }
     if (s.mode == LSTM) {
