@@ -310,6 +310,47 @@ def test_emptying_the_cache_spares_buffers_in_use():
     torch.testing.assert_close(x.grad, x_ref.grad, **TOL[torch.float32])
 
 
+@pytest.fixture
+def pipeline_in_chunks_of_two_steps():
+    """`set_pipeline_rows(10)` at B = 5: the pipelined backward's second thread takes the
+    parameter gradients two steps at a time (the default takes 256 rows per chunk)."""
+    ext = engine.load_extension()
+    old, before = ext.set_pipeline_rows(10), torch.get_num_threads()
+    torch.set_num_threads(2)
+    yield ext
+    ext.set_pipeline_rows(old)
+    torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize("bias", [True, False], ids=["bias", "nobias"])
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+@pytest.mark.parametrize("kind", KINDS)
+def test_pipelined_backward_matches_reference(kind, dtype, bias,
+                                              pipeline_in_chunks_of_two_steps):
+    """Small steps on two threads: the loop on one, the parameter gradients and dx of finished
+    chunks on the other. 7 steps make 4 chunks (the last partial) in either direction; the
+    second layer's dx adds both directions' parts; lengths end sequences mid-chunk."""
+    cls, _, extra = KINDS[kind]
+    fused = cls(9, 24, **extra, num_layers=2, bidirectional=True, bias=bias,
+                engine="fused").to(dtype)
+    ref = cls(9, 24, **extra, num_layers=2, bidirectional=True, bias=bias,
+              engine="reference").to(dtype)
+    ref.load_state_dict(fused.state_dict())
+    x = torch.randn(7, 5, 9, dtype=dtype, requires_grad=True)
+    hx = make_hx(ref, 5, dtype)
+    kwargs = {"lengths": torch.tensor([7, 3, 6, 7, 1])}
+    assert_same(forward_backward(fused, x, hx, **kwargs), forward_backward(ref, x, hx, **kwargs),
+                dtype)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_pipelined_backward_gradcheck_float64(kind, pipeline_in_chunks_of_two_steps):
+    cls, _, extra = KINDS[kind]
+    layer = cls(3, 6, **extra, engine="fused").double()
+    x = torch.randn(6, 5, 3, dtype=torch.float64, requires_grad=True)
+    assert _gradcheck(layer, x, torch.tensor([6, 2, 5, 6, 3]))
+
+
 def test_same_results_with_one_and_two_threads():
     _assert_same_with_one_and_two_threads(rk.LSTM, 32, (12, 16, 24))
 

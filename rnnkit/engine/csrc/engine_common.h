@@ -236,6 +236,21 @@ class SpinBarrier {
   alignas(64) std::atomic<int> generation_{0};
 };
 
+// Spins until ready() (a flag another thread of the region sets), yielding the core after ~4000
+// pauses, as SpinBarrier does.
+template <typename F>
+void wait_until(const F& ready) {
+  for (int spins = 0; !ready(); ++spins) {
+    if (spins < 4000) {
+#if defined(__x86_64__) || defined(__i386__)
+      __builtin_ia32_pause();
+#endif
+    } else {
+      std::this_thread::yield();
+    }
+  }
+}
+
 // Thread p's slice [u0, u0 + n) of H units, in whole chunks of `align` units (one vector).
 struct UnitSlice {
   int u0, n;

@@ -176,6 +176,9 @@ constexpr int64_t kSerialStepMacs = int64_t(1) << 24;
 // A whole layer call below this many multiply-adds runs every BLAS call on one thread: on a busy
 // machine, waking a thread team costs more than it saves, and its spinning steals the core.
 constexpr int64_t kSerialLayerMacs = int64_t(1) << 24;
+// Rows of dG per chunk of the pipelined backward's parameter gradients (backward_dir; settable
+// from Python, `set_pipeline_rows`; 0 turns the pipeline off).
+int64_t kPipelineRows = 256;
 // Rows of the input projections computed at a time in inference (forward_dir; settable from
 // Python, `set_xp_chunk_rows`, so tests reach the chunks at small sizes).
 int64_t kXpChunkRows = 1024;
@@ -736,10 +739,42 @@ void backward_dir(int64_t mode, int Tn, int Bn, int In, int Hn, const T* x, Dir<
     st.dgx = dgx + r * G;
     st.dgh = dgh + r * G;
   };
+  // The parameter gradients and dx (+)= dGx W_ih of rows [r0, r0 + rows) of the (T, B, *)
+  // buffers, for the pipelined loop below: the first part overwrites, later parts add.
+  std::vector<T> col_sums(G);
+  auto grads_part = [&](int64_t r0, int64_t rows, bool first) {
+    const T beta = first ? T(0) : T(1);
+    gemm(true, false, G, In, int(rows), dgx + r0 * G, G, x + r0 * In, In, beta, dw_ih, In);
+    gemm(true, false, G, Hn, int(rows), dgh + r0 * G, G, hprev + r0 * Hn, Hn, beta, dw_hh, Hn);
+    for (int pass = 0; db_ih && pass < (dgh == dgx ? 1 : 2); ++pass) {
+      const T* __restrict dg = (pass == 0 ? dgx : dgh) + r0 * G;
+      T* __restrict sum = col_sums.data();
+      std::memcpy(sum, dg, sizeof(T) * G);  // the part's sum first, then added: sums of a few
+      for (int64_t r = 1; r < rows; ++r) {  // hundred rows, not one running sum over all
+#pragma omp simd
+        for (int j = 0; j < G; ++j) sum[j] += dg[r * G + j];
+      }
+      T* __restrict db = pass == 0 ? db_ih : db_hh;
+#pragma omp simd
+      for (int j = 0; j < G; ++j) db[j] = first ? sum[j] : db[j] + sum[j];
+    }
+    if (db_ih && dgh == dgx) std::memcpy(db_hh, db_ih, sizeof(T) * G);
+    if (dx) {
+      gemm(false, false, int(rows), In, G, dgx + r0 * G, G, w.w_ih, In,
+           dx_accumulate ? T(1) : T(0), dx + r0 * In, In);
+    }
+  };
   // A team in the backward needs 64 units per thread (128 for a plain RNN): below, it
   // measured 5-20% slower than one thread, above 5-10% faster (unless set_team forces teams).
   int team = Tn < 2 ? 1 : team_threads<T>(Bn, G, Hn);
-  if (kTeamMacs > 0) team = std::min(team, Hn / (G == Hn ? 128 : 64));
+  if (kTeamMacs > 0) team = std::max(1, std::min(team, Hn / (G == Hn ? 128 : 64)));
+  // Small steps on one thread (the product below kParallelStepMacs, the row pass below
+  // kParallelRowElems) leave the other cores idle: there the parameter gradients run on a
+  // second thread a chunk of steps behind the loop instead of after it.
+  const bool pipelined = team == 1 && kPipelineRows > 0 && Tn >= 4 && Bn <= kSmallBatch &&
+                         int64_t(Bn) * G * Hn < kParallelStepMacs &&
+                         int64_t(Bn) * G < kParallelRowElems && at::get_num_threads() >= 2 &&
+                         !at::in_parallel_region();
   if (team > 1) {
     // One region for all steps (as forward_team): thread p runs the elementwise pass on its
     // units, and after the barrier (dG of the step complete) its columns of dh += dG W_hh.
@@ -765,6 +800,30 @@ void backward_dir(int64_t mode, int Tn, int Bn, int In, int Hn, const T* x, Dir<
         k.mm(Bn, G, u.n, dgl, G, wp, u.n, dh + u.u0, Hn, true);
       }
     });
+  } else if (pipelined) {
+    // Thread 0 runs the step loop; thread 1 follows a chunk behind with the parameter
+    // gradients and dx of the chunks done so far, on a core that would otherwise wait.
+    std::atomic<int> done{0};  // steps finished by thread 0
+    const int chunk = std::max(1, int(kPipelineRows / Bn));
+    rk_common::run_team(2, [&](int p, int threads, rk_common::SpinBarrier&) {
+      if (p == 0) {
+        for (int step = 0; step < Tn; ++step) {
+          at_step(s, step);
+          k.bwd(s);
+          k.mm(Bn, G, Hn, s.dgh, G, w.w_hh, Hn, dh, Hn, true);  // dh_prev += dG_h[t] W_hh
+          done.store(step + 1, std::memory_order_release);
+        }
+      }
+      if (p == threads - 1) {  // with one thread granted, the same thread does both in turn
+        BlasThreads one(0, 1);
+        for (int s0 = 0; s0 < Tn; s0 += chunk) {
+          const int s1 = std::min(Tn, s0 + chunk);
+          rk_common::wait_until([&] { return done.load(std::memory_order_acquire) >= s1; });
+          const int t0 = reverse ? s0 : Tn - s1;  // the chunk's first time index
+          grads_part(int64_t(t0) * Bn, int64_t(s1 - s0) * Bn, s0 == 0);
+        }
+      }
+    });
   } else {
     BlasThreads threads(int64_t(Bn) * G * Hn, kSerialStepMacs);
     const bool dnn_step = onednn::wanted<T>(Bn, layer_macs);
@@ -777,6 +836,7 @@ void backward_dir(int64_t mode, int Tn, int Bn, int In, int Hn, const T* x, Dir<
       step_gemm.run(k, s.dgh, dh, true);
     }
   }
+  if (pipelined) return;
   // Weight gradients, summed over all steps: one GEMM each over the T*B rows.
   // Weight gradients stay on BLAS: its transposed-A product reads dG in place, where oneDNN
   // first copies a transposed operand (measured slower in the 2x512 LSTM LM).
@@ -836,7 +896,7 @@ std::vector<at::Tensor> layer_forward(int64_t mode, const at::Tensor& x_in, cons
   const int Tn = x.size(0), Bn = x.size(1), In = x.size(2);
   const int D = int(w.size() / 4), Hn = h0.size(2);
   auto opt = x.options();
-  at::Tensor out = at::empty({Tn, Bn, D * Hn}, opt);
+  at::Tensor out = pooled_empty({Tn, Bn, D * Hn}, opt);
   at::Tensor hT = h0.clone(at::MemoryFormat::Contiguous);
   at::Tensor cT = mode == LSTM ? c0.clone(at::MemoryFormat::Contiguous) : at::Tensor();
   const int64_t* len = lengths.numel() ? lengths.data_ptr<int64_t>() : nullptr;
@@ -869,10 +929,11 @@ std::vector<at::Tensor> layer_backward(int64_t mode, const at::Tensor& x_in,
   const int Tn = x.size(0), Bn = x.size(1), In = x.size(2);
   const int D = int(w.size() / 4), Hn = w[1].size(1);
   auto opt = x.options();
-  at::Tensor dout = dout_in.contiguous();
+  at::Tensor dout = dout_in;  // (a loss like out.sum() gives an expanded, stride-0 gradient)
+  if (!dout.is_contiguous()) dout = pooled_empty(dout_in.sizes(), opt).copy_(dout_in);
   at::Tensor dh = dhT.clone(at::MemoryFormat::Contiguous);
   at::Tensor dc = mode == LSTM ? dcT.clone(at::MemoryFormat::Contiguous) : at::empty({0}, opt);
-  at::Tensor dx = need_dx ? at::empty({Tn, Bn, In}, opt) : at::empty({0}, opt);
+  at::Tensor dx = need_dx ? pooled_empty({Tn, Bn, In}, opt) : at::empty({0}, opt);
   const int64_t* len = lengths.numel() ? lengths.data_ptr<int64_t>() : nullptr;
   std::vector<at::Tensor> res{dx, dh, dc};
   const int64_t G = gate_count(mode) * Hn;
@@ -931,6 +992,9 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("set_cache_limit",
         [](size_t bytes) { return rk_common::BufferPool::get().set_limit(bytes); },
         "most bytes of freed buffers kept for reuse (0: no cache); returns the old limit");
+  m.def("set_pipeline_rows",
+        [](int64_t n) { int64_t old = kPipelineRows; kPipelineRows = n; return old; },
+        "rows of dG per chunk of the pipelined backward (0: no pipeline); returns the old value");
   m.def("set_small_batch", [](int b) { int old = kSmallBatch; kSmallBatch = b; return old; },
         "largest batch for the register-blocked step GEMM (above: BLAS); returns the old value");
 }
