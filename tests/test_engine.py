@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
 from parity import KINDS, TOL, assert_same, forward_backward, make_hx
@@ -351,6 +353,49 @@ def test_pipelined_backward_gradcheck_float64(kind, pipeline_in_chunks_of_two_st
     assert _gradcheck(layer, x, torch.tensor([6, 2, 5, 6, 3]))
 
 
+@pytest.fixture
+def split_everywhere():
+    """`set_split_rows(1)`: every step loop with at least one batch row per thread splits by
+    rows (the default asks for four rows per thread)."""
+    ext = engine.load_extension()
+    old, old_team, before = ext.set_split_rows(1), ext.set_team(16, 0), torch.get_num_threads()
+    yield ext
+    ext.set_split_rows(old)
+    ext.set_team(*old_team)
+    torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize("threads", [2, 3])
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+@pytest.mark.parametrize("kind", KINDS)
+def test_loop_split_by_batch_rows_matches_reference(kind, dtype, threads, split_everywhere):
+    """B = 5 over 2 threads (2 + 3 rows) or 3 (1 + 2 + 2), each running all steps of its rows,
+    forward and backward; lengths end rows at different steps in both directions."""
+    torch.set_num_threads(threads)
+    cls, _, extra = KINDS[kind]
+    fused = cls(9, 21, **extra, num_layers=2, bidirectional=True, engine="fused").to(dtype)
+    ref = cls(9, 21, **extra, num_layers=2, bidirectional=True, engine="reference").to(dtype)
+    ref.load_state_dict(fused.state_dict())
+    x = torch.randn(6, 5, 9, dtype=dtype, requires_grad=True)
+    hx = make_hx(ref, 5, dtype)
+    kwargs = {"lengths": torch.tensor([6, 2, 5, 6, 1])}
+    assert_same(forward_backward(fused, x, hx, **kwargs), forward_backward(ref, x, hx, **kwargs),
+                dtype)
+    with torch.no_grad():
+        out_fused, _ = fused(x, hx, **kwargs)
+        out_ref, _ = ref(x, hx, **kwargs)
+    torch.testing.assert_close(out_fused, out_ref, **TOL[dtype])
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_loop_split_by_batch_rows_gradcheck_float64(kind, split_everywhere):
+    torch.set_num_threads(2)
+    cls, _, extra = KINDS[kind]
+    layer = cls(3, 6, **extra, engine="fused").double()
+    x = torch.randn(5, 4, 3, dtype=torch.float64, requires_grad=True)
+    assert _gradcheck(layer, x, torch.tensor([5, 2, 4, 3]))
+
+
 def test_same_results_with_one_and_two_threads():
     _assert_same_with_one_and_two_threads(rk.LSTM, 32, (12, 16, 24))
 
@@ -394,6 +439,38 @@ def test_other_dtypes_are_declined_and_auto_falls_back():
     assert "bfloat16" in engine.unsupported_reason(layer, x)
     out, _ = layer(x)  # engine="auto" runs the reference path
     assert out.shape == (T, B, H)
+
+
+_FIRST_CALL_SCRIPT = """
+import torch
+import rnnkit as rk
+from rnnkit import engine
+torch.manual_seed(0)
+layer = rk.GRU(128, 128, engine="fused")  # under 16M multiply-adds: BLAS on one MKL thread,
+with torch.no_grad():                     # and large enough steps to ask for a thread team
+    layer(torch.randn(100, 1, 128))
+print(torch.get_num_threads())
+"""
+
+
+def test_first_threaded_op_of_a_process_being_an_engine_call_keeps_torch_threads():
+    """In a fresh process at torch's default thread count, the engine call is the first op to
+    ask ATen for threads, from inside its one-MKL-thread scope; ATen must not take MKL's one
+    thread for OpenMP's (it did: every later op of the process ran on one thread)."""
+    import subprocess
+    import sys
+
+    def run(code: str) -> int:
+        env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS",
+                                                                 "MKL_NUM_THREADS")}
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                              env=env, timeout=300, check=True)
+        return int(done.stdout.split()[-1])
+
+    default = run("import torch; print(torch.get_num_threads())")
+    if default < 2:
+        pytest.skip("torch runs one thread by default on this machine")
+    assert run(_FIRST_CALL_SCRIPT) == default
 
 
 def test_engine_calls_leave_torch_thread_count_alone():

@@ -45,11 +45,19 @@ inline void gemm(bool ta, bool tb, int m, int n, int k, const double* a, int lda
   dgemm_(&tA, &tB, &n, &m, &k, &one, b, &ldb, a, &lda, &beta, c, &ldc);
 }
 
-// ATen's `parallel_for` sets OpenMP's thread count on its first call in each thread, to MKL's
-// thread count *for the calling thread*. Called inside a BlasThreads scope (MKL at one thread),
-// it would pin OpenMP, and with it every later torch op of this thread, to one thread (torch.nn
-// ran 2x slower after such a call). So every entry point calls this first, outside any scope.
-inline void init_threads() { at::internal::lazy_init_num_threads(); }
+// ATen's `parallel_for` and `get_num_threads` set OpenMP's thread count on their first call in
+// each thread, to MKL's thread count *for the calling thread*. Called inside a BlasThreads scope
+// (MKL at one thread), they would pin OpenMP, and with it every later torch op of this thread,
+// to one thread (torch.nn ran 2x slower after such a call), and the engine's own teams to none.
+// So every entry point calls this first, outside any scope. The flag that records the first
+// call is a thread_local inside an inline function, one copy per shared library: this
+// extension's copy (lazy_init_num_threads here) does not mark libtorch's, so it also calls
+// get_num_threads, which runs libtorch's. (Without that, a script whose first threaded torch
+// op of a thread was an engine call below 16M multiply-adds ran every later op on one thread.)
+inline void init_threads() {
+  at::internal::lazy_init_num_threads();
+  (void)at::get_num_threads();
+}
 
 // One BLAS thread for calls below `limit` multiply-adds (waking a team costs more than it
 // saves, and on a busy machine its spinning steals the core), restored on scope exit.
