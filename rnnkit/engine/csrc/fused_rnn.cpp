@@ -525,32 +525,39 @@ void forward_loop(const Kernels<T>& k, void (*rows)(const FwdStep<T>&), FwdStep<
 }
 
 // The step loop split by batch rows: thread p runs the whole loop for its own rows
-// [b0, b1) (their product with all of W_hh^T, their row pass, their state), independent of
-// the other threads, so no step waits for another thread.
+// [b0, b1): their input projection x W_ih^T + b at each step (into xp when the backward keeps
+// it, else into a small buffer of the thread's, still in cache when the step reads it), their
+// product with all of W_hh^T, their row pass and their state, independent of the other
+// threads, so that no step waits for another thread.
 template <typename T>
 void forward_split(int threads, const Kernels<T>& k, void (*rows)(const FwdStep<T>&),
-                   FwdStep<T> s, int Tn, bool reverse, T* xp, const T* wt, T* hprev,
-                   const at::Tensor& act_t, const at::Tensor& cprev_t,
-                   const at::Tensor& tanhc_t) {
+                   FwdStep<T> s, int Tn, bool reverse, int In, const T* x, const T* wih_t,
+                   const T* bias, T* xp, const T* wt, T* hprev, const at::Tensor& act_t,
+                   const at::Tensor& cprev_t, const at::Tensor& tanhc_t,
+                   const at::TensorOptions& opt) {
   const int Bn = s.B, G = s.G, Hn = s.H;
   const bool gru = s.mode == GRU;
   T* out = s.out;
+  const int most = (Bn + threads - 1) / threads;  // rows of the largest slice
+  const at::Tensor scratch_t = xp ? at::Tensor() : at::empty({threads, most, G}, opt);
   rk_common::run_team(threads, [&](int p, int nt, rk_common::SpinBarrier&) {
-    const int b0 = int(int64_t(Bn) * p / nt), b1 = int(int64_t(Bn) * (p + 1) / nt);
-    if (b0 == b1) return;
+    const int b0 = int(int64_t(Bn) * p / nt), b1 = int(int64_t(Bn) * (p + 1) / nt), nb = b1 - b0;
+    if (nb == 0) return;
+    T* scratch = xp ? nullptr : scratch_t.data_ptr<T>() + int64_t(p) * most * G;
     FwdStep<T> st = s;
     for (int step = 0; step < Tn; ++step) {
       const int t = reverse ? Tn - 1 - step : step;
       forward_at(st, t, xp, out, act_t, cprev_t, tanhc_t);
       FwdStep<T> mine = rows_from(st, b0, b1);
-      if (hprev) {
-        std::memcpy(hprev + (int64_t(t) * Bn + b0) * Hn, mine.hin,
-                    sizeof(T) * (b1 - b0) * Hn);
-      }
+      const int64_t r0 = int64_t(t) * Bn + b0;  // the first row of (T*B, *)
+      mine.a = xp ? xp + r0 * G : scratch;
+      mine.xb = nullptr;
+      k.mm_bias(nb, In, G, x + r0 * In, In, wih_t, G, mine.a, G, bias);
+      if (hprev) std::memcpy(hprev + r0 * Hn, mine.hin, sizeof(T) * nb * Hn);
       if (gru) {  // gh = h W_hh^T
-        k.mm(b1 - b0, Hn, G, mine.hin, Hn, wt, G, const_cast<T*>(mine.gh), mine.ldgh, false);
+        k.mm(nb, Hn, G, mine.hin, Hn, wt, G, const_cast<T*>(mine.gh), mine.ldgh, false);
       } else {    // a += h W_hh^T
-        k.mm(b1 - b0, Hn, G, mine.hin, Hn, wt, G, mine.a, G, true);
+        k.mm(nb, Hn, G, mine.hin, Hn, wt, G, mine.a, G, true);
       }
       rows(mine);
     }
@@ -692,7 +699,7 @@ void forward_dir(int64_t mode, int Tn, int Bn, int In, int Hn, const T* x, Dir<T
   const int chunk = team > 1 || split > 1 || keep || TB <= 2 * kXpChunkRows
                         ? Tn : std::max<int>(1, int(kXpChunkRows / Bn));
   at::Tensor xp_t;
-  if (team > 1) {
+  if (team > 1 || split > 1) {  // they compute their own
     if (keep && mode != GRU) xp_t = pooled_empty({Tn, Bn, G}, opt);
   } else if (chunk == Tn) {
     xp_t = project(0, Tn);
@@ -744,8 +751,11 @@ void forward_dir(int64_t mode, int Tn, int Bn, int In, int Hn, const T* x, Dir<T
                     bias.defined() ? bias.data_ptr<T>() : nullptr, xp,
                     keep ? hprev_t.data_ptr<T>() : nullptr, act_t, cprev_t, tanhc_t, opt);
   } else if (split > 1) {
-    forward_split<T>(split, k, rows, s, Tn, reverse, xp, wt,
-                     keep ? hprev_t.data_ptr<T>() : nullptr, act_t, cprev_t, tanhc_t);
+    at::Tensor wih_t = at::empty({In, G}, opt);  // W_ih^T (I, G)
+    k.transpose(w.w_ih, G, In, wih_t.data_ptr<T>(), G);
+    forward_split<T>(split, k, rows, s, Tn, reverse, In, x, wih_t.data_ptr<T>(),
+                     bias.defined() ? bias.data_ptr<T>() : nullptr, xp, wt,
+                     keep ? hprev_t.data_ptr<T>() : nullptr, act_t, cprev_t, tanhc_t, opt);
   } else {
     forward_loop<T>(k, rows, s, Tn, reverse, xp_at, wt, few_steps ? w.w_hh : nullptr,
                     dnn_step ? w.w_hh_t : at::Tensor(), keep ? hprev_t.data_ptr<T>() : nullptr,
@@ -824,11 +834,12 @@ void backward_dir(int64_t mode, int Tn, int Bn, int In, int Hn, const T* x, Dir<
   if (kTeamMacs > 0) team = std::max(1, std::min(team, Hn / (G == Hn ? 128 : 64)));
   // Small steps on one thread (the product below kParallelStepMacs, the row pass below
   // kParallelRowElems) leave the other cores idle: there the parameter gradients run on a
-  // second thread a chunk of steps behind the loop instead of after it.
+  // second thread a chunk of steps behind the loop instead of after it, given two chunks at
+  // least (with one, the second thread only waits: the (1, 100, 128) RNN ran 30% slower).
   const int split = Tn < 2 ? 1 : split_threads<T>(Bn, G, Hn);
   if (split > 1) team = 1;
   const bool pipelined = team == 1 && split == 1 && kPipelineRows > 0 && Tn >= 4 &&
-                         Bn <= kSmallBatch &&
+                         TB >= 2 * kPipelineRows && Bn <= kSmallBatch &&
                          int64_t(Bn) * G * Hn < kParallelStepMacs &&
                          int64_t(Bn) * G < kParallelRowElems && at::get_num_threads() >= 2 &&
                          !at::in_parallel_region();
