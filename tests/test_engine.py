@@ -107,6 +107,40 @@ def _gradcheck(layer, x, lengths) -> bool:
     return torch.autograd.gradcheck(run, (x, *states, *params), atol=1e-7, rtol=1e-5)
 
 
+def _gradcheck_one_layer(kind: str, hidden: int, lengths: list[int]) -> bool:
+    """`_gradcheck` of a one-layer float64 `kind` (I = 3) over a batch with these lengths."""
+    cls, _, extra = KINDS[kind]
+    layer = cls(3, hidden, **extra, engine="fused").double()
+    x = torch.randn(max(lengths), len(lengths), 3, dtype=torch.float64, requires_grad=True)
+    return _gradcheck(layer, x, torch.tensor(lengths))
+
+
+def _assert_stack_matches_reference(kind: str, dtype: torch.dtype, hidden: int,
+                                    lengths: list[int], *, training: bool = True,
+                                    **kwargs) -> None:
+    """A 2-layer bidirectional stack (I = 9) with an initial state and `lengths`, fused against
+    reference: outputs, states and every gradient (training), and the no_grad outputs and
+    final states (the inference path, which keeps nothing for a backward)."""
+    cls, _, extra = KINDS[kind]
+    fused = cls(9, hidden, **extra, num_layers=2, bidirectional=True, **kwargs,
+                engine="fused").to(dtype)
+    ref = cls(9, hidden, **extra, num_layers=2, bidirectional=True, **kwargs,
+              engine="reference").to(dtype)
+    ref.load_state_dict(fused.state_dict())
+    batch = len(lengths)
+    x = torch.randn(max(lengths), batch, 9, dtype=dtype, requires_grad=True)
+    hx = make_hx(ref, batch, dtype)
+    forward_kwargs = {"lengths": torch.tensor(lengths)}
+    if training:
+        assert_same(forward_backward(fused, x, hx, **forward_kwargs),
+                    forward_backward(ref, x, hx, **forward_kwargs), dtype)
+    with torch.no_grad():
+        out_fused, state_fused = fused(x, hx, **forward_kwargs)
+        out_ref, state_ref = ref(x, hx, **forward_kwargs)
+    torch.testing.assert_close(out_fused, out_ref, **TOL[dtype])
+    torch.testing.assert_close(state_fused, state_ref, **TOL[dtype])
+
+
 @pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize(("small_batch", "onednn"), [(0, 0), (16, 0), (0, 2)],
@@ -171,29 +205,14 @@ def test_thread_team_matches_reference(kind, dtype, threads, team_everywhere):
     3: 16 + 32 + 22), the last one ending in a partial vector; lengths end sequences at
     different steps in both directions, and the state enters and leaves each layer."""
     torch.set_num_threads(threads)
-    cls, _, extra = KINDS[kind]
-    fused = cls(9, 70, **extra, num_layers=2, bidirectional=True, engine="fused").to(dtype)
-    ref = cls(9, 70, **extra, num_layers=2, bidirectional=True, engine="reference").to(dtype)
-    ref.load_state_dict(fused.state_dict())
-    x = torch.randn(6, 5, 9, dtype=dtype, requires_grad=True)
-    hx = make_hx(ref, 5, dtype)
-    kwargs = {"lengths": torch.tensor([6, 2, 5, 6, 1])}
-    assert_same(forward_backward(fused, x, hx, **kwargs), forward_backward(ref, x, hx, **kwargs),
-                dtype)
-    with torch.no_grad():  # the inference path (no saved state) through the team as well
-        out_fused, _ = fused(x, hx, **kwargs)
-        out_ref, _ = ref(x, hx, **kwargs)
-    torch.testing.assert_close(out_fused, out_ref, **TOL[dtype])
+    _assert_stack_matches_reference(kind, dtype, 70, [6, 2, 5, 6, 1])
 
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_thread_team_gradcheck_float64(kind, team_everywhere):
     """H = 20 in float64 gives two slices (8 and 12 units) of every product and row pass."""
     torch.set_num_threads(2)
-    cls, _, extra = KINDS[kind]
-    layer = cls(3, 20, **extra, engine="fused").double()
-    x = torch.randn(5, 3, 3, dtype=torch.float64, requires_grad=True)
-    assert _gradcheck(layer, x, torch.tensor([5, 2, 4]))
+    assert _gradcheck_one_layer(kind, 20, [5, 2, 4])
 
 
 def _assert_same_with_one_and_two_threads(cls, hidden: int, shape: tuple[int, int, int]):
@@ -251,21 +270,10 @@ def test_inference_in_chunks_of_input_products_matches_reference(kind, dtype, on
         pytest.skip("this torch build has no oneDNN matrix products")
     old_rows, old_dnn = ext.set_xp_chunk_rows(10), ext.set_onednn(onednn)
     try:
-        cls, _, extra = KINDS[kind]
-        fused = cls(9, 24, **extra, num_layers=2, bidirectional=True, engine="fused").to(dtype)
-        ref = cls(9, 24, **extra, num_layers=2, bidirectional=True, engine="reference").to(dtype)
-        ref.load_state_dict(fused.state_dict())
-        x = torch.randn(7, 5, 9, dtype=dtype)
-        hx = make_hx(ref, 5, dtype)
-        kwargs = {"lengths": torch.tensor([7, 3, 6, 7, 1])}
-        with torch.no_grad():
-            out_fused, state_fused = fused(x, hx, **kwargs)
-            out_ref, state_ref = ref(x, hx, **kwargs)
+        _assert_stack_matches_reference(kind, dtype, 24, [7, 3, 6, 7, 1], training=False)
     finally:
         ext.set_xp_chunk_rows(old_rows)
         ext.set_onednn(old_dnn)
-    torch.testing.assert_close(out_fused, out_ref, **TOL[dtype])
-    torch.testing.assert_close(state_fused, state_ref, **TOL[dtype])
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -332,37 +340,21 @@ def test_pipelined_backward_matches_reference(kind, dtype, bias,
     """Small steps on two threads: the loop on one, the parameter gradients and dx of finished
     chunks on the other. 7 steps make 4 chunks (the last partial) in either direction; the
     second layer's dx adds both directions' parts; lengths end sequences mid-chunk."""
-    cls, _, extra = KINDS[kind]
-    fused = cls(9, 24, **extra, num_layers=2, bidirectional=True, bias=bias,
-                engine="fused").to(dtype)
-    ref = cls(9, 24, **extra, num_layers=2, bidirectional=True, bias=bias,
-              engine="reference").to(dtype)
-    ref.load_state_dict(fused.state_dict())
-    x = torch.randn(7, 5, 9, dtype=dtype, requires_grad=True)
-    hx = make_hx(ref, 5, dtype)
-    kwargs = {"lengths": torch.tensor([7, 3, 6, 7, 1])}
-    assert_same(forward_backward(fused, x, hx, **kwargs), forward_backward(ref, x, hx, **kwargs),
-                dtype)
+    _assert_stack_matches_reference(kind, dtype, 24, [7, 3, 6, 7, 1], bias=bias)
 
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_pipelined_backward_gradcheck_float64(kind, pipeline_in_chunks_of_two_steps):
-    cls, _, extra = KINDS[kind]
-    layer = cls(3, 6, **extra, engine="fused").double()
-    x = torch.randn(6, 5, 3, dtype=torch.float64, requires_grad=True)
-    assert _gradcheck(layer, x, torch.tensor([6, 2, 5, 6, 3]))
+    assert _gradcheck_one_layer(kind, 6, [6, 2, 5, 6, 3])
 
 
 @pytest.fixture
-def split_everywhere():
+def split_everywhere(team_everywhere):
     """`set_split_rows(1)`: every step loop with at least one batch row per thread splits by
     rows (the default asks for four rows per thread)."""
-    ext = engine.load_extension()
-    old, old_team, before = ext.set_split_rows(1), ext.set_team(16, 0), torch.get_num_threads()
-    yield ext
-    ext.set_split_rows(old)
-    ext.set_team(*old_team)
-    torch.set_num_threads(before)
+    old = team_everywhere.set_split_rows(1)
+    yield team_everywhere
+    team_everywhere.set_split_rows(old)
 
 
 @pytest.mark.parametrize("threads", [2, 3])
@@ -372,28 +364,13 @@ def test_loop_split_by_batch_rows_matches_reference(kind, dtype, threads, split_
     """B = 5 over 2 threads (2 + 3 rows) or 3 (1 + 2 + 2), each running all steps of its rows,
     forward and backward; lengths end rows at different steps in both directions."""
     torch.set_num_threads(threads)
-    cls, _, extra = KINDS[kind]
-    fused = cls(9, 21, **extra, num_layers=2, bidirectional=True, engine="fused").to(dtype)
-    ref = cls(9, 21, **extra, num_layers=2, bidirectional=True, engine="reference").to(dtype)
-    ref.load_state_dict(fused.state_dict())
-    x = torch.randn(6, 5, 9, dtype=dtype, requires_grad=True)
-    hx = make_hx(ref, 5, dtype)
-    kwargs = {"lengths": torch.tensor([6, 2, 5, 6, 1])}
-    assert_same(forward_backward(fused, x, hx, **kwargs), forward_backward(ref, x, hx, **kwargs),
-                dtype)
-    with torch.no_grad():
-        out_fused, _ = fused(x, hx, **kwargs)
-        out_ref, _ = ref(x, hx, **kwargs)
-    torch.testing.assert_close(out_fused, out_ref, **TOL[dtype])
+    _assert_stack_matches_reference(kind, dtype, 21, [6, 2, 5, 6, 1])
 
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_loop_split_by_batch_rows_gradcheck_float64(kind, split_everywhere):
     torch.set_num_threads(2)
-    cls, _, extra = KINDS[kind]
-    layer = cls(3, 6, **extra, engine="fused").double()
-    x = torch.randn(5, 4, 3, dtype=torch.float64, requires_grad=True)
-    assert _gradcheck(layer, x, torch.tensor([5, 2, 4, 3]))
+    assert _gradcheck_one_layer(kind, 6, [5, 2, 4, 3])
 
 
 def test_same_results_with_one_and_two_threads():

@@ -216,36 +216,9 @@ inline at::Tensor pooled_empty(at::IntArrayRef sizes, const at::TensorOptions& o
 // the hidden units (its columns of every gate, in the step product and in the elementwise
 // pass), and the threads meet at one spinning barrier per step.
 
-// Sense-counting barrier for the `n` threads of one region: spins (a step is microseconds,
-// far below the cost of sleeping), yielding the core after ~4000 pauses (0.1-0.2 ms) in case a
+// Spins until ready() (a flag another thread of the region sets): a step is microseconds, far
+// below the cost of sleeping; yields the core after ~4000 pauses (0.1-0.2 ms) in case the other
 // thread is descheduled on a busy machine.
-class SpinBarrier {
- public:
-  void wait(int n) {
-    const int gen = generation_.load(std::memory_order_acquire);
-    if (arrived_.fetch_add(1, std::memory_order_acq_rel) == n - 1) {
-      arrived_.store(0, std::memory_order_relaxed);
-      generation_.store(gen + 1, std::memory_order_release);
-      return;
-    }
-    for (int spins = 0; generation_.load(std::memory_order_acquire) == gen; ++spins) {
-      if (spins < 4000) {
-#if defined(__x86_64__) || defined(__i386__)
-        __builtin_ia32_pause();
-#endif
-      } else {
-        std::this_thread::yield();
-      }
-    }
-  }
-
- private:
-  alignas(64) std::atomic<int> arrived_{0};
-  alignas(64) std::atomic<int> generation_{0};
-};
-
-// Spins until ready() (a flag another thread of the region sets), yielding the core after ~4000
-// pauses, as SpinBarrier does.
 template <typename F>
 void wait_until(const F& ready) {
   for (int spins = 0; !ready(); ++spins) {
@@ -258,6 +231,24 @@ void wait_until(const F& ready) {
     }
   }
 }
+
+// Sense-counting barrier for the `n` threads of one region (waiting as wait_until does).
+class SpinBarrier {
+ public:
+  void wait(int n) {
+    const int gen = generation_.load(std::memory_order_acquire);
+    if (arrived_.fetch_add(1, std::memory_order_acq_rel) == n - 1) {
+      arrived_.store(0, std::memory_order_relaxed);
+      generation_.store(gen + 1, std::memory_order_release);
+      return;
+    }
+    wait_until([&] { return generation_.load(std::memory_order_acquire) != gen; });
+  }
+
+ private:
+  alignas(64) std::atomic<int> arrived_{0};
+  alignas(64) std::atomic<int> generation_{0};
+};
 
 // Thread p's slice [u0, u0 + n) of H units, in whole chunks of `align` units (one vector).
 struct UnitSlice {
