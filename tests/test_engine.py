@@ -278,7 +278,7 @@ def test_inference_in_chunks_of_input_products_matches_reference(kind, dtype, on
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_cached_buffers_are_reused_and_results_stay_right(kind):
-    """Work buffers of 1 MB and more go back to the engine's cache when freed, and the next
+    """Work buffers of 64 KB and more go back to the engine's cache when freed, and the next
     call takes them again, stale contents and all: a second call with other inputs must still
     match the reference. `empty_cache` frees what waits; a zero limit keeps nothing."""
     ext = engine.load_extension()

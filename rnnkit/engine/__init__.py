@@ -21,7 +21,7 @@ __all__ = ["supports", "run_stack", "unsupported_reason", "fused_layer", "FusedL
 def empty_cache() -> int:
     """Free the large buffers the engine keeps for reuse between calls; returns the bytes freed.
 
-    A layer call's (T, B, *) work buffers of 1 MB and more come from a cache, so that the next
+    A layer call's (T, B, *) work buffers of 64 KB and more come from a cache, so that the next
     call of the same shape reuses them instead of taking a page fault per 4 KB of fresh memory.
     What waits there is capped by RNNKIT_ENGINE_CACHE_MB (default 1024; 0 turns it off).
     """

@@ -109,13 +109,14 @@ void split_rows(int B, int64_t elems, int64_t min_elems, const F& fn) {
 // (above 32 MB always, smaller ones when the top of the heap is trimmed), and the next call
 // takes a page fault for every 4 KB it touches again: 10% of a (64, 100, 512) LSTM training
 // step here, and the input product ran 25% slower into fresh memory than into reused memory.
-// Buffers of at least kPoolMinBytes therefore come from this cache: a freed block waits for the
+// Buffers of at least kPoolMinBytes (64 KB, which also takes in the thread teams' per-call
+// packed weights and work space) therefore come from this cache: a freed block waits for the
 // next request of its size class (sizes rounded up to 1/16 of their power of two), and the
-// blocks waiting total at most `limit` bytes (RNNKIT_ENGINE_CACHE_MB, default 1024; 0 turns the
-// cache off); `release` frees them all.
+// blocks waiting total at most `limit` bytes (RNNKIT_ENGINE_CACHE_MB, default 1024; 0 turns
+// the cache off); `release` frees them all.
 class BufferPool {
  public:
-  static constexpr size_t kPoolMinBytes = size_t(1) << 20;
+  static constexpr size_t kPoolMinBytes = size_t(1) << 16;
 
   static BufferPool& get() {
     static BufferPool* pool = new BufferPool();  // never destroyed: tensors may outlive exit

@@ -588,7 +588,7 @@ void forward_team(int team, const Kernels<T>& k, void (*rows)(const FwdStep<T>&)
   const int64_t local = (BH + 15) / 16 * 16 + 16;
   const int chunk = std::max(1, 64 / Bn);  // steps of xp computed at a time
   const int64_t ring_size = xp ? 0 : int64_t(chunk) * Bn * G;
-  at::Tensor work_t = at::empty(
+  at::Tensor work_t = pooled_empty(
       {int64_t(Hn + In + Bn) * G + (hprev ? 0 : 2 * BH) + team * local + ring_size}, opt);
   T* packed_hh = work_t.data_ptr<T>();
   T* packed_ih = packed_hh + int64_t(Hn) * G;
@@ -721,7 +721,7 @@ void forward_dir(int64_t mode, int Tn, int Bn, int In, int Hn, const T* x, Dir<T
   // A call of one or two steps skips the transpose (it would cost more than it saves), and so
   // does oneDNN, which takes W_hh (G, H) as it is.
   const bool transpose = !few_steps && team == 1 && !dnn_step;
-  at::Tensor wt_t = transpose ? at::empty({Hn, G}, opt) : at::Tensor();
+  at::Tensor wt_t = transpose ? pooled_empty({Hn, G}, opt) : at::Tensor();
   T* wt = transpose ? wt_t.data_ptr<T>() : nullptr;
   if (transpose) k.transpose(w.w_hh, G, Hn, wt, G);
 
@@ -751,7 +751,7 @@ void forward_dir(int64_t mode, int Tn, int Bn, int In, int Hn, const T* x, Dir<T
                     bias.defined() ? bias.data_ptr<T>() : nullptr, xp,
                     keep ? hprev_t.data_ptr<T>() : nullptr, act_t, cprev_t, tanhc_t, opt);
   } else if (split > 1) {
-    at::Tensor wih_t = at::empty({In, G}, opt);  // W_ih^T (I, G)
+    at::Tensor wih_t = pooled_empty({In, G}, opt);  // W_ih^T (I, G)
     k.transpose(w.w_ih, G, In, wih_t.data_ptr<T>(), G);
     forward_split<T>(split, k, rows, s, Tn, reverse, In, x, wih_t.data_ptr<T>(),
                      bias.defined() ? bias.data_ptr<T>() : nullptr, xp, wt,
@@ -850,7 +850,7 @@ void backward_dir(int64_t mode, int Tn, int Bn, int In, int Hn, const T* x, Dir<
     // Per thread: its columns of W_hh, (G, n) contiguous, and a copy of the step's dG (read
     // in a pattern no prefetcher follows, half of it written by the other core).
     const int64_t local = (int64_t(Bn) * G + 15) / 16 * 16 + 16;
-    at::Tensor work_t = at::empty({int64_t(G) * Hn + team * local}, opt);
+    at::Tensor work_t = pooled_empty({int64_t(G) * Hn + team * local}, opt);
     T* packed = work_t.data_ptr<T>();
     T* dg_local = packed + int64_t(G) * Hn;
     rk_common::run_team(team, [&](int p, int threads, rk_common::SpinBarrier& barrier) {
