@@ -402,6 +402,23 @@ def test_chunks_with_carried_state_equal_one_pass(kind):
     torch.testing.assert_close(torch.cat([first, second]), whole, **TOL[torch.float64])
 
 
+def test_parametrized_weight_reaches_the_kernels():
+    """The layers read registered Parameters straight from the module's dict; a parametrized
+    weight is no longer there and must come through getattr, computed."""
+    from torch.nn.utils import parametrize
+
+    class Double(torch.nn.Module):
+        def forward(self, w):
+            return 2 * w
+
+    fused, ref = _pair("lstm", torch.float64)
+    parametrize.register_parametrization(fused, "weight_hh_l0", Double())
+    with torch.no_grad():
+        ref.weight_hh_l0.mul_(2)
+    x = torch.randn(T, B, I, dtype=torch.float64)
+    torch.testing.assert_close(fused(x)[0], ref(x)[0], **TOL[torch.float64])
+
+
 def test_projection_is_declined_with_a_reason():
     layer = rk.LSTM(I, H, proj_size=2, engine="fused")
     reason = engine.unsupported_reason(layer, torch.randn(T, B, I))

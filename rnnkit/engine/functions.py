@@ -16,6 +16,16 @@ __all__ = ["MODES", "FusedLayer", "fused_layer", "fused_stack"]
 MODES = {"RNN_TANH": 0, "RNN_RELU": 1, "LSTM": 2, "GRU": 3}
 _LSTM = MODES["LSTM"]
 _NO_LENGTHS = torch.empty(0, dtype=torch.int64)
+_EMPTY: dict[torch.dtype, Tensor] = {}
+
+
+def _empty(dtype: torch.dtype) -> Tensor:
+    """A shared empty CPU tensor: stands for a missing bias or c0 (the kernels read only its
+    size), without allocating one at every call."""
+    empty = _EMPTY.get(dtype)
+    if empty is None:
+        empty = _EMPTY[dtype] = torch.empty(0, dtype=dtype)
+    return empty
 
 
 def _ext():
@@ -70,7 +80,7 @@ def fused_layer(mode: str, x: Tensor, h0: Tensor, c0: Tensor | None,
     """
     code = MODES[mode]
     flat: list[Tensor] = []
-    empty = x.new_empty(0)
+    empty = _empty(x.dtype)
     for w_ih, w_hh, b_ih, b_hh in weights:  # the C++ side makes them contiguous
         flat += [w_ih, w_hh, empty if b_ih is None else b_ih, empty if b_hh is None else b_hh]
     lens = _NO_LENGTHS if lengths is None else lengths.to(torch.int64)

@@ -68,7 +68,7 @@ def prepare(layer: Any, input: Any, hx: Any, lengths: Any) -> Prepared:
 
     if not x.is_floating_point():
         raise TypeError(f"input must be a floating-point tensor, got dtype {x.dtype}")
-    param = next(layer.parameters())
+    param = layer.layer_weights(0, 0)[0]
     if x.dtype != param.dtype:
         raise TypeError(f"input has dtype {x.dtype}, but the layer's parameters are "
                         f"{param.dtype}; convert one of them (e.g. layer.to({x.dtype}))")
