@@ -73,3 +73,55 @@ def assert_same(a: dict[str, Tensor], b: dict[str, Tensor], dtype: torch.dtype) 
         if b[key].numel():
             tol["atol"] *= max(1.0, b[key].abs().max().item())
         torch.testing.assert_close(a[key], b[key], **tol, msg=lambda m, k=key: f"{k}: {m}")
+
+
+def gradcheck_layer(layer: nn.Module, x: Tensor, lengths: Tensor) -> bool:
+    """gradcheck of outputs and final states w.r.t. x, a random initial state and every weight."""
+    names = [n for n, _ in layer.named_parameters()]
+    hx = make_hx(layer, x.shape[1], x.dtype)
+    states = list(hx) if isinstance(hx, tuple) else [hx]
+    n_states = len(states)
+
+    def run(x, *rest):
+        st, params = rest[:n_states], rest[n_states:]
+        h = tuple(st) if n_states == 2 else st[0]
+        weights = dict(zip(names, params, strict=True))
+        out, state = torch.func.functional_call(layer, weights, (x, h), {"lengths": lengths})
+        return (out, *state) if isinstance(state, tuple) else (out, state)
+
+    params = [p.detach().clone().requires_grad_() for p in layer.parameters()]
+    return torch.autograd.gradcheck(run, (x, *states, *params), atol=1e-7, rtol=1e-5)
+
+
+def gradcheck_one_layer(kind: str, hidden: int, lengths: list[int]) -> bool:
+    """`gradcheck_layer` of a one-layer float64 `kind` (I = 3) over a batch with these lengths."""
+    cls, _, extra = KINDS[kind]
+    layer = cls(3, hidden, **extra, engine="fused").double()
+    x = torch.randn(max(lengths), len(lengths), 3, dtype=torch.float64, requires_grad=True)
+    return gradcheck_layer(layer, x, torch.tensor(lengths))
+
+
+def assert_stack_matches_reference(kind: str, dtype: torch.dtype, hidden: int,
+                                   lengths: list[int], *, training: bool = True,
+                                   **kwargs: Any) -> None:
+    """A 2-layer bidirectional stack (I = 9) with an initial state and `lengths`, fused against
+    reference: outputs, states and every gradient (training), and the no_grad outputs and
+    final states (the inference path, which keeps nothing for a backward)."""
+    cls, _, extra = KINDS[kind]
+    fused = cls(9, hidden, **extra, num_layers=2, bidirectional=True, **kwargs,
+                engine="fused").to(dtype)
+    ref = cls(9, hidden, **extra, num_layers=2, bidirectional=True, **kwargs,
+              engine="reference").to(dtype)
+    ref.load_state_dict(fused.state_dict())
+    batch = len(lengths)
+    x = torch.randn(max(lengths), batch, 9, dtype=dtype, requires_grad=True)
+    hx = make_hx(ref, batch, dtype)
+    forward_kwargs = {"lengths": torch.tensor(lengths)}
+    if training:
+        assert_same(forward_backward(fused, x, hx, **forward_kwargs),
+                    forward_backward(ref, x, hx, **forward_kwargs), dtype)
+    with torch.no_grad():
+        out_fused, state_fused = fused(x, hx, **forward_kwargs)
+        out_ref, state_ref = ref(x, hx, **forward_kwargs)
+    torch.testing.assert_close(out_fused, out_ref, **TOL[dtype])
+    torch.testing.assert_close(state_fused, state_ref, **TOL[dtype])

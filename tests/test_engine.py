@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
-import os
-
 import pytest
 import torch
-from parity import KINDS, TOL, assert_same, forward_backward, make_hx
+from parity import (
+    KINDS,
+    TOL,
+    assert_same,
+    assert_stack_matches_reference,
+    forward_backward,
+    gradcheck_layer,
+    make_hx,
+)
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence
 
 import rnnkit as rk
@@ -86,59 +92,7 @@ def test_gradcheck_float64(kind):
     """Numerical gradients of input, both states and every weight through the fused path."""
     fused, _ = _pair(kind, torch.float64, num_layers=2, bidirectional=True)
     x = torch.randn(T, 3, I, dtype=torch.float64, requires_grad=True)
-    assert _gradcheck(fused, x, torch.tensor([4, 2, 3]))
-
-
-def _gradcheck(layer, x, lengths) -> bool:
-    """gradcheck of outputs and final states w.r.t. x, a random initial state and every weight."""
-    names = [n for n, _ in layer.named_parameters()]
-    hx = make_hx(layer, x.shape[1], x.dtype)
-    states = list(hx) if isinstance(hx, tuple) else [hx]
-    n_states = len(states)
-
-    def run(x, *rest):
-        st, params = rest[:n_states], rest[n_states:]
-        h = tuple(st) if n_states == 2 else st[0]
-        weights = dict(zip(names, params, strict=True))
-        out, state = torch.func.functional_call(layer, weights, (x, h), {"lengths": lengths})
-        return (out, *state) if isinstance(state, tuple) else (out, state)
-
-    params = [p.detach().clone().requires_grad_() for p in layer.parameters()]
-    return torch.autograd.gradcheck(run, (x, *states, *params), atol=1e-7, rtol=1e-5)
-
-
-def _gradcheck_one_layer(kind: str, hidden: int, lengths: list[int]) -> bool:
-    """`_gradcheck` of a one-layer float64 `kind` (I = 3) over a batch with these lengths."""
-    cls, _, extra = KINDS[kind]
-    layer = cls(3, hidden, **extra, engine="fused").double()
-    x = torch.randn(max(lengths), len(lengths), 3, dtype=torch.float64, requires_grad=True)
-    return _gradcheck(layer, x, torch.tensor(lengths))
-
-
-def _assert_stack_matches_reference(kind: str, dtype: torch.dtype, hidden: int,
-                                    lengths: list[int], *, training: bool = True,
-                                    **kwargs) -> None:
-    """A 2-layer bidirectional stack (I = 9) with an initial state and `lengths`, fused against
-    reference: outputs, states and every gradient (training), and the no_grad outputs and
-    final states (the inference path, which keeps nothing for a backward)."""
-    cls, _, extra = KINDS[kind]
-    fused = cls(9, hidden, **extra, num_layers=2, bidirectional=True, **kwargs,
-                engine="fused").to(dtype)
-    ref = cls(9, hidden, **extra, num_layers=2, bidirectional=True, **kwargs,
-              engine="reference").to(dtype)
-    ref.load_state_dict(fused.state_dict())
-    batch = len(lengths)
-    x = torch.randn(max(lengths), batch, 9, dtype=dtype, requires_grad=True)
-    hx = make_hx(ref, batch, dtype)
-    forward_kwargs = {"lengths": torch.tensor(lengths)}
-    if training:
-        assert_same(forward_backward(fused, x, hx, **forward_kwargs),
-                    forward_backward(ref, x, hx, **forward_kwargs), dtype)
-    with torch.no_grad():
-        out_fused, state_fused = fused(x, hx, **forward_kwargs)
-        out_ref, state_ref = ref(x, hx, **forward_kwargs)
-    torch.testing.assert_close(out_fused, out_ref, **TOL[dtype])
-    torch.testing.assert_close(state_fused, state_ref, **TOL[dtype])
+    assert gradcheck_layer(fused, x, torch.tensor([4, 2, 3]))
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
@@ -162,77 +116,6 @@ def test_every_gemm_path_matches_reference(kind, small_batch, onednn, dtype):
     finally:
         ext.set_small_batch(old_small)
         ext.set_onednn(old_dnn)
-
-
-@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
-@pytest.mark.parametrize("kind", KINDS)
-def test_blocked_step_gemm_split_over_threads_matches_reference(kind, dtype):
-    """`set_parallel_step_macs(0)` splits every blocked step GEMM's columns over two threads;
-    H = 70 gives LSTM 3 column blocks (the last partial), GRU 4, RNN and the backward 2."""
-    ext = engine.load_extension()
-    old_macs, old_threads = ext.set_parallel_step_macs(0), torch.get_num_threads()
-    torch.set_num_threads(2)
-    try:
-        cls, _, extra = KINDS[kind]
-        fused = cls(9, 70, **extra, num_layers=2, engine="fused").to(dtype)
-        ref = cls(9, 70, **extra, num_layers=2, engine="reference").to(dtype)
-        ref.load_state_dict(fused.state_dict())
-        x = torch.randn(6, 5, 9, dtype=dtype, requires_grad=True)
-        kwargs = {"lengths": torch.tensor([6, 2, 5, 6, 1])}
-        assert_same(forward_backward(fused, x, **kwargs), forward_backward(ref, x, **kwargs),
-                    dtype)
-    finally:
-        ext.set_parallel_step_macs(old_macs)
-        torch.set_num_threads(old_threads)
-
-
-@pytest.fixture
-def team_everywhere():
-    """`set_team(16, 0)`: every step loop of a batch up to 16 runs on a thread team, whatever
-    the size of its steps (the default leaves small steps and most plain RNNs on one thread)."""
-    ext = engine.load_extension()
-    old, before = ext.set_team(16, 0), torch.get_num_threads()
-    yield ext
-    ext.set_team(*old)
-    torch.set_num_threads(before)
-
-
-@pytest.mark.parametrize("threads", [2, 3])
-@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
-@pytest.mark.parametrize("kind", KINDS)
-def test_thread_team_matches_reference(kind, dtype, threads, team_everywhere):
-    """H = 70 splits into slices of whole vectors (float32 with 2 threads: 32 + 38 units, with
-    3: 16 + 32 + 22), the last one ending in a partial vector; lengths end sequences at
-    different steps in both directions, and the state enters and leaves each layer."""
-    torch.set_num_threads(threads)
-    _assert_stack_matches_reference(kind, dtype, 70, [6, 2, 5, 6, 1])
-
-
-@pytest.mark.parametrize("kind", KINDS)
-def test_thread_team_gradcheck_float64(kind, team_everywhere):
-    """H = 20 in float64 gives two slices (8 and 12 units) of every product and row pass."""
-    torch.set_num_threads(2)
-    assert _gradcheck_one_layer(kind, 20, [5, 2, 4])
-
-
-def _assert_same_with_one_and_two_threads(cls, hidden: int, shape: tuple[int, int, int]):
-    """The same seeded layer call with torch at one thread and at two."""
-    before = torch.get_num_threads()
-    results = []
-    try:
-        for threads in (1, 2):
-            torch.set_num_threads(threads)
-            torch.manual_seed(3)
-            layer = cls(shape[2], hidden, num_layers=2, bidirectional=True, engine="fused")
-            results.append(forward_backward(layer, torch.randn(*shape, requires_grad=True)))
-    finally:
-        torch.set_num_threads(before)
-    assert_same(results[0], results[1], torch.float32)
-
-
-def test_thread_team_equals_one_thread(team_everywhere):
-    """A GRU call on one thread (the plain loop) and on a team of two."""
-    _assert_same_with_one_and_two_threads(rk.GRU, 48, (7, 4, 24))
 
 
 def test_onednn_default_policy_is_as_accurate_as_the_reference_at_large_batches():
@@ -270,7 +153,7 @@ def test_inference_in_chunks_of_input_products_matches_reference(kind, dtype, on
         pytest.skip("this torch build has no oneDNN matrix products")
     old_rows, old_dnn = ext.set_xp_chunk_rows(10), ext.set_onednn(onednn)
     try:
-        _assert_stack_matches_reference(kind, dtype, 24, [7, 3, 6, 7, 1], training=False)
+        assert_stack_matches_reference(kind, dtype, 24, [7, 3, 6, 7, 1], training=False)
     finally:
         ext.set_xp_chunk_rows(old_rows)
         ext.set_onednn(old_dnn)
@@ -318,63 +201,6 @@ def test_emptying_the_cache_spares_buffers_in_use():
     x_ref = x.detach().clone().requires_grad_()
     ref(x_ref)[0].sum().backward()
     torch.testing.assert_close(x.grad, x_ref.grad, **TOL[torch.float32])
-
-
-@pytest.fixture
-def pipeline_in_chunks_of_two_steps():
-    """`set_pipeline_rows(10)` at B = 5: the pipelined backward's second thread takes the
-    parameter gradients two steps at a time (the default takes 256 rows per chunk)."""
-    ext = engine.load_extension()
-    old, before = ext.set_pipeline_rows(10), torch.get_num_threads()
-    torch.set_num_threads(2)
-    yield ext
-    ext.set_pipeline_rows(old)
-    torch.set_num_threads(before)
-
-
-@pytest.mark.parametrize("bias", [True, False], ids=["bias", "nobias"])
-@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
-@pytest.mark.parametrize("kind", KINDS)
-def test_pipelined_backward_matches_reference(kind, dtype, bias,
-                                              pipeline_in_chunks_of_two_steps):
-    """Small steps on two threads: the loop on one, the parameter gradients and dx of finished
-    chunks on the other. 7 steps make 4 chunks (the last partial) in either direction; the
-    second layer's dx adds both directions' parts; lengths end sequences mid-chunk."""
-    _assert_stack_matches_reference(kind, dtype, 24, [7, 3, 6, 7, 1], bias=bias)
-
-
-@pytest.mark.parametrize("kind", KINDS)
-def test_pipelined_backward_gradcheck_float64(kind, pipeline_in_chunks_of_two_steps):
-    assert _gradcheck_one_layer(kind, 6, [6, 2, 5, 6, 3])
-
-
-@pytest.fixture
-def split_everywhere(team_everywhere):
-    """`set_split_rows(1)`: every step loop with at least one batch row per thread splits by
-    rows (the default asks for four rows per thread)."""
-    old = team_everywhere.set_split_rows(1)
-    yield team_everywhere
-    team_everywhere.set_split_rows(old)
-
-
-@pytest.mark.parametrize("threads", [2, 3])
-@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
-@pytest.mark.parametrize("kind", KINDS)
-def test_loop_split_by_batch_rows_matches_reference(kind, dtype, threads, split_everywhere):
-    """B = 5 over 2 threads (2 + 3 rows) or 3 (1 + 2 + 2), each running all steps of its rows,
-    forward and backward; lengths end rows at different steps in both directions."""
-    torch.set_num_threads(threads)
-    _assert_stack_matches_reference(kind, dtype, 21, [6, 2, 5, 6, 1])
-
-
-@pytest.mark.parametrize("kind", KINDS)
-def test_loop_split_by_batch_rows_gradcheck_float64(kind, split_everywhere):
-    torch.set_num_threads(2)
-    assert _gradcheck_one_layer(kind, 6, [5, 2, 4, 3])
-
-
-def test_same_results_with_one_and_two_threads():
-    _assert_same_with_one_and_two_threads(rk.LSTM, 32, (12, 16, 24))
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -433,59 +259,3 @@ def test_other_dtypes_are_declined_and_auto_falls_back():
     assert "bfloat16" in engine.unsupported_reason(layer, x)
     out, _ = layer(x)  # engine="auto" runs the reference path
     assert out.shape == (T, B, H)
-
-
-_FIRST_CALL_SCRIPT = """
-import torch
-import rnnkit as rk
-from rnnkit import engine
-torch.manual_seed(0)
-layer = rk.GRU(128, 128, engine="fused")  # under 16M multiply-adds: BLAS on one MKL thread,
-with torch.no_grad():                     # and large enough steps to ask for a thread team
-    layer(torch.randn(100, 1, 128))
-print(torch.get_num_threads())
-"""
-
-
-def test_first_threaded_op_of_a_process_being_an_engine_call_keeps_torch_threads():
-    """In a fresh process at torch's default thread count, the engine call is the first op to
-    ask ATen for threads, from inside its one-MKL-thread scope; ATen must not take MKL's one
-    thread for OpenMP's (it did: every later op of the process ran on one thread)."""
-    import subprocess
-    import sys
-
-    def run(code: str) -> int:
-        env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS",
-                                                                 "MKL_NUM_THREADS")}
-        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                              env=env, timeout=300, check=True)
-        return int(done.stdout.split()[-1])
-
-    default = run("import torch; print(torch.get_num_threads())")
-    if default < 2:
-        pytest.skip("torch runs one thread by default on this machine")
-    assert run(_FIRST_CALL_SCRIPT) == default
-
-
-def test_engine_calls_leave_torch_thread_count_alone():
-    """ATen's parallel_for fixes OpenMP's thread count on its first call in a thread; the engine
-    must not let that happen while it has MKL at one thread, or every later torch op of the
-    thread runs on one thread. Checked in a fresh thread, where that first call is ours."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(2)
-    seen = []
-
-    def work():
-        layer = rk.LSTM(128, 128, engine="fused")  # B=16, H=128: threaded step products
-        layer(torch.randn(3, 16, 128))[0].sum().backward()
-        seen.append(torch.get_num_threads())
-
-    try:
-        import threading
-
-        thread = threading.Thread(target=work)
-        thread.start()
-        thread.join()
-    finally:
-        torch.set_num_threads(before)
-    assert seen == [2]

@@ -11,8 +11,10 @@ from pathlib import Path
 import pytest
 
 TESTS = Path(__file__).parent
-# Every product path (BLAS, blocked, oneDNN, threads, the thread team) and every variant kernel.
-SELECTION = "every_gemm_path or blocked_step or thread_team or fused_matches_reference"
+# Every product path (BLAS, blocked, oneDNN, threads, the thread team, the loop split by batch
+# rows, the pipelined backward) and every variant kernel.
+SELECTION = ("every_gemm_path or blocked_step or thread_team or loop_split or pipelined or "
+             "fused_matches_reference")
 
 
 @pytest.mark.parametrize("isa", ["avx2", "base"])
@@ -29,7 +31,8 @@ def test_lower_instruction_sets_match_reference(isa):
     assert picked == [isa, isa]
     run = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider",
-         str(TESTS / "test_engine.py"), str(TESTS / "test_engine_variants.py"),
+         str(TESTS / "test_engine.py"), str(TESTS / "test_engine_threads.py"),
+         str(TESTS / "test_engine_variants.py"),
          "-k", SELECTION],
         env=env, capture_output=True, text=True, cwd=TESTS.parent)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
