@@ -30,8 +30,10 @@ def test_cell_matches_torch_nn(kind, bias):
     x = torch.randn(B, I, dtype=torch.float64, requires_grad=True)
     state = ours.init_state(B)
     state = type(state)(*(torch.randn_like(s) for s in state))
-    new = ours(x, state)
+    new = ours(x, tuple(state) if kind == "lstm" else state.h)  # torch.nn's call
     expected = ref(x, tuple(state) if kind == "lstm" else state.h)
+    assert type(new) is LSTMState if kind == "lstm" else isinstance(new, torch.Tensor)
+    new = new if isinstance(new, tuple) else (new,)
     expected = expected if isinstance(expected, tuple) else (expected,)
     for got, want in zip(new, expected, strict=True):
         torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
@@ -52,7 +54,8 @@ def test_state_types_and_zero_init():
 def test_cell_without_state_starts_from_zeros():
     cell = rk.GRUCell(I, H)
     x = torch.randn(B, I)
-    torch.testing.assert_close(cell(x).h, cell(x, cell.init_state(B)).h)
+    torch.testing.assert_close(cell(x), cell(x, cell.init_state(B)))
+    torch.testing.assert_close(cell.next_state(x).h, cell(x, torch.zeros(B, H)))
 
 
 def test_unbatched_step_equals_batched_row():
@@ -68,8 +71,12 @@ def test_cell_errors_name_the_problem():
     cell = rk.LSTMCell(I, H)
     with pytest.raises(ValueError, match="input_size=3"):
         cell(torch.randn(B, 4))
-    with pytest.raises(ValueError, match="2 fields"):
+    with pytest.raises(TypeError, match="tuple of 2 tensors"):
         cell(torch.randn(B, I), (torch.zeros(B, H),))
+    with pytest.raises(ValueError, match=r"'c' must have shape \(2, 5\), got \(3, 5\)"):
+        cell(torch.randn(B, I), (torch.zeros(B, H), torch.zeros(3, H)))
+    with pytest.raises(TypeError, match="dtype"):
+        cell(torch.randn(B, I), (torch.zeros(B, H), torch.zeros(B, H, dtype=torch.float64)))
     with pytest.raises(ValueError, match="nonlinearity"):
         rk.RNNCell(I, H, nonlinearity="sigmoid")
     with pytest.raises(ValueError, match="hidden_size"):

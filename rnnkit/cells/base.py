@@ -1,4 +1,4 @@
-"""The one cell protocol every rnnkit cell follows: `cell(x_t, state) -> state`.
+"""The one cell protocol every rnnkit cell follows: `cell.next_state(x_t, state) -> state`.
 
 Shape alphabet used across rnnkit: B batch, T time, I input size, H hidden size,
 G gate width (4H for LSTM, 3H for GRU), L layers, D directions, V vocabulary.
@@ -8,6 +8,11 @@ A cell is an `nn.Module` whose parameters carry torch.nn's cell names (`weight_i
 `step(x, state, params, **options)` so that a sequence layer can run the same equations on its
 own `weight_ih_l0`-style parameters: the cell class is the single source of truth for the
 recurrence, and the module form is a convenience for one step.
+
+Calling a cell, `cell(input, hx)`, follows torch.nn's cells: a cell with one state field (RNN,
+GRU, ...) returns the new h as a Tensor, a cell with several returns the state tuple (`(h, c)`
+for the LSTM, as torch.nn.LSTMCell). `cell.next_state(x, state)` always returns the `State`
+NamedTuple; it is what `unroll` and the layers run.
 """
 
 from __future__ import annotations
@@ -52,7 +57,9 @@ class RecurrentCell(nn.Module):
         dtype: torch.dtype | None = None,
         **options: Any,
     ) -> None:
-        super().__init__()
+        # nn.Module's, not super()'s: rk.LSTMCell also derives from nn.LSTMCell, whose
+        # __init__ would build torch.nn's own parameters.
+        nn.Module.__init__(self)
         _check_positive("input_size", input_size)
         _check_positive("hidden_size", hidden_size)
         self.input_size = input_size
@@ -123,8 +130,14 @@ class RecurrentCell(nn.Module):
         sizes = self.state_sizes(self.hidden_size, **self.options)
         return self.State(*(torch.zeros(*lead, n, dtype=dtype, device=device) for n in sizes))
 
-    def forward(self, x: Tensor, state: Any = None) -> Any:
-        """One step. x: (B, I) or (I,); state: a `State` of (B, H) tensors, or None for zeros."""
+    def next_state(self, x: Tensor, state: Any = None) -> Any:
+        """One step of the protocol: the new `State` NamedTuple.
+
+        x: (B, I) or (I,); state: a `State` (or a tuple, or for one field a Tensor) of (B, H)
+        tensors, or None for zeros.
+        """
+        if not isinstance(x, Tensor):
+            raise TypeError(f"input must be a Tensor, got {type(x).__name__}")
         if x.dim() not in (1, 2):
             raise ValueError(f"input must be (B, I) or (I,), got shape {tuple(x.shape)}")
         if x.shape[-1] != self.input_size:
@@ -135,29 +148,59 @@ class RecurrentCell(nn.Module):
         unbatched = x.dim() == 1
         if unbatched:
             x = x.unsqueeze(0)
-            state = None if state is None else self._as_state(state).__class__(
-                *(s.unsqueeze(0) for s in self._as_state(state))
-            )
         if state is None:
             state = self.init_state(x.shape[0], dtype=x.dtype, device=x.device)
-        state = self._as_state(state)
+        else:
+            state = self._as_state(state, x, unbatched)
         new = self.step(x, state, self.params(), **self.options)
         if unbatched:
             new = self.State(*(s.squeeze(0) for s in new))
         return new
 
-    def _as_state(self, state: Any) -> Any:
+    def forward(self, input: Tensor, hx: Any = None) -> Any:
+        """One step with torch.nn's cell contract: the new h (a Tensor) for a cell with one
+        state field, the new state tuple (h, c) for a cell with several."""
+        new = self.next_state(input, hx)
+        return new[0] if len(new) == 1 else new
+
+    def _as_state(self, state: Any, x: Tensor, unbatched: bool) -> Any:
+        """`state` checked against x's batch and this cell's sizes, as a batched `State`."""
+        fields = self.State._fields
         if isinstance(state, Tensor):
             state = (state,)
-        if len(state) != len(self.State._fields):
-            raise ValueError(
-                f"state must have {len(self.State._fields)} fields {self.State._fields}, "
-                f"got {len(state)}"
-            )
-        return self.State(*state)
+        if not isinstance(state, (tuple, list)) or len(state) != len(fields):
+            what = "a Tensor" if len(fields) == 1 else f"a tuple of {len(fields)} tensors"
+            raise TypeError(f"hx must be {what} {fields}, got {_describe(state)}")
+        sizes = self.state_sizes(self.hidden_size, **self.options)
+        out = []
+        for name, s, n in zip(fields, state, sizes, strict=True):
+            expected = (n,) if unbatched else (x.shape[0], n)
+            if not isinstance(s, Tensor) or tuple(s.shape) != expected:
+                got = tuple(s.shape) if isinstance(s, Tensor) else type(s).__name__
+                raise ValueError(f"hx field {name!r} must have shape {expected}, got {got}")
+            if s.dtype != x.dtype:
+                raise TypeError(f"hx field {name!r} has dtype {s.dtype}, but input has "
+                                f"dtype {x.dtype}")
+            out.append(s.unsqueeze(0) if unbatched else s)
+        return self.State(*out)
+
+    def __prepare_scriptable__(self) -> nn.Module:
+        """torch.jit.script compiles torch.nn's twin of a standard cell (same parameters);
+        the variants have no TorchScript form."""
+        from rnnkit.export.torch_nn import torch_cell_twin
+
+        return torch_cell_twin(self)
 
     def extra_repr(self) -> str:
         return f"{self.input_size}, {self.hidden_size}, bias={self.bias}"
+
+
+def _describe(value: Any) -> str:
+    if isinstance(value, Tensor):
+        return f"a tensor of shape {tuple(value.shape)}"
+    if isinstance(value, (tuple, list)):
+        return f"a {type(value).__name__} of {len(value)} items"
+    return type(value).__name__
 
 
 def _check_positive(name: str, value: int) -> None:

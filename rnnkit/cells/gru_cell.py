@@ -7,7 +7,7 @@ from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
 
 from rnnkit.cells.base import RecurrentCell
 
@@ -18,7 +18,7 @@ class GRUState(NamedTuple):
     h: Tensor  # (B, H)
 
 
-class GRUCell(RecurrentCell):
+class GRUCell(RecurrentCell, nn.GRUCell):
     """GRU cell with torch.nn.GRUCell's parameters, gate order and equations.
 
     r = sigmoid(W_ir x + b_ir + W_hr h + b_hr)            (reset gate)
@@ -32,11 +32,12 @@ class GRUCell(RecurrentCell):
     The reset gate multiplies the recurrent product after the matrix (W_hn h + b_hn), which is
     torch.nn's (and cuDNN's) variant of Cho et al.'s W (r * h).
 
-    Shape: x (B, I) or (I,); state `GRUState(h)` with h (B, H) or (H,).
+    Shape: x (B, I) or (I,); hx (B, H) or (H,). `cell(x, hx)` returns the new h, as
+    torch.nn.GRUCell; `cell.next_state(x, state)` returns `GRUState(h)`.
 
     Example:
         >>> cell = GRUCell(3, 5)
-        >>> cell(torch.zeros(2, 3)).h.shape
+        >>> cell(torch.zeros(2, 3)).shape   # torch.nn.GRUCell returns the new h
         torch.Size([2, 5])
     """
 

@@ -97,7 +97,7 @@ class LayerNormGRUCell(_LayerNormCell):
 
     Example:
         >>> cell = LayerNormGRUCell(3, 5)
-        >>> tuple(cell(torch.randn(2, 3)).h.shape)
+        >>> tuple(cell(torch.randn(2, 3)).shape)
         (2, 5)
     """
 

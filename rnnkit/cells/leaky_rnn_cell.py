@@ -33,7 +33,7 @@ class LeakyRNNCell(RecurrentCell):
 
     Example:
         >>> cell = LeakyRNNCell(3, 5, rate=(0.01, 1.0))
-        >>> tuple(cell(torch.zeros(2, 3)).h.shape)
+        >>> tuple(cell(torch.zeros(2, 3)).shape)
         (2, 5)
     """
 

@@ -7,7 +7,7 @@ from typing import Any, NamedTuple
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
 
 from rnnkit.cells.base import ParamSpec, RecurrentCell
 
@@ -19,7 +19,7 @@ class LSTMState(NamedTuple):
     c: Tensor  # (B, H)
 
 
-class LSTMCell(RecurrentCell):
+class LSTMCell(RecurrentCell, nn.LSTMCell):
     """LSTM cell (Hochreiter & Schmidhuber 1997, forget gate of Gers et al. 2000).
 
     i, f, o = sigmoid(W_i x + U_i h + b_i), ...       (input, forget, output gates)

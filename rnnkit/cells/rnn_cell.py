@@ -7,7 +7,7 @@ from typing import Any, NamedTuple
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
 
 from rnnkit.cells.base import RecurrentCell
 
@@ -20,7 +20,7 @@ class RNNState(NamedTuple):
     h: Tensor  # (B, H)
 
 
-class RNNCell(RecurrentCell):
+class RNNCell(RecurrentCell, nn.RNNCell):
     """Vanilla RNN cell, torch.nn.RNNCell's parameters and initialisation.
 
     a_t = b_ih + W_ih x_t + b_hh + W_hh h_{t-1}
@@ -32,11 +32,12 @@ class RNNCell(RecurrentCell):
         bias: whether `bias_ih`/`bias_hh` exist.
         nonlinearity: "tanh" or "relu".
 
-    Shape: x (B, I) or (I,); state `RNNState(h)` with h (B, H) or (H,).
+    Shape: x (B, I) or (I,); hx (B, H) or (H,). `cell(x, hx)` returns the new h, as
+    torch.nn.RNNCell; `cell.next_state(x, state)` returns `RNNState(h)`.
 
     Example:
         >>> cell = RNNCell(3, 5)
-        >>> cell(torch.zeros(2, 3)).h.shape
+        >>> cell(torch.zeros(2, 3)).shape   # torch.nn.RNNCell returns the new h
         torch.Size([2, 5])
     """
 
@@ -66,6 +67,10 @@ class RNNCell(RecurrentCell):
         h = state.h if h_drop is None else state.h * h_drop
         a = F.linear(x, w_ih, b_ih) + F.linear(h, w_hh, b_hh)  # (B, H)
         return RNNState(NONLINEARITIES[nonlinearity](a))
+
+    @property
+    def nonlinearity(self) -> str:
+        return self.options["nonlinearity"]
 
     def extra_repr(self) -> str:
         return super().extra_repr() + f", nonlinearity={self.options['nonlinearity']!r}"

@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from rnnkit.engine._build import load_extension
-from rnnkit.layers import _regularisers
 
 __all__ = ["MODES", "FusedLayer", "fused_layer", "fused_stack"]
 
@@ -118,7 +118,7 @@ def fused_stack(layer, x: Tensor, state: tuple[Tensor, ...],
         if lstm:
             c_last.append(c_n)
         if layer.training and layer.dropout > 0 and k < layer.num_layers - 1:
-            out = _regularisers.dropout(out, layer.dropout)
+            out = F.dropout(out, layer.dropout)  # torch.nn's draw
     h_n = h_last[0] if len(h_last) == 1 else torch.cat(h_last, 0)
     if lstm:
         c_n = c_last[0] if len(c_last) == 1 else torch.cat(c_last, 0)

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from rnnkit.engine._checks import input_problem
@@ -94,5 +95,5 @@ def run_stack(layer: Any, x: Tensor, state: tuple[Tensor, ...],
                 finals[1].append(c_n)
         out = torch.cat(outputs, dim=-1) if D > 1 else outputs[0]  # (T, B, D*H)
         if layer.dropout > 0 and layer.training and k < layer.num_layers - 1:
-            out = _regularisers.dropout(out, layer.dropout)
+            out = F.dropout(out, layer.dropout)  # torch.nn's draw
     return out, tuple(torch.stack(field) for field in finals)  # (L*D, B, H) each

@@ -33,7 +33,7 @@ def gradient_flow(cell: RecurrentCell, x: Tensor, state: Any = None) -> Tensor:
     state = cell.init_state(B, dtype=x.dtype) if state is None else state
     hs = []
     for t in range(T):
-        state = cell(x[t], state)
+        state = cell.next_state(x[t], state)
         state.h.retain_grad()
         hs.append(state.h)
     g = torch.Generator().manual_seed(0)

@@ -39,7 +39,10 @@ class Prepared:
             order = p.sorted_indices
             if order is not None:
                 out = out.index_select(1, order)
-            lens = self.lengths if order is None else self.lengths[order]
+            if self.lengths is None:  # every sequence has the full length
+                lens = torch.full((out.shape[1],), out.shape[0], dtype=torch.int64)
+            else:
+                lens = self.lengths if order is None else self.lengths[order]
             data = pack_padded_sequence(out, lens, enforce_sorted=True).data
             result: Any = PackedSequence(data, p.batch_sizes, p.sorted_indices, p.unsorted_indices)
         elif self.unbatched:

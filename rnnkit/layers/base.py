@@ -5,13 +5,15 @@ from __future__ import annotations
 import functools
 import warnings
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence
 
 from rnnkit import engine as _engine
+from rnnkit import init as _init
 from rnnkit.cells.base import RecurrentCell
 from rnnkit.engine import variants as _variants
 from rnnkit.layers import _inputs, _regularisers
@@ -40,8 +42,10 @@ class RecurrentLayer(nn.Module):
             fused kernels where they exist; else the reference path), "fused" (error if the
             fused engine cannot run this layer), "reference" (the plain per-step loop) or
             "torch" (torch.nn's own kernels, for the standard cells only).
-        initializer: applied to the layer after the cell's default initialisation (e.g.
-            `rnnkit.init.chrono_`), also by `reset_parameters()`.
+        initializer: applied to the layer after the cell's default initialisation, also by
+            `reset_parameters()`: a callable `f(layer)`, or `(name, kwargs)` naming a function
+            of `rnnkit.init` (`("chrono_", {"t_max": 100})`), which keeps the layer
+            picklable under `torch.load(weights_only=True)`.
         recurrent_dropout: variational dropout on h_{t-1} where it enters the recurrent
             products, one mask per sequence, layer and direction (Gal & Ghahramani 2016);
             training only.
@@ -54,6 +58,10 @@ class RecurrentLayer(nn.Module):
         input (T, B, I), (B, T, I) with batch_first, (T, I) unbatched, or a PackedSequence;
         state (L*D, B, H) per state field. Output (T, B, D*H) and the final state.
     """
+
+    #: The cell class; the named layers (rk.LSTM, ...) set it on the class, so that a pickled
+    #: layer holds no reference to it (torch.load(weights_only=True) allow-lists classes).
+    cell_cls: ClassVar[type[RecurrentCell] | None] = None
 
     def __init__(
         self,
@@ -69,12 +77,14 @@ class RecurrentLayer(nn.Module):
         device: Any = None,
         dtype: torch.dtype | None = None,
         engine: str = "auto",
-        initializer: Callable[[nn.Module], Any] | None = None,
+        initializer: Callable[[nn.Module], Any] | tuple[str, dict[str, Any]] | None = None,
         recurrent_dropout: float = 0.0,
         zoneout: float | tuple[float, ...] = 0.0,
         **cell_options: Any,
     ) -> None:
-        super().__init__()
+        # nn.Module's, not super()'s: rk.LSTM also derives from nn.LSTM, whose __init__ would
+        # build torch.nn's own parameters.
+        nn.Module.__init__(self)
         self._initializer = initializer
         _inputs.check_config(input_size, hidden_size, num_layers, dropout)
         if isinstance(dropout, (int, float)) and dropout > 0 and num_layers == 1:
@@ -85,7 +95,8 @@ class RecurrentLayer(nn.Module):
                 UserWarning,
                 stacklevel=3,
             )
-        self.cell_cls = cell_cls
+        if type(self).cell_cls is not cell_cls:
+            self.cell_cls = cell_cls
         self.mode = mode
         self.input_size = input_size
         self.hidden_size = hidden_size
@@ -108,6 +119,13 @@ class RecurrentLayer(nn.Module):
                 for spec in cell_cls.param_specs(layer_in, hidden_size, bias, **cell_options):
                     p = nn.Parameter(torch.empty(spec.shape, **factory))
                     self.register_parameter(self._param_name(spec.name, k, d), p)
+        if isinstance(self, nn.RNNBase):
+            # torch.nn's bookkeeping of its parameters, which nn.RNNBase's own methods use
+            # (.to(), pickling, DataParallel replicas)
+            self._all_weights = [list(self._names(k, d)) for k in range(num_layers)
+                                 for d in range(self.num_directions)]
+            self._flat_weights_names = [n for names in self._all_weights for n in names]
+            self._init_flat_weights()
         self.reset_parameters()
 
     # -- parameters ---------------------------------------------------------------------------
@@ -134,9 +152,16 @@ class RecurrentLayer(nn.Module):
         specs = self.cell_cls.param_specs(1, self.hidden_size, True, **self.cell_options)
         return [s.name for s in specs]
 
+    def _names(self, k: int, d: int) -> list[str]:
+        """Names of the parameters of layer k, direction d, that exist (biases may not)."""
+        return [self._param_name(n, k, d) for n in self._spec_names()
+                if self._param_name(n, k, d) in self._parameters]
+
     def layer_weights(self, k: int, d: int) -> tuple[Tensor | None, ...]:
         """Parameters of layer k, direction d, in the cell's `step` order (None: no bias)."""
-        cache = self.__dict__.setdefault("_weight_names", {})  # names are fixed at construction
+        cache = self.__dict__.get("_weight_names")  # names are fixed at construction
+        if cache is None:
+            cache = self.__dict__["_weight_names"] = {}
         names = cache.get((k, d))
         if names is None:
             names = cache[k, d] = tuple(self._param_name(n, k, d) for n in self._spec_names())
@@ -162,14 +187,49 @@ class RecurrentLayer(nn.Module):
                 group = {n: w for n, w in zip(names, self.layer_weights(k, d), strict=True)
                          if w is not None}
                 self.cell_cls.init_params(group, self.hidden_size, **self.cell_options)
-        if self._initializer is not None:
-            self._initializer(self)
+        init = self._initializer
+        if isinstance(init, tuple):
+            name, kwargs = init
+            getattr(_init, name)(self, **kwargs)
+        elif init is not None:
+            init(self)
 
     def flatten_parameters(self) -> None:
         """No-op, for code written against torch.nn's cuDNN layers."""
 
+    # -- pickling, TorchScript -----------------------------------------------------------------
+
+    def __getstate__(self) -> dict[str, Any]:
+        """The layer's state without its caches (they hold tuples and modules that
+        `torch.load(weights_only=True)` would refuse); they are rebuilt on first use."""
+        getstate = getattr(super(), "__getstate__", None)
+        state = dict(getstate() if getstate is not None else self.__dict__)
+        for cache in ("_weight_names", "_torch_template", "_flat_weight_refs"):
+            state.pop(cache, None)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        super().__setstate__(state)
+        if isinstance(self, nn.RNNBase) and "_flat_weight_refs" not in self.__dict__:
+            self._init_flat_weights()
+
+    def __prepare_scriptable__(self) -> nn.Module:
+        """torch.jit.script compiles torch.nn's twin of a standard layer, sharing this layer's
+        parameters; the variants and the rnnkit-only options have no TorchScript form."""
+        from rnnkit.export.torch_nn import torch_twin
+
+        try:
+            return torch_twin(self, share=True)
+        except ValueError as err:
+            raise RuntimeError(f"torch.jit.script cannot compile {type(self).__name__}: {err}. "
+                               "Use torch.jit.trace, torch.compile or eager mode") from None
+
     # -- forward ------------------------------------------------------------------------------
 
+    # torch.compile runs the layer as it is, between its graphs: its tracer cannot enter the
+    # fused kernels, and would otherwise try each of the engine's Python frames on its own.
+    # (The guard costs about 0.7 us a call.)
+    @torch.compiler.disable
     def forward(
         self, input: Tensor | PackedSequence, hx: Any = None, *, lengths: Tensor | None = None
     ) -> tuple[Tensor | PackedSequence, Any]:
@@ -181,12 +241,18 @@ class RecurrentLayer(nn.Module):
     def _run(
         self, x: Tensor, state: tuple[Tensor, ...], lengths: Tensor | None
     ) -> tuple[Tensor, tuple[Tensor, ...]]:
+        if _tracing():
+            # torch.jit.trace and torch.onnx.export record tensor operations: torch.nn's
+            # kernels (one aten::lstm, ONNX's LSTM) for the standard cells, else the
+            # reference's plain ops; the fused kernels are opaque to them.
+            if supports_torch(self):
+                return run_torch(self, x, state, lengths)
+            return self._reference_stack(x, state, lengths)
         if self.engine == "torch" or (self.engine == "auto" and x.is_cuda):
             if supports_torch(self):
                 return run_torch(self, x, state, lengths)
             if self.engine == "torch":
-                raise RuntimeError(f"engine='torch' runs only the standard RNN/LSTM/GRU, not "
-                                   f"{type(self).__name__} (mode {self.mode!r})")
+                raise RuntimeError(f"engine='torch' cannot run this layer: {_why_not_torch(self)}")
         if self.engine in ("auto", "fused"):
             kernels = _variants if _variants.handles(self) else _engine
             reason = kernels.unsupported_reason(self, x)
@@ -221,7 +287,7 @@ class RecurrentLayer(nn.Module):
                     field.append(value)
             layer_input = torch.cat(outputs, dim=-1) if len(outputs) > 1 else outputs[0]
             if self.dropout > 0 and self.training and k < self.num_layers - 1:
-                layer_input = _regularisers.dropout(layer_input, self.dropout)
+                layer_input = F.dropout(layer_input, self.dropout)  # torch.nn's draw
         return layer_input, tuple(torch.stack(field) for field in finals)  # (L*D, B, H) each
 
     def extra_repr(self) -> str:
@@ -245,3 +311,19 @@ class RecurrentLayer(nn.Module):
         if self.engine != "auto":
             s += f", engine={self.engine!r}"
         return s
+
+
+def _tracing() -> bool:
+    """True while torch.jit.trace, torch.onnx.export or torch.export records the forward."""
+    return (torch.jit.is_tracing() or torch.onnx.is_in_onnx_export()
+            or torch.compiler.is_exporting())
+
+
+def _why_not_torch(layer: RecurrentLayer) -> str:
+    options = [name for name, on in (("recurrent_dropout", layer.recurrent_dropout > 0),
+                                     ("zoneout", any(layer.zoneout))) if on]
+    if options:
+        return (f"torch.nn's kernels have no {' or '.join(options)}; use engine='auto' (the "
+                f"fused engine) or engine='reference'")
+    return (f"torch.nn runs only the standard RNN/LSTM/GRU, not {type(layer).__name__} "
+            f"(mode {layer.mode!r})")

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable
 from typing import Any
 
 import torch
+from torch import nn
 
-from rnnkit import init as _init
 from rnnkit.cells import GRUCell, LSTMCell, RNNCell
 from rnnkit.cells.rnn_cell import _check_nonlinearity
 from rnnkit.layers.base import RecurrentLayer
@@ -16,7 +14,7 @@ from rnnkit.layers.base import RecurrentLayer
 __all__ = ["RNN", "LSTM", "GRU"]
 
 
-class RNN(RecurrentLayer):
+class RNN(RecurrentLayer, nn.RNN):
     """Elman RNN layer with torch.nn.RNN's arguments, parameters and results.
 
     h_t = tanh(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh)   (or relu)
@@ -33,6 +31,8 @@ class RNN(RecurrentLayer):
         >>> tuple(out.shape), tuple(h.shape)
         ((4, 2, 5), (2, 2, 5))
     """
+
+    cell_cls = RNNCell
 
     def __init__(
         self,
@@ -64,7 +64,7 @@ class RNN(RecurrentLayer):
         return self.cell_options["nonlinearity"]
 
 
-class LSTM(RecurrentLayer):
+class LSTM(RecurrentLayer, nn.LSTM):
     """LSTM layer with torch.nn.LSTM's arguments (proj_size included), parameters and results.
 
     Gates i, f, g, o as in `rnnkit.cells.LSTMCell`; hx and the final state are tuples (h, c).
@@ -79,6 +79,8 @@ class LSTM(RecurrentLayer):
         >>> tuple(out.shape), tuple(c.shape)
         ((4, 2, 10), (2, 2, 5))
     """
+
+    cell_cls = LSTMCell
 
     def __init__(
         self,
@@ -112,7 +114,7 @@ class LSTM(RecurrentLayer):
         )
 
 
-class GRU(RecurrentLayer):
+class GRU(RecurrentLayer, nn.GRU):
     """GRU layer with torch.nn.GRU's arguments, parameters (gates r, z, n) and results.
 
     `forget_bias=` and `chrono=` as for LSTM act on the update gate z (the gate that keeps
@@ -124,6 +126,8 @@ class GRU(RecurrentLayer):
         >>> tuple(out.shape)
         (2, 4, 5)
     """
+
+    cell_cls = GRUCell
 
     def __init__(
         self,
@@ -150,12 +154,15 @@ class GRU(RecurrentLayer):
         )
 
 
-def _gate_init(forget_bias: float | None, chrono: float | None) -> Callable[[Any], Any] | None:
+def _gate_init(forget_bias: float | None, chrono: float | None
+               ) -> tuple[str, dict[str, float]] | None:
+    """The gate initialiser as `(name in rnnkit.init, kwargs)`: plain data, so the layer pickles
+    without references to functions."""
     if forget_bias is not None and chrono is not None:
         raise ValueError(f"give forget_bias or chrono, not both (got forget_bias={forget_bias}, "
                          f"chrono={chrono})")
     if forget_bias is not None:
-        return functools.partial(_init.forget_bias_, value=float(forget_bias))
+        return ("forget_bias_", {"value": float(forget_bias)})
     if chrono is not None:
-        return functools.partial(_init.chrono_, t_max=chrono)
+        return ("chrono_", {"t_max": chrono})
     return None

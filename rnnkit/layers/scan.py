@@ -26,7 +26,7 @@ def unroll(
     sequence starts from `state` at its own last valid step (t = length - 1) and runs down to 0.
 
     Args:
-        step: a cell, or any callable of the cell protocol.
+        step: a cell (its `next_state` runs), or any callable `(x_t, state) -> state`.
         x: (T, B, I) inputs, time-major.
         state: a NamedTuple of (B, *) tensors, the state before the first step.
         lengths: optional (B,) int64, 1 <= length <= T, any order.
@@ -38,6 +38,7 @@ def unroll(
     Returns:
         outputs (T, B, H) and the final state (the state at each sequence's last valid step).
     """
+    step = getattr(step, "next_state", step)  # a cell's own call returns torch.nn's form
     steps = x.unbind(0)  # T x (B, I); unbind keeps the backward O(T)
     order = range(len(steps) - 1, -1, -1) if reverse else range(len(steps))
     outputs: list[Tensor] = [None] * len(steps)  # type: ignore[list-item]

@@ -3,11 +3,9 @@ leaky-integrator and skip-connection RNNs. Each is a RecurrentLayer over its cel
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Sequence
 from typing import Any
 
-from rnnkit import init as _init
 from rnnkit.cells.layernorm_cells import LayerNormGRUCell, LayerNormLSTMCell
 from rnnkit.cells.leaky_rnn_cell import LeakyRNNCell, check_rate
 from rnnkit.cells.peephole_lstm_cell import PeepholeLSTMCell
@@ -42,9 +40,11 @@ class IRNN(RecurrentLayer):
         True
     """
 
+    cell_cls = RNNCell
+
     def __init__(self, input_size: int, hidden_size: int, *, scale: float = 1.0,
                  input_std: float = 0.001, **kwargs: Any) -> None:
-        init = functools.partial(_init.identity_, scale=scale, input_std=input_std)
+        init = ("identity_", {"scale": scale, "input_std": input_std})
         super().__init__(RNNCell, "RNN_RELU", input_size, hidden_size, **_common(kwargs),
                          initializer=init, nonlinearity="relu")
 
@@ -55,6 +55,8 @@ class PeepholeLSTM(RecurrentLayer):
     Parameters: torch.nn.LSTM's plus `weight_peephole_l{k}` (3, H) per layer and direction.
     """
 
+    cell_cls = PeepholeLSTMCell
+
     def __init__(self, input_size: int, hidden_size: int, **kwargs: Any) -> None:
         super().__init__(PeepholeLSTMCell, "LSTM_PEEPHOLE", input_size, hidden_size,
                          **_common(kwargs))
@@ -63,12 +65,16 @@ class PeepholeLSTM(RecurrentLayer):
 class LayerNormLSTM(RecurrentLayer):
     """LSTM layer with per-step layer normalisation (`rnnkit.cells.LayerNormLSTMCell`)."""
 
+    cell_cls = LayerNormLSTMCell
+
     def __init__(self, input_size: int, hidden_size: int, **kwargs: Any) -> None:
         super().__init__(LayerNormLSTMCell, "LSTM_LN", input_size, hidden_size, **_common(kwargs))
 
 
 class LayerNormGRU(RecurrentLayer):
     """GRU layer with per-step layer normalisation (`rnnkit.cells.LayerNormGRUCell`)."""
+
+    cell_cls = LayerNormGRUCell
 
     def __init__(self, input_size: int, hidden_size: int, **kwargs: Any) -> None:
         super().__init__(LayerNormGRUCell, "GRU_LN", input_size, hidden_size, **_common(kwargs))
@@ -88,6 +94,8 @@ class LeakyRNN(RecurrentLayer):
         >>> tuple(layer(torch.randn(4, 2, 3))[0].shape)
         (4, 2, 5)
     """
+
+    cell_cls = LeakyRNNCell
 
     def __init__(self, input_size: int, hidden_size: int, *,
                  rate: float | tuple[float, float] = 0.5, learn_rate: bool = False,
@@ -114,6 +122,8 @@ class SkipRNN(RecurrentLayer):
         >>> tuple(past.shape)
         (1, 2, 10)
     """
+
+    cell_cls = SkipRNNCell
 
     def __init__(self, input_size: int, hidden_size: int, *, delays: Sequence[int] = (1, 2),
                  nonlinearity: str = "tanh", **kwargs: Any) -> None:
