@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 import torch
@@ -9,6 +10,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from rnnkit.engine._build import load_extension
+from rnnkit.engine._twice import Reference, differentiable_grads
 
 __all__ = ["MODES", "FusedLayer", "fused_layer", "fused_stack"]
 
@@ -40,43 +42,50 @@ def _ext():
 class FusedLayer(torch.autograd.Function):
     """One layer, all directions: forward in C++, backward = the hand-written BPTT in C++.
 
-    Inputs: mode code, lengths ((B,) int64 or empty), x (T, B, I), h0 (D, B, H),
-    c0 (D, B, H) (empty unless LSTM), then per direction w_ih (G, I), w_hh (G, H), b_ih (G),
-    b_hh (G) (empty biases when the layer has none). Outputs: out (T, B, D*H), h_n, c_n.
+    Inputs: mode code, the reference twin (see `_twice`; None: no gradient of the gradient),
+    lengths ((B,) int64 or empty), x (T, B, I), h0 (D, B, H), c0 (D, B, H) (empty unless
+    LSTM), then per direction w_ih (G, I), w_hh (G, H), b_ih (G), b_hh (G) (empty biases when
+    the layer has none). Outputs: out (T, B, D*H), h_n, c_n.
     """
 
     @staticmethod
-    def forward(ctx, mode: int, lengths: Tensor, x: Tensor, h0: Tensor, c0: Tensor,
-                *weights: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    def forward(ctx, mode: int, reference: Reference | None, lengths: Tensor, x: Tensor,
+                h0: Tensor, c0: Tensor, *weights: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         res = _ext().layer_forward(mode, x, h0, c0, list(weights), lengths, True)
         out, h_n, c_n = res[0], res[1], res[2]
-        ctx.mode = mode
+        ctx.mode, ctx.reference = mode, reference
         ctx.workspace = res[3:]
-        ctx.save_for_backward(x, lengths, *weights)
+        ctx.save_for_backward(x, h0, c0, lengths, *weights)
         return out, h_n, c_n
 
     @staticmethod
-    @torch.autograd.function.once_differentiable
     def backward(ctx, d_out: Tensor, d_h_n: Tensor, d_c_n: Tensor):
-        x, lengths, *weights = ctx.saved_tensors
+        x, h0, c0, lengths, *weights = ctx.saved_tensors
         need = ctx.needs_input_grad
+        if torch.is_grad_enabled():  # create_graph=True: a gradient autograd can differentiate
+            grads = differentiable_grads(ctx.reference, (x, h0, c0, *weights),
+                                         (d_out, d_h_n, d_c_n), need[3:])
+            return (None, None, None, *grads)
         if ctx.mode != _LSTM:
             d_c_n = d_out.new_empty(0)
         res = _ext().layer_backward(ctx.mode, x, weights, lengths, ctx.workspace, d_out, d_h_n,
-                                    d_c_n, bool(need[2]))
+                                    d_c_n, bool(need[3]))
         d_x, d_h0, d_c0, d_weights = res[0], res[1], res[2], res[3:]
-        grads_w = [g if (g.numel() and need[5 + i]) else None for i, g in enumerate(d_weights)]
-        return (None, None, d_x if need[2] else None, d_h0 if need[3] else None,
-                d_c0 if (need[4] and ctx.mode == _LSTM) else None, *grads_w)
+        grads_w = [g if (g.numel() and need[6 + i]) else None for i, g in enumerate(d_weights)]
+        return (None, None, None, d_x if need[3] else None, d_h0 if need[4] else None,
+                d_c0 if (need[5] and ctx.mode == _LSTM) else None, *grads_w)
 
 
 def fused_layer(mode: str, x: Tensor, h0: Tensor, c0: Tensor | None,
                 weights: Sequence[tuple[Tensor, Tensor, Tensor | None, Tensor | None]],
-                lengths: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor | None]:
+                lengths: Tensor | None = None,
+                reference: Reference | None = None) -> tuple[Tensor, Tensor, Tensor | None]:
     """Run one layer (one direction per entry of `weights`) through the fused kernels.
 
     Shape: x (T, B, I), h0 and c0 (D, B, H), lengths (B,) int64 -> out (T, B, D*H),
-    h_n and c_n (D, B, H); c0 and c_n are None unless mode is "LSTM".
+    h_n and c_n (D, B, H); c0 and c_n are None unless mode is "LSTM". `reference`, the same
+    layer by differentiable ops taking (x, h0, c0, *flat weights), makes the gradient
+    differentiable (create_graph=True); without it a second derivative raises.
     """
     code = MODES[mode]
     flat: list[Tensor] = []
@@ -89,7 +98,7 @@ def fused_layer(mode: str, x: Tensor, h0: Tensor, c0: Tensor | None,
     needs_grad = torch.is_grad_enabled() and any(
         t.requires_grad for t in (x, h0, c0, *flat))
     if needs_grad:
-        out, h_n, c_n = FusedLayer.apply(code, lens, x, h0, c0, *flat)
+        out, h_n, c_n = FusedLayer.apply(code, reference, lens, x, h0, c0, *flat)
     else:
         out, h_n, c_n = _ext().layer_forward(code, x, h0, c0, flat, lens, False)[:3]
     return out, h_n, (c_n if code == _LSTM else None)
@@ -113,7 +122,8 @@ def fused_stack(layer, x: Tensor, state: tuple[Tensor, ...],
         weights = [tuple(layer.layer_weights(k, d))[:4] for d in range(D)]
         hk = h0[k * D:(k + 1) * D]
         ck = c0[k * D:(k + 1) * D] if lstm else None
-        out, h_n, c_n = fused_layer(layer.mode, out, hk, ck, weights, lengths)
+        reference = functools.partial(_reference_layer, layer, lengths)
+        out, h_n, c_n = fused_layer(layer.mode, out, hk, ck, weights, lengths, reference)
         h_last.append(h_n)
         if lstm:
             c_last.append(c_n)
@@ -124,3 +134,20 @@ def fused_stack(layer, x: Tensor, state: tuple[Tensor, ...],
         c_n = c_last[0] if len(c_last) == 1 else torch.cat(c_last, 0)
         return out, (h_n, c_n)
     return out, (h_n,)
+
+
+def _reference_layer(layer, lengths: Tensor | None, x: Tensor, h0: Tensor, c0: Tensor,
+                     *flat: Tensor) -> tuple[Tensor, Tensor, Tensor | None]:
+    """FusedLayer's call by the layer's cell equations (the twin of `_twice`): x (T, B, I),
+    h0 and c0 (D, B, H) (c0 empty unless LSTM), 4 weights per direction (empty: no bias)."""
+    outs, h_n, c_n = [], [], []
+    for d in range(h0.shape[0]):
+        params = tuple(w if w.numel() else None for w in flat[4 * d:4 * d + 4])
+        start = (h0[d], c0[d]) if c0.numel() else (h0[d],)
+        out, final = layer._reference_direction(x, start, params, lengths, d == 1)
+        outs.append(out)
+        h_n.append(final[0])
+        if c0.numel():
+            c_n.append(final[1])
+    out = torch.cat(outs, dim=-1) if len(outs) > 1 else outs[0]
+    return out, torch.stack(h_n), (torch.stack(c_n) if c_n else None)

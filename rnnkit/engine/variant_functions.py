@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
+from rnnkit.engine._twice import Reference, differentiable_grads
 from rnnkit.engine.variant_build import load_variants, variants_build_error
 
 __all__ = ["VariantDirection", "variant_direction", "SkipDirection", "skip_direction"]
@@ -32,28 +33,32 @@ class VariantDirection(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, cell: int, reverse: bool, lengths: Tensor, h_drop: Tensor, zh: Tensor,
-                zc: Tensor, rh: float, rc: float, x: Tensor, h0: Tensor, c0: Tensor,
-                *weights: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    def forward(ctx, cell: int, reference: Reference | None, reverse: bool, lengths: Tensor,
+                h_drop: Tensor, zh: Tensor, zc: Tensor, rh: float, rc: float, x: Tensor,
+                h0: Tensor, c0: Tensor, *weights: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         res = _ext().dir_forward(cell, x, h0, c0, list(weights), lengths, reverse, h_drop, zh,
                                  zc, rh, rc, True)
         ctx.config = (cell, reverse, rh, rc)
+        ctx.reference = reference
         ctx.workspace = res[3:]
-        ctx.save_for_backward(x, lengths, h_drop, zh, zc, *weights)
+        ctx.save_for_backward(x, h0, c0, lengths, h_drop, zh, zc, *weights)
         return res[0], res[1], res[2]
 
     @staticmethod
-    @torch.autograd.function.once_differentiable
     def backward(ctx, d_out: Tensor, d_h_n: Tensor, d_c_n: Tensor):
-        x, lengths, h_drop, zh, zc, *weights = ctx.saved_tensors
+        x, h0, c0, lengths, h_drop, zh, zc, *weights = ctx.saved_tensors
         cell, reverse, rh, rc = ctx.config
         need = ctx.needs_input_grad
+        if torch.is_grad_enabled():  # create_graph=True: a gradient autograd can differentiate
+            grads = differentiable_grads(ctx.reference, (x, h0, c0, *weights),
+                                         (d_out, d_h_n, d_c_n), need[9:])
+            return (None,) * 9 + tuple(grads)
         res = _ext().dir_backward(cell, x, weights, lengths, reverse, h_drop, zh, zc, rh, rc,
-                                  ctx.workspace, d_out, d_h_n, d_c_n, bool(need[8]))
+                                  ctx.workspace, d_out, d_h_n, d_c_n, bool(need[9]))
         d_x, d_h0, d_c0, d_weights = res[0], res[1], res[2], res[3:]
-        grads = [g if (g.numel() and need[11 + i]) else None for i, g in enumerate(d_weights)]
-        return (None,) * 8 + (d_x if need[8] else None, d_h0 if need[9] else None,
-                              d_c0 if (need[10] and d_c0.numel()) else None, *grads)
+        grads = [g if (g.numel() and need[12 + i]) else None for i, g in enumerate(d_weights)]
+        return (None,) * 9 + (d_x if need[9] else None, d_h0 if need[10] else None,
+                              d_c0 if (need[11] and d_c0.numel()) else None, *grads)
 
 
 def _regularisers(x: Tensor, h_drop: Tensor | None,
@@ -75,12 +80,15 @@ def variant_direction(cell: int, x: Tensor, h0: Tensor, c0: Tensor | None,
                       weights: Sequence[Tensor | None], lengths: Tensor | None, reverse: bool,
                       h_drop: Tensor | None = None,
                       zone: Sequence[Tensor | float | None] | None = None,
+                      reference: Reference | None = None,
                       ) -> tuple[Tensor, Tensor, Tensor | None]:
     """Run one direction of one layer through the variant kernels.
 
     Shape: x (T, B, I), h0 and c0 (B, H), lengths (B,) int64, h_drop (B, H); `zone` is what
     `rnnkit.layers._regularisers.masks` returns: per state field a (T, B, H) bool mask, a rate
     or None. Returns out (T, B, H), h_n (B, H) and c_n (B, H) (None outside the LSTM family).
+    `reference(x, h0, c0, *weights)`, the same call by differentiable ops, makes the gradient
+    differentiable (create_graph=True).
     """
     empty = x.new_empty(0)
     flat = [empty if w is None else w.contiguous() for w in weights]
@@ -92,7 +100,7 @@ def variant_direction(cell: int, x: Tensor, h0: Tensor, c0: Tensor | None,
     needs_grad = torch.is_grad_enabled() and (
         x.requires_grad or h0.requires_grad or c0.requires_grad
         or any(t.requires_grad for t in flat))
-    args = (cell, reverse, lens, drop, masks[0], masks[1], rates[0], rates[1])
+    args = (cell, reference, reverse, lens, drop, masks[0], masks[1], rates[0], rates[1])
     if needs_grad:
         out, h_n, c_n = VariantDirection.apply(*args, x, h0, c0, *flat)
     else:
@@ -106,36 +114,43 @@ class SkipDirection(torch.autograd.Function):
     reg0 = [h0, past0] (B, K*H) and the sorted `delays` in place of the cell code."""
 
     @staticmethod
-    def forward(ctx, delays: list[int], relu: bool, reverse: bool, lengths: Tensor,
-                h_drop: Tensor, zh: Tensor, zp: Tensor, rh: float, rp: float, x: Tensor,
-                reg0: Tensor, *weights: Tensor) -> tuple[Tensor, Tensor]:
+    def forward(ctx, delays: list[int], reference: Reference | None, relu: bool,
+                reverse: bool, lengths: Tensor, h_drop: Tensor, zh: Tensor, zp: Tensor,
+                rh: float, rp: float, x: Tensor, reg0: Tensor,
+                *weights: Tensor) -> tuple[Tensor, Tensor]:
         res = _ext().skip_forward(x, reg0, list(weights), delays, relu, lengths, reverse,
                                   h_drop, zh, zp, rh, rp, True)
         ctx.config = (delays, relu, reverse, rh, rp)
+        ctx.reference = reference
         ctx.workspace = res[2:]
-        ctx.save_for_backward(x, lengths, h_drop, zh, zp, *weights)
+        ctx.save_for_backward(x, reg0, lengths, h_drop, zh, zp, *weights)
         return res[0], res[1]
 
     @staticmethod
-    @torch.autograd.function.once_differentiable
     def backward(ctx, d_out: Tensor, d_reg_n: Tensor):
-        x, lengths, h_drop, zh, zp, *weights = ctx.saved_tensors
+        x, reg0, lengths, h_drop, zh, zp, *weights = ctx.saved_tensors
         delays, relu, reverse, rh, rp = ctx.config
         need = ctx.needs_input_grad
+        if torch.is_grad_enabled():  # create_graph=True: a gradient autograd can differentiate
+            grads = differentiable_grads(ctx.reference, (x, reg0, *weights), (d_out, d_reg_n),
+                                         need[10:])
+            return (None,) * 10 + tuple(grads)
         res = _ext().skip_backward(x, weights, delays, relu, lengths, reverse, h_drop, zh, zp,
-                                   rh, rp, ctx.workspace, d_out, d_reg_n, bool(need[9]))
-        grads = [g if (g.numel() and need[11 + i]) else None for i, g in enumerate(res[2:])]
-        return (None,) * 9 + (res[0] if need[9] else None, res[1] if need[10] else None,
-                              *grads)
+                                   rh, rp, ctx.workspace, d_out, d_reg_n, bool(need[10]))
+        grads = [g if (g.numel() and need[12 + i]) else None for i, g in enumerate(res[2:])]
+        return (None,) * 10 + (res[0] if need[10] else None, res[1] if need[11] else None,
+                               *grads)
 
 
 def skip_direction(delays: Sequence[int], relu: bool, x: Tensor, h0: Tensor, past0: Tensor,
                    weights: Sequence[Tensor | None], lengths: Tensor | None, reverse: bool,
                    h_drop: Tensor | None = None,
                    zone: Sequence[Tensor | float | None] | None = None,
+                   reference: Reference | None = None,
                    ) -> tuple[Tensor, Tensor, Tensor]:
     """One direction of a skip RNN layer. Shape: x (T, B, I), h0 (B, H), past0 (B, (K-1)*H)
-    -> out (T, B, H), h_n (B, H), past_n (B, (K-1)*H)."""
+    -> out (T, B, H), h_n (B, H), past_n (B, (K-1)*H). `reference(x, reg0, *weights)` with
+    reg0 = [h0, past0] makes the gradient differentiable (create_graph=True)."""
     empty = x.new_empty(0)
     flat = [empty if w is None else w.contiguous() for w in weights]
     lens = _NO_LENGTHS if lengths is None else lengths.to(torch.int64).contiguous()
@@ -146,8 +161,8 @@ def skip_direction(delays: Sequence[int], relu: bool, x: Tensor, h0: Tensor, pas
     needs_grad = torch.is_grad_enabled() and (
         x.requires_grad or reg0.requires_grad or any(t.requires_grad for t in flat))
     if needs_grad:
-        out, reg_n = SkipDirection.apply(order, relu, reverse, lens, drop, masks[0], masks[1],
-                                         rates[0], rates[1], x, reg0, *flat)
+        out, reg_n = SkipDirection.apply(order, reference, relu, reverse, lens, drop, masks[0],
+                                         masks[1], rates[0], rates[1], x, reg0, *flat)
     else:
         out, reg_n = _ext().skip_forward(x, reg0, flat, order, relu, lens, reverse, drop,
                                          masks[0], masks[1], rates[0], rates[1], False)[:2]

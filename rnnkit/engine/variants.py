@@ -8,6 +8,7 @@ direction, before running it), and inter-layer dropout after every layer but the
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import torch
@@ -81,14 +82,17 @@ def run_stack(layer: Any, x: Tensor, state: tuple[Tensor, ...],
         for d in range(D):
             index = k * D + d
             h_drop, zone = _regularisers.masks(layer, T, B, x)  # the reference's draw order
+            config = (layer, lengths, d == 1, h_drop, zone)
             if layer.mode == "RNN_SKIP":  # the second state field is `past`, not c
                 o, h_n, c_n = skip_direction(
                     layer.cell_options["delays"], relu, out, state[0][index], state[1][index],
-                    layer.layer_weights(k, d), lengths, d == 1, h_drop, zone)
+                    layer.layer_weights(k, d), lengths, d == 1, h_drop, zone,
+                    functools.partial(_skip_reference, *config))
             else:
+                twin = functools.partial(_reference, *config)
                 o, h_n, c_n = variant_direction(
                     code, out, state[0][index], state[1][index] if two_fields else None,
-                    layer.layer_weights(k, d), lengths, d == 1, h_drop, zone)
+                    layer.layer_weights(k, d), lengths, d == 1, h_drop, zone, twin)
             outputs.append(o)  # (T, B, H)
             finals[0].append(h_n)
             if two_fields:
@@ -97,3 +101,24 @@ def run_stack(layer: Any, x: Tensor, state: tuple[Tensor, ...],
         if layer.dropout > 0 and layer.training and k < layer.num_layers - 1:
             out = F.dropout(out, layer.dropout)  # torch.nn's draw
     return out, tuple(torch.stack(field) for field in finals)  # (L*D, B, H) each
+
+
+def _reference(layer: Any, lengths: Tensor | None, reverse: bool, h_drop: Tensor | None,
+               zone: Any, x: Tensor, h0: Tensor, c0: Tensor,
+               *weights: Tensor) -> tuple[Tensor | None, ...]:
+    """One direction's fused call by the cell's equations (the twin of `_twice`): x (T, B, I),
+    h0 (B, H), c0 (B, H) or empty, the weights in `param_specs` order (empty: absent)."""
+    params = tuple(w if w.numel() else None for w in weights)
+    start = (h0, c0) if c0.numel() else (h0,)
+    out, final = layer._reference_direction(x, start, params, lengths, reverse, h_drop, zone)
+    return out, final[0], (final[1] if len(final) > 1 else None)
+
+
+def _skip_reference(layer: Any, lengths: Tensor | None, reverse: bool, h_drop: Tensor | None,
+                    zone: Any, x: Tensor, reg0: Tensor, *weights: Tensor) -> tuple[Tensor, ...]:
+    """The skip RNN's direction by its cell's equations; reg0 = [h0, past0] (B, K*H)."""
+    params = tuple(w if w.numel() else None for w in weights)
+    H = layer.hidden_size
+    out, (h_n, past_n) = layer._reference_direction(
+        x, (reg0[:, :H], reg0[:, H:]), params, lengths, reverse, h_drop, zone)
+    return out, torch.cat([h_n, past_n], dim=-1)

@@ -266,7 +266,6 @@ class RecurrentLayer(nn.Module):
         self, x: Tensor, state: tuple[Tensor, ...], lengths: Tensor | None
     ) -> tuple[Tensor, tuple[Tensor, ...]]:
         """Every layer and direction through `unroll`: the oracle for the fused engine."""
-        State = self.cell_cls.State
         finals: list[list[Tensor]] = [[] for _ in state]
         layer_input = x  # (T, B, I)
         for k in range(self.num_layers):
@@ -274,14 +273,9 @@ class RecurrentLayer(nn.Module):
             for d in range(self.num_directions):
                 index = k * self.num_directions + d
                 h_drop, zone = _regularisers.masks(self, x.shape[0], x.shape[1], x)
-                step = functools.partial(
-                    self.cell_cls.step, params=self.layer_weights(k, d), **self.cell_options
-                )
-                if h_drop is not None:
-                    step = functools.partial(step, h_drop=h_drop)
-                start = State(*(s[index] for s in state))
-                out, final = unroll(step, layer_input, start, lengths, reverse=d == 1,
-                                    zoneout=zone)
+                out, final = self._reference_direction(
+                    layer_input, tuple(s[index] for s in state), self.layer_weights(k, d),
+                    lengths, d == 1, h_drop, zone)
                 outputs.append(out)  # (T, B, H)
                 for field, value in zip(finals, final, strict=True):
                     field.append(value)
@@ -289,6 +283,20 @@ class RecurrentLayer(nn.Module):
             if self.dropout > 0 and self.training and k < self.num_layers - 1:
                 layer_input = F.dropout(layer_input, self.dropout)  # torch.nn's draw
         return layer_input, tuple(torch.stack(field) for field in finals)  # (L*D, B, H) each
+
+    def _reference_direction(
+        self, x: Tensor, start: tuple[Tensor, ...], params: tuple[Tensor | None, ...],
+        lengths: Tensor | None, reverse: bool, h_drop: Tensor | None = None,
+        zone: Any = None,
+    ) -> tuple[Tensor, tuple[Tensor, ...]]:
+        """One direction of one layer by the cell's equations: x (T, B, I), `start` the state
+        fields (B, *) -> out (T, B, H) and the final state. The fused engine's gradients of
+        gradients (create_graph=True) differentiate this too."""
+        step = functools.partial(self.cell_cls.step, params=params, **self.cell_options)
+        if h_drop is not None:
+            step = functools.partial(step, h_drop=h_drop)
+        return unroll(step, x, self.cell_cls.State(*start), lengths, reverse=reverse,
+                      zoneout=zone)
 
     def extra_repr(self) -> str:
         s = f"{self.input_size}, {self.hidden_size}"
