@@ -3,7 +3,11 @@
 `import rnnkit as rk`; `rk.LSTM(...)` is a drop-in torch.nn.LSTM with a fused CPU engine.
 """
 
-from rnnkit import init, keras
+from rnnkit import (
+    export,
+    init,
+    keras,
+)
 from rnnkit.cells import (
     GRUCell,
     LayerNormGRUCell,
@@ -41,5 +45,6 @@ __all__ = [
     "SkipRNN", "EchoStateNetwork", "FourDirectionRNN", "ChildSumTreeLSTM", "TreeRNN", "Tree",
     "TreeBatch", "RNNCell", "LSTMCell", "GRUCell", "PeepholeLSTMCell", "LayerNormLSTMCell",
     "LayerNormGRUCell", "LeakyRNNCell", "SkipRNNCell", "RecurrentLayer", "unroll", "init", "keras",
+    "export",
     "__version__",
 ]
