@@ -250,3 +250,26 @@ def test_regularisers_are_refused_by_torch_nn_kernels():
     layer.eval()  # recurrent dropout is off in evaluation: torch.nn's kernels are exact then
     with pytest.raises(RuntimeError, match="recurrent_dropout"):
         layer(torch.randn(4, 2, 3))
+
+
+@pytest.mark.parametrize("make", [
+    lambda: rk.LSTM(3, 4, 2, bidirectional=True, forget_bias=1.0),
+    lambda: rk.GRU(3, 4, chrono=10), lambda: rk.RNN(3, 4, nonlinearity="relu"),
+    lambda: rk.IRNN(3, 4), lambda: rk.PeepholeLSTM(3, 4), lambda: rk.LayerNormLSTM(3, 4),
+    lambda: rk.LayerNormGRU(3, 4), lambda: rk.LeakyRNN(3, 4, rate=(0.1, 1.0)),
+    lambda: rk.SkipRNN(3, 4, delays=(1, 2)), lambda: rk.LSTM(3, 4, zoneout=0.1),
+    lambda: rk.GRUCell(3, 4), lambda: rk.LSTMCell(3, 4),
+], ids=["lstm", "gru", "rnn", "irnn", "peephole", "ln_lstm", "ln_gru", "leaky", "skip",
+        "zoneout", "gru_cell", "lstm_cell"])
+def test_every_layer_loads_whole_with_only_its_class_allowed(make):
+    module = make().eval()
+    buf = io.BytesIO()
+    torch.save(module, buf)
+    buf.seek(0)
+    with torch.serialization.safe_globals([type(module)]):
+        loaded = torch.load(buf, weights_only=True)
+    cell = isinstance(module, nn.RNNCellBase)
+    x = torch.randn(2, 3) if cell else torch.randn(5, 2, 3)
+    want, got = (module(x), loaded(x)) if cell else (module(x)[0], loaded(x)[0])
+    torch.testing.assert_close(got, want, rtol=0, atol=0)
+    loaded.reset_parameters()  # the initialiser survives as data (forget bias, chrono, ...)

@@ -8,6 +8,7 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
+import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -141,6 +142,7 @@ def _results(layer: nn.Module, case: Case, seed: int, rnnkit: bool) -> dict[str,
     return results
 
 
+@pytest.mark.filterwarnings("ignore:LSTM with projections is not supported with oneDNN")
 @settings(max_examples=settings().max_examples * 2)
 @given(case=cases(), seed=st.integers(0, 2**16))
 def test_layers_match_torch_nn(case: Case, seed: int) -> None:
@@ -210,7 +212,8 @@ def test_variants_fused_match_reference(name: str, I: int, H: int, L: int, bidir
                                         bias: bool, T: int, lengths: list[int], training: bool,
                                         dropout: float, seed: int) -> None:
     """float64, where two correct kernels agree to rounding (float32 LayerNorm backwards do
-    not agree to 1e-5 with each other: tests/test_engine_variants.py holds them to float64)."""
+    not agree to 1e-5 with each other: tests/test_engine_variants.py holds them to float64).
+    atol 1e-10: a LayerNorm over one unit has gradients that are rounding noise around 0."""
     cls, options = VARIANTS[name]
     lengths = [min(n, T) for n in lengths]
     lengths[0] = T
@@ -224,4 +227,4 @@ def test_variants_fused_match_reference(name: str, I: int, H: int, L: int, bidir
     ref = cls(I, H, **ctor, **options, engine="reference", dtype=torch.float64)
     ref.load_state_dict(fused.state_dict())
     assert_same(_results(fused, case, seed, True), _results(ref, case, seed, True),
-                torch.float64)
+                torch.float64, atol=1e-10)
