@@ -144,6 +144,9 @@ def test_isinstance_init_loop_reaches_rnnkit_layers_and_cells():
     w = model[0].weight_hh_l0.detach()  # (4H, H): orthogonal columns
     torch.testing.assert_close(w.T @ w, torch.eye(6), atol=1e-5, rtol=0)
     assert isinstance(model[0], nn.RNNBase) and not isinstance(model[0], nn.GRU)
+    model.double()  # nn.RNNBase's bookkeeping follows .to()
+    assert model[0]._flat_weights[1] is model[0].weight_hh_l0
+    assert model[0]._flat_weights[1].dtype == torch.float64
 
 
 def test_quantize_dynamic_through_rnnkit_export():
@@ -224,8 +227,21 @@ def test_jit_trace_and_torch_compile(layer):
         torch.testing.assert_close(compiled(x), model(x), rtol=1e-5, atol=1e-6)
 
 
+class _ScriptHead(nn.Module):
+    """_Head for torch.jit.script, whose resolver cannot read `__init__`'s string annotations
+    once torch.jit.trace has seen _Head."""
+
+    def __init__(self, rnn):
+        super().__init__()
+        self.rnn = rnn
+        self.out = nn.Linear(rnn.hidden_size, 2)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.out(self.rnn(x)[0])
+
+
 def test_jit_script_compiles_torch_nn_twins_sharing_the_parameters():
-    model = _Head(rk.GRU(3, 5)).eval()
+    model = _ScriptHead(rk.GRU(3, 5)).eval()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         scripted = torch.jit.script(model)
