@@ -238,6 +238,38 @@ class RecurrentLayer(nn.Module):
         out, state = self._run(seq.x, seq.state, seq.lengths)
         return seq.restore(out, state)
 
+    def step(self, x_t: Tensor, hx: Any = None) -> tuple[Tensor, Any]:
+        """One time step of an unbounded stream: `forward` on a sequence of length one.
+
+        Feeding a stream step by step, each call's state into the next, gives what `forward`
+        gives on the whole sequence, in memory that does not grow with the stream's length
+        (under `torch.no_grad()`, or with the state detached between calls, as in truncated
+        BPTT). Unidirectional layers only: a reverse direction needs the stream's end.
+
+        Shape: x_t (B, I) (or (I,) unbatched); hx and the returned state as in `forward`
+        ((L*D, B, H) per field); the output (B, D*H).
+
+        Example:
+            >>> import rnnkit as rk
+            >>> lstm = rk.LSTM(3, 5, num_layers=2).eval()
+            >>> y, state = lstm.step(torch.randn(4, 3))
+            >>> y, state = lstm.step(torch.randn(4, 3), state)
+            >>> tuple(y.shape), tuple(state[1].shape)
+            ((4, 5), (2, 4, 5))
+        """
+        if self.bidirectional:
+            raise ValueError(f"step() streams forward in time, but this {type(self).__name__} "
+                             "is bidirectional: its reverse direction needs the whole "
+                             "sequence; call the layer on the sequence instead")
+        if not isinstance(x_t, Tensor) or x_t.dim() not in (1, 2):
+            got = tuple(x_t.shape) if isinstance(x_t, Tensor) else type(x_t).__name__
+            raise ValueError(f"x_t must be one step, (B, I) or (I,), got {got}")
+        x = x_t.unsqueeze(0)  # (1, B, I) or (1, I): time-major whatever batch_first says
+        if self.batch_first and x_t.dim() == 2:
+            x = x.transpose(0, 1)  # (B, 1, I)
+        out, state = self(x, hx)
+        return (out[:, 0] if self.batch_first and x_t.dim() == 2 else out[0]), state
+
     def _run(
         self, x: Tensor, state: tuple[Tensor, ...], lengths: Tensor | None
     ) -> tuple[Tensor, tuple[Tensor, ...]]:
