@@ -6,7 +6,7 @@ import torch
 
 from rnnkit.cli import main
 from rnnkit.cli.demo import run
-from rnnkit.lab import adding_problem, copy_problem
+from rnnkit.lab import TEMPORAL_ORDER_SYMBOLS, adding_problem, copy_problem, temporal_order
 
 
 def test_adding_problem_target_is_sum_of_the_two_marked_values():
@@ -35,3 +35,19 @@ def test_demo_command_prints_losses(capsys):
     assert main(["demo", "--steps", "3", "--length", "5", "--hidden-size", "4"]) == 0
     out = capsys.readouterr().out
     assert "adding problem, T=5" in out and "step     3" in out
+
+
+def test_temporal_order_sequences_follow_the_paper():
+    x, y, lengths = temporal_order(500, 100, torch.Generator().manual_seed(0))
+    assert x.shape == (int(lengths.max()), 500) and lengths.min() >= 100 and lengths.max() <= 110
+    sym = {s: i for i, s in enumerate(TEMPORAL_ORDER_SYMBOLS)}
+    assert (x[0] == sym["E"]).all()
+    for b in range(500):
+        seq = x[: lengths[b], b]
+        assert seq[-1] == sym["B"] and (x[lengths[b]:, b] == sym["B"]).all()
+        where = ((seq == sym["X"]) | (seq == sym["Y"])).nonzero().flatten().tolist()
+        assert len(where) == 2 and 10 <= where[0] <= 20 and 50 <= where[1] <= 60
+        first, second = (seq[where] == sym["Y"]).long().tolist()
+        assert y[b] == 2 * first + second  # XX, XY, YX, YY
+        assert ((seq[1:-1] < 4) | (seq[1:-1] == sym["X"]) | (seq[1:-1] == sym["Y"])).all()
+    assert set(y.tolist()) == {0, 1, 2, 3}

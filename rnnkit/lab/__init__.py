@@ -7,8 +7,17 @@ from rnnkit.lab.diagnostics import (
     state_gradient_norms,
 )
 from rnnkit.lab.gradients import decay_per_step, gradient_flow
-from rnnkit.lab.tasks import LISTOPS_OPS, adding_problem, copy_problem, list_ops, mackey_glass
+from rnnkit.lab.tasks import (
+    LISTOPS_OPS,
+    TEMPORAL_ORDER_SYMBOLS,
+    adding_problem,
+    copy_problem,
+    list_ops,
+    mackey_glass,
+    temporal_order,
+)
 
-__all__ = ["adding_problem", "copy_problem", "mackey_glass", "list_ops", "LISTOPS_OPS",
+__all__ = ["adding_problem", "copy_problem", "temporal_order", "TEMPORAL_ORDER_SYMBOLS",
+           "mackey_glass", "list_ops", "LISTOPS_OPS",
            "gradient_flow", "decay_per_step", "state_gradient_norms", "gradient_share",
            "gate_saturation", "spectral_radius"]

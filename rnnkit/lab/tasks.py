@@ -7,7 +7,11 @@ from typing import Any
 import torch
 from torch import Tensor
 
-__all__ = ["adding_problem", "copy_problem", "mackey_glass", "list_ops", "LISTOPS_OPS"]
+__all__ = ["adding_problem", "copy_problem", "temporal_order", "TEMPORAL_ORDER_SYMBOLS",
+           "mackey_glass", "list_ops", "LISTOPS_OPS"]
+
+#: Token ids of the temporal-order task: distractors a-d, the relevant X and Y, start E, end B.
+TEMPORAL_ORDER_SYMBOLS = ("a", "b", "c", "d", "X", "Y", "E", "B")
 
 
 def adding_problem(
@@ -62,6 +66,41 @@ def copy_problem(
     y = torch.zeros(T, batch, dtype=torch.long)
     y[-n_copy:] = data
     return x, y
+
+
+def temporal_order(
+    batch: int, length: int = 100, generator: torch.Generator | None = None
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Hochreiter & Schmidhuber's temporal-order task (1997, experiment 6a).
+
+    A sequence starts with E and ends with B; every other step is a random distractor a-d,
+    except two steps that hold X or Y: t1 in [0.1 T, 0.2 T] and t2 in [0.5 T, 0.6 T] (for the
+    paper's T = 100-110: [10, 20] and [50, 60]). The class is the order of the two relevant
+    symbols: XX, XY, YX or YY (0-3). The length of each sequence is drawn from [T, 1.1 T];
+    a classifier must carry the first symbol across ~40 distractors. Chance is 25%; the
+    paper counts the task solved when fewer than 1% of fresh sequences are misclassified.
+
+    Returns:
+        x (T_max, B) int64 token ids (`TEMPORAL_ORDER_SYMBOLS`, padded with B past each
+        length), y (B,) int64 classes, lengths (B,) int64.
+    """
+    if length < 10:
+        raise ValueError(f"length must be at least 10, got {length}")
+    lengths = torch.randint(length, length + length // 10 + 1, (batch,), generator=generator)
+    T = int(lengths.max())
+    x = torch.randint(0, 4, (T, batch), generator=generator)  # distractors a-d
+    cols = torch.arange(batch)
+    x[0] = 6  # E
+    x[lengths - 1, cols] = 7  # B at each sequence's own end
+    pad = torch.arange(T).unsqueeze(1) >= lengths  # (T, B) past the end
+    x[pad] = 7
+    t1 = torch.randint(length // 10, length // 5 + 1, (batch,), generator=generator)
+    t2 = torch.randint(length // 2, 3 * length // 5 + 1, (batch,), generator=generator)
+    first = torch.randint(0, 2, (batch,), generator=generator)  # 0: X, 1: Y
+    second = torch.randint(0, 2, (batch,), generator=generator)
+    x[t1, cols] = 4 + first
+    x[t2, cols] = 4 + second
+    return x, 2 * first + second, lengths
 
 
 def mackey_glass(
