@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from rnnkit.cli import main
 from rnnkit.cli.demo import run
-from rnnkit.lab import TEMPORAL_ORDER_SYMBOLS, adding_problem, copy_problem, temporal_order
+from rnnkit.lab import (
+    TEMPORAL_ORDER_SYMBOLS,
+    adding_problem,
+    copy_problem,
+    pixel_digits,
+    temporal_order,
+)
 
 
 def test_adding_problem_target_is_sum_of_the_two_marked_values():
@@ -51,3 +58,19 @@ def test_temporal_order_sequences_follow_the_paper():
         assert y[b] == 2 * first + second  # XX, XY, YX, YY
         assert ((seq[1:-1] < 4) | (seq[1:-1] == sym["X"]) | (seq[1:-1] == sym["Y"])).all()
     assert set(y.tolist()) == {0, 1, 2, 3}
+
+
+def test_pixel_digits_reads_each_image_in_scan_line_order():
+    pytest.importorskip("sklearn")
+    from sklearn.datasets import load_digits
+
+    x_train, y_train = pixel_digits("train")
+    x_test, y_test = pixel_digits("test")
+    assert x_train.shape == (64, len(y_train), 1) and len(y_train) + len(y_test) == 1797
+    assert len(y_test) == 449 and 0.0 <= x_train.min() and x_train.max() <= 1.0
+    images = torch.as_tensor(load_digits().images, dtype=torch.float32) / 16
+    first = x_test[:, 0, 0].reshape(8, 8)  # one image back from its 64 steps
+    match = [i for i in range(len(images)) if torch.equal(images[i], first)]
+    assert match and int(load_digits().target[match[0]]) == int(y_test[0])
+    with pytest.raises(ValueError, match="split"):
+        pixel_digits("valid")

@@ -14,10 +14,11 @@ from rnnkit.lab.tasks import (
     copy_problem,
     list_ops,
     mackey_glass,
+    pixel_digits,
     temporal_order,
 )
 
 __all__ = ["adding_problem", "copy_problem", "temporal_order", "TEMPORAL_ORDER_SYMBOLS",
-           "mackey_glass", "list_ops", "LISTOPS_OPS",
+           "pixel_digits", "mackey_glass", "list_ops", "LISTOPS_OPS",
            "gradient_flow", "decay_per_step", "state_gradient_norms", "gradient_share",
            "gate_saturation", "spectral_radius"]

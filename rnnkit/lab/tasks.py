@@ -8,6 +8,7 @@ import torch
 from torch import Tensor
 
 __all__ = ["adding_problem", "copy_problem", "temporal_order", "TEMPORAL_ORDER_SYMBOLS",
+           "pixel_digits",
            "mackey_glass", "list_ops", "LISTOPS_OPS"]
 
 #: Token ids of the temporal-order task: distractors a-d, the relevant X and Y, start E, end B.
@@ -101,6 +102,33 @@ def temporal_order(
     x[t1, cols] = 4 + first
     x[t2, cols] = 4 + second
     return x, 2 * first + second, lengths
+
+
+def pixel_digits(split: str = "train", test_fraction: float = 0.25,
+                 seed: int = 0) -> tuple[Tensor, Tensor]:
+    """Le, Jaitly & Hinton's pixel-by-pixel task (2015) on scikit-learn's 8x8 digits.
+
+    Each image is read one pixel per step in scan-line order (64 steps, one feature scaled to
+    [0, 1]); the class is the digit, known only after the last pixel. The 1,797 images are
+    split once, by a fixed permutation (`seed`), into train and test.
+
+    Returns:
+        x (64, N, 1) float32 and y (N,) int64 for `split` ("train" or "test").
+    """
+    if split not in ("train", "test"):
+        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+    try:
+        from sklearn.datasets import load_digits
+    except ImportError as err:
+        raise ImportError("pixel_digits needs scikit-learn (pip install 'rnnkit[all]')") from err
+    digits = load_digits()
+    images = torch.as_tensor(digits.images, dtype=torch.float32) / 16.0  # (N, 8, 8)
+    labels = torch.as_tensor(digits.target, dtype=torch.int64)
+    order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(seed))
+    n_test = round(len(labels) * test_fraction)
+    index = order[:n_test] if split == "test" else order[n_test:]
+    x = images[index].reshape(len(index), 64).T.unsqueeze(-1)  # (64, N, 1)
+    return x.contiguous(), labels[index]
 
 
 def mackey_glass(
