@@ -168,14 +168,18 @@ inline int64_t skip_hidden(const char* fn, const at::Tensor& reg, const char* na
 
 // The skip RNN's weights: weight_ih (H, I), one (H, H) per delay, bias_ih and bias_hh (H,)
 // (both or neither).
-inline void skip_weights(const rk_checks::Where& w, at::ScalarType dtype, size_t nd,
-                         const std::vector<at::Tensor>& ws) {
+inline void skip_weights(const rk_checks::Where& w, at::ScalarType dtype,
+                         const std::vector<int64_t>& delays, const std::vector<at::Tensor>& ws) {
+  const size_t nd = delays.size();
   TORCH_CHECK_VALUE(ws.size() == nd + 3, w.fn, ": got ", ws.size(), " weight tensors, expected ",
                     nd + 3, " (weight_ih, one weight_hh per delay, bias_ih, bias_hh; empty "
                     "biases for none) for ", nd, " delays");
   rk_checks::tensor(w, ws[0], "weight_ih", "", dtype, {w.H, w.I});
-  for (size_t i = 0; i < nd; ++i)
-    rk_checks::tensor(w, ws[1 + i], "weight_hh (of a delay)", "", dtype, {w.H, w.H});
+  for (size_t i = 0; i < nd; ++i) {  // named as the layer names them: weight_hh, weight_hh_d3
+    const std::string name = delays[i] == 1 ? "weight_hh" : "weight_hh_d" +
+                                                                std::to_string(delays[i]);
+    rk_checks::tensor(w, ws[1 + i], name.c_str(), "", dtype, {w.H, w.H});
+  }
   const bool has_ih = rk_checks::optional(w, ws[1 + nd], "bias_ih", "", dtype, {w.H});
   const bool has_hh = rk_checks::optional(w, ws[2 + nd], "bias_hh", "", dtype, {w.H});
   TORCH_CHECK_VALUE(has_ih == has_hh, w.fn, ": bias_ih is ", has_ih ? "given" : "empty",
@@ -197,7 +201,7 @@ inline void skip_forward_args(const at::Tensor& x, const at::Tensor& reg0,
   const int64_t H = skip_hidden(fn, reg0, "reg0", K, dt);
   const rk_checks::Where w{fn, "RNN_SKIP", "reg0", H, I};
   rk_checks::shaped(w, reg0, "reg0", "", {B, K * H});
-  skip_weights(w, dt, delays.size(), ws);
+  skip_weights(w, dt, delays, ws);
   rk_checks::lengths(fn, len, B, T);
   regularisers(w, dt, T, B, h_drop, zh, "zh", H, zp, "zp", (K - 1) * H);
 }
@@ -218,7 +222,7 @@ inline void skip_backward_args(const at::Tensor& x, const std::vector<at::Tensor
   const int64_t H = skip_hidden(fn, dreg_n, "dreg_n", K, dt);
   const rk_checks::Where w{fn, "RNN_SKIP", "dreg_n", H, I};
   rk_checks::shaped(w, dreg_n, "dreg_n", "", {B, K * H});
-  skip_weights(w, dt, delays.size(), ws);
+  skip_weights(w, dt, delays, ws);
   rk_checks::lengths(fn, len, B, T);
   regularisers(w, dt, T, B, h_drop, zh, "zh", H, zp, "zp", (K - 1) * H);
   rk_checks::tensor(w, dout, "dout", "", dt, {T, B, H});
