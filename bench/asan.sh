@@ -29,7 +29,10 @@ export RNNKIT_ENGINE_CACHE_MB=0
 export PYTHONMALLOC=malloc  # Python's own allocations through ASan's malloc too
 export ASAN_OPTIONS="detect_leaks=0:alloc_dealloc_mismatch=0:halt_on_error=1:abort_on_error=1${ASAN_OPTIONS:+:$ASAN_OPTIONS}"
 
-export LD_PRELOAD="$libasan"
+# libstdc++ right after libasan: the python binary does not link it, and without it loaded at
+# start ASan's __cxa_throw interceptor finds no real __cxa_throw, so the first C++ exception
+# (every argument check that fails) aborts with "CHECK failed: ... real___cxa_throw".
+export LD_PRELOAD="$libasan $(gcc -print-file-name=libstdc++.so)"
 # Build (or load) both sanitized extensions first, so that a build failure is one clear error.
 python -c "
 from rnnkit.engine import load_extension
