@@ -5,7 +5,8 @@
 # off so that every buffer is allocated at its exact size and an overflow hits a redzone.
 #
 #   bench/asan.sh                       # the engine, variant and layer test files
-#   bench/asan.sh tests/test_engine.py  # other pytest arguments
+#   bench/asan.sh --durations=10        # the same, with pytest options
+#   bench/asan.sh tests/test_engine.py  # other test files
 #
 # ASAN_OPTIONS: detect_leaks=0 (CPython and torch keep memory to exit on purpose);
 # alloc_dealloc_mismatch=0 (libraries built without ASan mix new/free across their own
@@ -20,8 +21,10 @@ if [[ ! -e "$libasan" ]]; then
   exit 2
 fi
 
-if [[ $# -eq 0 ]]; then
-  set -- tests/test_engine*.py tests/test_variants*.py tests/test_layers*.py
+paths=0
+for arg in "$@"; do [[ "$arg" == -* ]] || paths=1; done
+if [[ $paths -eq 0 ]]; then  # only options given: the default test files
+  set -- tests/test_engine*.py tests/test_variants*.py tests/test_layers*.py "$@"
 fi
 
 export RNNKIT_SANITIZE=address

@@ -295,3 +295,22 @@ def test_layer_with_strided_parameters_matches_the_reference(kind):
         setattr(fused, name, torch.nn.Parameter(_noncontiguous(p.detach())))
     x = _randn(T, B, I)
     torch.testing.assert_close(fused(x)[0], ref(x)[0])
+
+
+# ---- the sanitizer build flag --------------------------------------------------------------
+
+def test_a_sanitized_build_has_flags_and_a_cache_folder_of_its_own(monkeypatch):
+    from rnnkit.engine import _build
+
+    monkeypatch.delenv("RNNKIT_SANITIZE", raising=False)
+    plain_dir, plain_hash = _build.FUSED.cache_dir(), _build.FUSED.source_hash()
+    assert "-fsanitize=address" not in _build._flags()[0]
+    monkeypatch.setenv("RNNKIT_SANITIZE", "address")
+    cflags, ldflags = _build._flags()
+    assert "-fsanitize=address" in cflags and "-fsanitize=address" in ldflags
+    sanitized_dir = _build.FUSED.cache_dir()
+    assert sanitized_dir.name.endswith("-address") and sanitized_dir.parent == plain_dir.parent
+    assert _build.FUSED.source_hash() != plain_hash  # the module's name differs too
+    monkeypatch.setenv("RNNKIT_SANITIZE", "thread")
+    with pytest.raises(ValueError, match=r"RNNKIT_SANITIZE must be one of \['address'\]"):
+        _build.FUSED.cache_dir()
