@@ -25,6 +25,24 @@ _CSRC = Path(__file__).resolve().parent / "csrc"
 # elementwise pass over torch's threads, on the OpenMP runtime torch has already loaded.
 _CFLAGS = ("-O3", "-fopenmp", "-fno-math-errno", "-fno-trapping-math", "-DNDEBUG")
 _LDFLAGS = ("-fopenmp",)
+# RNNKIT_SANITIZE=address builds the extensions with AddressSanitizer, for bench/asan.sh (the
+# process then needs libasan preloaded). The flags are part of the cache key, and the build goes
+# to a folder of its own, so sanitized and normal builds never mix.
+_SANITIZERS = {"address": ("-fsanitize=address", "-fno-omit-frame-pointer", "-g")}
+
+
+def _sanitizer() -> str:
+    name = os.environ.get("RNNKIT_SANITIZE", "")
+    if name and name not in _SANITIZERS:
+        raise ValueError(f"RNNKIT_SANITIZE must be one of {sorted(_SANITIZERS)} or empty, "
+                         f"got {name!r}")
+    return name
+
+
+def _flags() -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The compile and link flags: the portable ones, plus the sanitizer's if one is asked."""
+    extra = _SANITIZERS.get(_sanitizer(), ())
+    return _CFLAGS + extra, _LDFLAGS + extra
 
 
 def cache_root() -> Path:
@@ -49,7 +67,8 @@ class Extension:
         for path in self.sources + self.headers:
             h.update(path.name.encode())
             h.update(path.read_bytes())
-        h.update(" ".join(_CFLAGS + _LDFLAGS).encode())
+        cflags, ldflags = _flags()
+        h.update(" ".join(cflags + ldflags).encode())
         h.update(torch.__version__.encode())
         h.update(sys.version.encode())
         # The build records absolute paths (sources, torch headers): two checkouts or two venvs
@@ -60,7 +79,8 @@ class Extension:
 
     def cache_dir(self) -> Path:
         tag = f"torch{torch.__version__.replace('+', '_')}-{self.source_hash()}"
-        return cache_root() / self.kind / tag
+        sanitizer = _sanitizer()
+        return cache_root() / self.kind / (f"{tag}-{sanitizer}" if sanitizer else tag)
 
     def load(self, verbose: bool = False, quiet: bool = False) -> ModuleType | None:
         """The compiled module, building it on first use; None (one warning) if it cannot."""
@@ -78,11 +98,12 @@ class Extension:
             from torch.utils import cpp_extension
 
             build_dir.mkdir(parents=True, exist_ok=True)
+            cflags, ldflags = _flags()
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 self.module = cpp_extension.load(
                     name=name, sources=[str(p) for p in self.sources],
-                    extra_cflags=list(_CFLAGS), extra_ldflags=list(_LDFLAGS),
+                    extra_cflags=list(cflags), extra_ldflags=list(ldflags),
                     extra_include_paths=[str(_CSRC)], build_directory=str(build_dir),
                     verbose=verbose)
         except Exception as exc:  # no compiler, no ninja, or a failed build: reference path
@@ -95,7 +116,7 @@ class Extension:
         return self.module
 
 
-_SHARED = (_CSRC / "engine_common.h", _CSRC / "step_mm.h")
+_SHARED = (_CSRC / "engine_common.h", _CSRC / "step_mm.h", _CSRC / "checks.h")
 FUSED = Extension("engine", "fused CPU engine", (_CSRC / "fused_rnn.cpp",),
                   (_CSRC / "fused_rnn_rows.h", *_SHARED))
 VARIANTS = Extension("variants", "fused variant kernels", (_CSRC / "variants.cpp",),

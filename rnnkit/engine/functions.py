@@ -86,22 +86,40 @@ def fused_layer(mode: str, x: Tensor, h0: Tensor, c0: Tensor | None,
     h_n and c_n (D, B, H); c0 and c_n are None unless mode is "LSTM". `reference`, the same
     layer by differentiable ops taking (x, h0, c0, *flat weights), makes the gradient
     differentiable (create_graph=True); without it a second derivative raises.
+
+    Raises ValueError, naming the argument, for a shape, dtype or device that does not match
+    (the hidden size is read from h0, the input size from x) and for lengths outside [1, T];
+    TypeError for lengths that are not integers.
     """
-    code = MODES[mode]
+    code = MODES.get(mode)
+    if code is None:
+        raise ValueError(f"fused_layer: mode must be one of {sorted(MODES)}, got {mode!r}")
     flat: list[Tensor] = []
     empty = _empty(x.dtype)
     for w_ih, w_hh, b_ih, b_hh in weights:  # the C++ side makes them contiguous
         flat += [w_ih, w_hh, empty if b_ih is None else b_ih, empty if b_hh is None else b_hh]
-    lens = _NO_LENGTHS if lengths is None else lengths.to(torch.int64)
+    lens = _NO_LENGTHS if lengths is None else _lengths(lengths)
     if c0 is None:
         c0 = empty
     needs_grad = torch.is_grad_enabled() and any(
         t.requires_grad for t in (x, h0, c0, *flat))
-    if needs_grad:
-        out, h_n, c_n = FusedLayer.apply(code, reference, lens, x, h0, c0, *flat)
-    else:
-        out, h_n, c_n = _ext().layer_forward(code, x, h0, c0, flat, lens, False)[:3]
+    try:  # the C++ side checks every shape, dtype and length (csrc/checks.h)
+        if needs_grad:
+            out, h_n, c_n = FusedLayer.apply(code, reference, lens, x, h0, c0, *flat)
+        else:
+            out, h_n, c_n = _ext().layer_forward(code, x, h0, c0, flat, lens, False)[:3]
+    except ValueError as exc:  # named after this function, which the caller knows
+        raise ValueError(str(exc).replace("layer_forward:", "fused_layer:", 1)) from None
     return out, h_n, (c_n if code == _LSTM else None)
+
+
+def _lengths(lengths: Tensor) -> Tensor:
+    """lengths as int64 (the kernels check their shape and range); a float tensor is an error,
+    not something to truncate."""
+    if lengths.is_floating_point() or lengths.is_complex() or lengths.dtype == torch.bool:
+        raise TypeError(f"fused_layer: lengths must be an integer tensor, got dtype "
+                        f"{lengths.dtype}")
+    return lengths.to(torch.int64)
 
 
 def fused_stack(layer, x: Tensor, state: tuple[Tensor, ...],

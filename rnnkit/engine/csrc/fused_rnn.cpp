@@ -17,6 +17,7 @@
 
 #include <torch/extension.h>
 
+#include "checks.h"
 #include "engine_common.h"
 #include <ATen/Parallel.h>
 #include <ATen/core/dispatch/Dispatcher.h>
@@ -971,6 +972,7 @@ std::vector<at::Tensor> contiguous_all(const std::vector<at::Tensor>& ts) {
 std::vector<at::Tensor> layer_forward(int64_t mode, const at::Tensor& x_in, const at::Tensor& h0,
                                       const at::Tensor& c0, const std::vector<at::Tensor>& w_in,
                                       const at::Tensor& lengths_in, bool keep) {
+  rk_checks::layer_forward(mode, x_in, h0, c0, w_in, lengths_in);  // before any pointer
   rk_common::init_threads();
   const at::Tensor x = x_in.contiguous(), lengths = lengths_in.contiguous();
   const std::vector<at::Tensor> w = contiguous_all(w_in);
@@ -1004,6 +1006,7 @@ std::vector<at::Tensor> layer_backward(int64_t mode, const at::Tensor& x_in,
                                        const std::vector<at::Tensor>& saved,
                                        const at::Tensor& dout_in, const at::Tensor& dhT,
                                        const at::Tensor& dcT, bool need_dx) {
+  rk_checks::layer_backward(mode, x_in, w_in, lengths_in, saved, dout_in, dhT, dcT);
   rk_common::init_threads();
   const at::Tensor x = x_in.contiguous(), lengths = lengths_in.contiguous();
   const std::vector<at::Tensor> w = contiguous_all(w_in);

@@ -16,6 +16,7 @@
 
 #include <torch/extension.h>
 
+#include "checks.h"
 #include "engine_common.h"
 
 #include <cmath>
@@ -340,6 +341,7 @@ void cell_params(int64_t cell, const std::vector<at::Tensor>& w, int G, VStep<T>
   }
 }
 
+#include "variants_checks.h"
 #include "variants_driver.h"
 #include "variants_skip.h"
 

@@ -278,11 +278,15 @@ void backward_impl(int64_t cell, const at::Tensor& x, const std::vector<at::Tens
 // Forward of one direction. x (T, B, I); h0, c0 (B, H) (c0 empty outside the LSTM family);
 // lengths (B) int64 or empty; h_drop (B, H) or empty; zh, zc (T, B, H) uint8 masks or empty;
 // rh, rc evaluation zoneout rates. Returns out (T, B, H), h_n, c_n, then the saved tensors.
-std::vector<at::Tensor> dir_forward(int64_t cell, const at::Tensor& x, const at::Tensor& h0,
-                                    const at::Tensor& c0, const std::vector<at::Tensor>& w,
-                                    const at::Tensor& lengths, bool reverse,
-                                    const at::Tensor& h_drop, const at::Tensor& zh,
-                                    const at::Tensor& zc, double rh, double rc, bool keep) {
+std::vector<at::Tensor> dir_forward(int64_t cell, const at::Tensor& x_in, const at::Tensor& h0,
+                                    const at::Tensor& c0, const std::vector<at::Tensor>& w_in,
+                                    const at::Tensor& len_in, bool reverse,
+                                    const at::Tensor& drop_in, const at::Tensor& zh_in,
+                                    const at::Tensor& zc_in, double rh, double rc, bool keep) {
+  dir_forward_args(cell, x_in, h0, c0, w_in, len_in, drop_in, zh_in, zc_in);  // before pointers
+  const at::Tensor x = x_in.contiguous(), lengths = len_in.contiguous();
+  const at::Tensor h_drop = drop_in.contiguous(), zh = zh_in.contiguous(), zc = zc_in.contiguous();
+  const std::vector<at::Tensor> w = rk_checks::dense(w_in);
   rk_common::init_threads();
   at::NoGradGuard no_grad;
   const int Tn = x.size(0), Bn = x.size(1), Hn = h0.size(1);
@@ -304,13 +308,18 @@ std::vector<at::Tensor> dir_forward(int64_t cell, const at::Tensor& x, const at:
 // Backward of one direction: saved = what dir_forward returned after (out, h_n, c_n).
 // Returns dx (empty unless need_dx), dh0, dc0, then one gradient per entry of w (empty where
 // the entry is).
-std::vector<at::Tensor> dir_backward(int64_t cell, const at::Tensor& x,
-                                     const std::vector<at::Tensor>& w, const at::Tensor& lengths,
-                                     bool reverse, const at::Tensor& h_drop, const at::Tensor& zh,
-                                     const at::Tensor& zc, double rh, double rc,
+std::vector<at::Tensor> dir_backward(int64_t cell, const at::Tensor& x_in,
+                                     const std::vector<at::Tensor>& w_in,
+                                     const at::Tensor& len_in, bool reverse,
+                                     const at::Tensor& drop_in, const at::Tensor& zh_in,
+                                     const at::Tensor& zc_in, double rh, double rc,
                                      const std::vector<at::Tensor>& saved,
                                      const at::Tensor& dout, const at::Tensor& dh_n,
                                      const at::Tensor& dc_n, bool need_dx) {
+  dir_backward_args(cell, x_in, w_in, len_in, drop_in, zh_in, zc_in, saved, dout, dh_n, dc_n);
+  const at::Tensor x = x_in.contiguous(), lengths = len_in.contiguous();
+  const at::Tensor h_drop = drop_in.contiguous(), zh = zh_in.contiguous(), zc = zc_in.contiguous();
+  const std::vector<at::Tensor> w = rk_checks::dense(w_in);
   rk_common::init_threads();
   at::NoGradGuard no_grad;
   auto opt = x.options();

@@ -132,12 +132,16 @@ void skip_backward_impl(const at::Tensor& x, const std::vector<at::Tensor>& w,
 
 // Forward of one direction: reg0 (B, K*H) = [h0, past0]; returns out (T, B, H), reg_n
 // (B, K*H), then the saved tensors (keep).
-std::vector<at::Tensor> skip_forward(const at::Tensor& x, const at::Tensor& reg0,
-                                     const std::vector<at::Tensor>& w,
+std::vector<at::Tensor> skip_forward(const at::Tensor& x_in, const at::Tensor& reg0,
+                                     const std::vector<at::Tensor>& w_in,
                                      const std::vector<int64_t>& delays, bool relu,
-                                     const at::Tensor& lengths, bool reverse,
-                                     const at::Tensor& h_drop, const at::Tensor& zh,
-                                     const at::Tensor& zp, double rh, double rp, bool keep) {
+                                     const at::Tensor& len_in, bool reverse,
+                                     const at::Tensor& drop_in, const at::Tensor& zh_in,
+                                     const at::Tensor& zp_in, double rh, double rp, bool keep) {
+  skip_forward_args(x_in, reg0, w_in, delays, len_in, drop_in, zh_in, zp_in);  // before pointers
+  const at::Tensor x = x_in.contiguous(), lengths = len_in.contiguous();
+  const at::Tensor h_drop = drop_in.contiguous(), zh = zh_in.contiguous(), zp = zp_in.contiguous();
+  const std::vector<at::Tensor> w = rk_checks::dense(w_in);
   rk_common::init_threads();
   at::NoGradGuard no_grad;
   at::Tensor out = at::empty({x.size(0), x.size(1), w[0].size(0)}, x.options());
@@ -153,14 +157,19 @@ std::vector<at::Tensor> skip_forward(const at::Tensor& x, const at::Tensor& reg0
 
 // Backward of one direction: saved = what skip_forward returned after (out, reg_n). Returns
 // dx (empty unless need_dx), dreg0 (B, K*H), then one gradient per entry of w.
-std::vector<at::Tensor> skip_backward(const at::Tensor& x, const std::vector<at::Tensor>& w,
+std::vector<at::Tensor> skip_backward(const at::Tensor& x_in,
+                                      const std::vector<at::Tensor>& w_in,
                                       const std::vector<int64_t>& delays, bool relu,
-                                      const at::Tensor& lengths, bool reverse,
-                                      const at::Tensor& h_drop, const at::Tensor& zh,
-                                      const at::Tensor& zp, double rh, double rp,
+                                      const at::Tensor& len_in, bool reverse,
+                                      const at::Tensor& drop_in, const at::Tensor& zh_in,
+                                      const at::Tensor& zp_in, double rh, double rp,
                                       const std::vector<at::Tensor>& saved,
                                       const at::Tensor& dout, const at::Tensor& dreg_n,
                                       bool need_dx) {
+  skip_backward_args(x_in, w_in, delays, len_in, drop_in, zh_in, zp_in, saved, dout, dreg_n);
+  const at::Tensor x = x_in.contiguous(), lengths = len_in.contiguous();
+  const at::Tensor h_drop = drop_in.contiguous(), zh = zh_in.contiguous(), zp = zp_in.contiguous();
+  const std::vector<at::Tensor> w = rk_checks::dense(w_in);
   rk_common::init_threads();
   at::NoGradGuard no_grad;
   at::Tensor dreg = dreg_n.clone(at::MemoryFormat::Contiguous);
