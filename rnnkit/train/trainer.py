@@ -218,7 +218,7 @@ class Trainer:
             raise TrainingDivergedError(
                 f"{what} at {where}: {self.bad_steps} steps in a row had a non-finite loss or "
                 f"gradient, stopping (max_bad_steps={self.cfg.max_bad_steps}); lower lr (now "
-                f"{lr:.3g}) or set clip_norm; the last checkpoint is in {self.run_dir}")
+                f"{lr:.3g}) or set clip_norm; checkpoints so far are in {self.run_dir}")
         warnings.warn(f"{what} at {where}: skipped the update ({self.bad_steps} in a row; "
                       f"training stops at max_bad_steps={self.cfg.max_bad_steps})",
                       NonFiniteLossWarning, stacklevel=3)
