@@ -169,3 +169,16 @@ def test_resume_without_a_checkpoint_starts_fresh_and_clears_orphan_rows(tmp_pat
     rows = [json.loads(r) for r in (run / "metrics.jsonl").read_text().split("\n") if r]
     assert [(r["step"], r["split"]) for r in rows] == [(3, "train"), (3, "valid"),
                                                       (6, "train"), (6, "valid")]
+
+
+def test_a_failed_start_leaves_the_directory_as_it_was(tmp_path):
+    bad = tmp_path / "bin.dat"
+    bad.write_bytes(b"\x00\x01binary")
+    with pytest.raises(ValueError, match="looks binary"):
+        lm_main(_lm(tmp_path, out="fresh", data=str(bad)), log=_quiet)
+    assert not (tmp_path / "fresh").exists()  # no config.json, no empty folder to trip on
+    lm_main(_lm(tmp_path, out="fresh"), log=_quiet)  # the corrected command just runs
+    saved = (tmp_path / "fresh" / "config.json").read_bytes()
+    with pytest.raises(ResumeMismatchError):
+        lm_main(_lm(tmp_path, out="fresh", resume=True, hidden_size=8), log=_quiet)
+    assert (tmp_path / "fresh" / "config.json").read_bytes() == saved

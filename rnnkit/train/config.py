@@ -183,7 +183,7 @@ def start_run(cfg: Any, log: Callable[[str], None] | None = print) -> Iterator[P
     (`rnnkit.train.run_dir.open_run`); the resolved config printed and saved as config.json."""
     import torch
 
-    from rnnkit.train.run_dir import open_run
+    from rnnkit.train.run_dir import open_run, run_progress
 
     with open_run(cfg.out, cfg.resume, cfg.overwrite, log) as out:
         if cfg.threads:
@@ -191,8 +191,23 @@ def start_run(cfg: Any, log: Callable[[str], None] | None = print) -> Iterator[P
         torch.manual_seed(cfg.seed)
         if log is not None:
             log("config: " + json.dumps(config_to_dict(cfg), sort_keys=True))
-        save_config(cfg, out / "config.json")
-        yield out
+        path = out / "config.json"
+        before = path.read_bytes() if path.is_file() else None
+        progress = run_progress(out)
+        save_config(cfg, path)
+        try:
+            yield out
+        except BaseException:
+            # A run that failed before it wrote anything (bad data, a refused resume) leaves
+            # the directory as it found it: no config.json describing a run that never was.
+            if run_progress(out) == progress:
+                if before is None:
+                    path.unlink(missing_ok=True)
+                else:
+                    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+                    tmp.write_bytes(before)
+                    os.replace(tmp, path)
+            raise
 
 
 def add_config_flags(parser: argparse.ArgumentParser, cls: type) -> None:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 __all__ = ["LOCK_FILE", "RUN_FILES", "RunInUseError", "RunExistsError", "ResumeMismatchError",
-           "open_run", "acquire_lock", "release_lock", "holds_run", "clear_run",
+           "open_run", "acquire_lock", "release_lock", "holds_run", "clear_run", "run_progress",
            "clean_stale", "fingerprint", "resume_mismatches", "pid_alive"]
 
 LOCK_FILE = ".rnnkit.lock"
@@ -119,6 +119,17 @@ def holds_run(out: Path) -> bool:
     return any((out / name).exists() for name in RUN_FILES)
 
 
+def run_progress(out: Path) -> list[tuple[str, int]]:
+    """What a run has written so far besides config.json: (name, mtime) of the run files and
+    of each checkpoint's trainer.json, to tell whether a failed start wrote anything."""
+    seen = []
+    for name in RUN_FILES[1:]:
+        for p in (out / name, out / name / "trainer.json"):
+            if p.exists():
+                seen.append((str(p.relative_to(out)), p.stat().st_mtime_ns))
+    return seen
+
+
 def clear_run(out: Path) -> None:
     """Remove an earlier run's files (RUN_FILES and save temporaries) from `out`."""
     for name in RUN_FILES:
@@ -201,6 +212,7 @@ def open_run(out: str | os.PathLike, resume: bool = False, overwrite: bool = Fal
     d = Path(out)
     if d.exists() and not d.is_dir():
         raise NotADirectoryError(f"out {str(d)!r} is a file; expected a run directory")
+    created = not d.exists()
     d.mkdir(parents=True, exist_ok=True)
     acquire_lock(d, log)
     try:
@@ -219,3 +231,5 @@ def open_run(out: str | os.PathLike, resume: bool = False, overwrite: bool = Fal
         yield d
     finally:
         release_lock(d)
+        if created and not any(d.iterdir()):
+            d.rmdir()  # a run that failed at once leaves no empty folder behind
