@@ -252,3 +252,20 @@ def test_killed_process_then_resume_matches_the_uninterrupted_run(tmp_path, corp
     assert got.keys() == expected.keys()
     assert all(torch.equal(got[k], expected[k]) for k in got)
     assert not [p for p in Path(out).iterdir() if p.name.startswith(".") and "tmp" in p.name]
+
+
+def test_non_finite_gradient_with_a_finite_loss_is_skipped_too(tmp_path):
+    t = _trainer(tmp_path, max_steps=3)
+    calls = []
+
+    def loss_fn(model, batch, state):
+        calls.append(1)
+        loss, state, n = _loss_fn(model, batch, state)
+        if len(calls) == 2:  # sqrt's gradient at 0 is inf: the loss stays finite
+            loss = loss + 0.0 * torch.sqrt(model.decoder.weight.abs().min() * 0.0)
+        return loss, state, n
+
+    t.loss_fn = loss_fn
+    with pytest.warns(NonFiniteLossWarning, match="the gradient norm is nan at step 2"):
+        t.fit()
+    assert t.step == 3 and all(torch.isfinite(v).all() for v in _weights(t).values())

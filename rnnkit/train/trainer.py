@@ -22,6 +22,7 @@ from rnnkit.train.integrity import CheckpointError
 from rnnkit.train.metrics import MetricsLog, StepWindow, plot_losses
 from rnnkit.train.optim import (
     build_optimizer,
+    clip_gradients,
     lr_factor,
     optimizer_state_from_flat,
     optimizer_state_to_flat,
@@ -71,6 +72,8 @@ class Trainer:
     which is truncated BPTT over contiguous streams; it is reset at each epoch start.
     Every `eval_every` steps and at the end: evaluate, log a row per split to metrics.jsonl,
     save `run_dir/last` and, when the validation loss improved, `run_dir/best`.
+    A step whose loss or gradient norm is not finite is skipped (see `train_step`); Ctrl-C
+    stops at a step boundary (see `fit`); `resume` checks that the saved run matches.
 
     Args:
         model: the module to train.
@@ -183,7 +186,7 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self._hook_at("backward")
-        norm_clipped, value_frac, norm = self._clip()
+        norm_clipped, value_frac, norm = clip_gradients(self.model, c)
         if not math.isfinite(norm):
             return self._skip_step(f"the gradient norm is {norm}", lr)
         self.phase = "update"
@@ -223,24 +226,6 @@ class Trainer:
                       f"training stops at max_bad_steps={self.cfg.max_bad_steps})",
                       NonFiniteLossWarning, stacklevel=3)
         return None
-
-    def _clip(self) -> tuple[bool, float, float]:
-        """Clip gradients; returns (norm clipping happened, fraction of elements value-clipped,
-        the gradient norm before norm clipping)."""
-        params = [p for p in self.model.parameters() if p.grad is not None]
-        frac = 0.0
-        if self.cfg.clip_value:
-            v = self.cfg.clip_value
-            total = sum(p.grad.numel() for p in params)
-            clipped = sum(int((p.grad.abs() > v).sum()) for p in params)
-            frac = clipped / max(total, 1)
-            torch.nn.utils.clip_grad_value_(params, v)
-        if not params:
-            return False, frac, 0.0
-        if self.cfg.clip_norm:
-            norm = float(torch.nn.utils.clip_grad_norm_(params, self.cfg.clip_norm))
-            return norm > self.cfg.clip_norm, frac, norm
-        return False, frac, float(torch.nn.utils.get_total_norm([p.grad for p in params]))
 
     def _on_sigint(self, signum: int, frame: Any) -> None:
         """First Ctrl-C: finish the current step, save `last`, stop. Second: stop now."""
