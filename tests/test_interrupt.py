@@ -193,7 +193,7 @@ def test_cli_reports_a_diverged_run_in_one_line(tmp_path, monkeypatch, capsys):
 _FLAGS = ["--embedding-size", "8", "--hidden-size", "32", "--batch-size", "4", "--seq-len",
           "16", "--time-budget", "0", "--eval-every", "10", "--eval-batches", "2",
           "--sample-length", "0", "--no-progress", "--backend", "torch", "--threads", "1",
-          "--dropout", "0.2", "--max-steps", "200"]
+          "--dropout", "0.2", "--max-steps", "120"]
 
 
 def _cli(data, out, *extra):
@@ -242,9 +242,10 @@ def test_killed_process_then_resume_matches_the_uninterrupted_run(tmp_path, corp
         assert code == 0 and "interrupted: finishing the current step" in printed
         assert not (out / ".rnnkit.lock").exists()
     stopped_at = _last_step(out)
-    assert 30 <= stopped_at < 200
-    again = subprocess.run(_cli(data, out), capture_output=True, text=True)
-    assert again.returncode == 2 and "already holds a run" in again.stderr
+    assert 30 <= stopped_at < 120
+    if sig == signal.SIGKILL:  # (the refusal itself is covered in-process elsewhere)
+        again = subprocess.run(_cli(data, out), capture_output=True, text=True)
+        assert again.returncode == 2 and "already holds a run" in again.stderr
     resumed = subprocess.run(_cli(data, out, "--resume"), capture_output=True, text=True)
     assert resumed.returncode == 0, resumed.stderr
     assert f"at step {stopped_at}" in resumed.stdout

@@ -6,6 +6,8 @@ import re
 import shutil
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from rnnkit.data.corpus import load_text
 from rnnkit.data.labeled import read_labeled_tsv
@@ -145,3 +147,20 @@ def test_lm_word_level_on_unrepeated_words_warns(tmp_path):
                     messages[0])
     assert messages[1].startswith("the validation text: 100% of its tokens are not in the "
                                   "vocabulary")
+
+
+@settings(max_examples=200, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(raw=st.binary(max_size=200))
+def test_any_bytes_are_read_as_text_or_refused_in_one_line(tmp_path, raw):
+    """Fuzz: whatever the bytes, the checked readers return text/pairs or raise ValueError
+    with a one-line message naming the file; never another exception, never U+FFFD."""
+    path = tmp_path / "fuzz.tsv"
+    path.write_bytes(raw)
+    for read in (read_text_file, read_pairs, read_labeled_tsv):
+        try:
+            result = read(path)
+        except ValueError as err:
+            assert "fuzz.tsv" in str(err) and "\n" not in str(err)
+        else:
+            assert "\ufffd" not in repr(result) or "\ufffd".encode() in raw
