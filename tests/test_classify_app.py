@@ -37,7 +37,8 @@ def test_read_labeled_tsv_and_errors(tmp_path):
     path.write_text("hello world\tgreeting\n\nbye\tfarewell\n", encoding="utf-8")
     assert read_labeled_tsv(path) == [("hello world", "greeting"), ("bye", "farewell")]
     path.write_text("no tab here\n", encoding="utf-8")
-    with pytest.raises(ValueError, match="a.tsv:1: expected 'text<TAB>label'"):
+    with pytest.raises(ValueError,
+                       match=r"a.tsv' line 1: expected 2 tab-separated columns \(text<TAB>"):
         read_labeled_tsv(path)
 
 

@@ -17,12 +17,15 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _main(args: argparse.Namespace) -> int:
-    from rnnkit.train.classify import predict
+    from rnnkit.cli import UserError
+    from rnnkit.train.classify import load_classifier, predict
 
+    if args.top < 1:
+        raise UserError(f"--top must be >= 1, got {args.top}")
+    load_classifier(args.run)  # a wrong or damaged run is reported before reading stdin
     texts = args.texts or [line.rstrip("\n") for line in sys.stdin if line.strip()]
     if not texts:
-        print("rnnkit classify: error: no texts given (arguments or stdin)", file=sys.stderr)
-        return 2
+        raise UserError("no texts given (arguments or stdin)")
     for text, ranked in zip(texts, predict(args.run, texts, args.top), strict=True):
         shown = "  ".join(f"{label} {p:.2f}" for label, p in ranked)
         print(f"{text}\t{shown}")

@@ -63,5 +63,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _main(args: argparse.Namespace) -> int:
+    from rnnkit.cli import UserError
+
+    for name in ("length", "hidden_size", "steps"):
+        if getattr(args, name) < 1:
+            raise UserError(f"--{name.replace('_', '-')} must be >= 1, got "
+                            f"{getattr(args, name)}")
     run(args.cell, args.length, args.hidden_size, args.steps, seed=args.seed)
     return 0

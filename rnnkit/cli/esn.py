@@ -55,6 +55,24 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _main(args: argparse.Namespace) -> int:
+    from rnnkit.cli import UserError
+
+    for name in ("reservoir", "train", "test"):
+        if getattr(args, name) < 1:
+            raise UserError(f"--{name} must be >= 1, got {getattr(args, name)}")
+    if args.generate < 0:
+        raise UserError(f"--generate must be >= 0, got {args.generate}")
+    if args.train <= 200:
+        raise UserError(f"--train must exceed the 200 washout steps, got {args.train}")
+    if args.generate > args.test:
+        raise UserError(f"--generate must be <= --test={args.test}, got {args.generate}")
+    if not 0 < args.spectral_radius < float("inf"):
+        raise UserError(f"--spectral-radius must be a positive number, got "
+                        f"{args.spectral_radius}")
+    if not 0 < args.leak_rate <= 1:
+        raise UserError(f"--leak-rate must be in (0, 1], got {args.leak_rate}")
+    if not 0 <= args.ridge < float("inf"):
+        raise UserError(f"--ridge must be >= 0, got {args.ridge}")
     run(args.reservoir, args.train, args.test, spectral_radius=args.spectral_radius,
         leak_rate=args.leak_rate, ridge=args.ridge, generate=args.generate, seed=args.seed)
     return 0

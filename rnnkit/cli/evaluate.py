@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
 __all__ = ["add_parser", "run"]
 
@@ -25,6 +24,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--checkpoint", choices=("best", "last"), default="best",
                    help="which checkpoint of the run")
     p.add_argument("--output", default=None, help="also write the outputs to this file")
+    p.add_argument("--encoding", default="utf-8", help="text encoding of --test")
     p.set_defaults(func=run)
 
 
@@ -33,32 +33,33 @@ def run(args: argparse.Namespace) -> int:
 
     import torch
 
+    from rnnkit.cli import UserError
+    from rnnkit.cli.translate import _check_decoding_args
     from rnnkit.data.pairs import PAD, PairBatches, encode_pairs, read_pairs
     from rnnkit.train import checkpoint as ckpt
     from rnnkit.train.metrics import MetricsLog
     from rnnkit.train.seq2seq import evaluate_pairs, load_seq2seq
 
-    try:
-        where = ckpt.find_checkpoint(args.run_dir, args.checkpoint)
-        model, src_vocab, tgt_vocab, meta = load_seq2seq(where)
-        pairs = read_pairs(args.test)
-        if not pairs:
-            raise ValueError(f"--test {args.test!r} holds no pairs")
-        scores, outputs = evaluate_pairs(model, src_vocab, tgt_vocab, pairs, args.beam,
-                                         args.max_len or meta.get("max_len", 100),
-                                         args.length_penalty, args.batch_size)
-        batches = PairBatches(encode_pairs(pairs, src_vocab, tgt_vocab), args.batch_size,
-                              shuffle=False)
-        total, count = 0.0, 0
-        with torch.no_grad():
-            for i in range(len(batches)):
-                b = batches.batch(i)
-                n = int((b.tgt_out != PAD).sum())
-                total += model.loss(b.src, b.src_len, b.tgt_in, b.tgt_out).item() * n
-                count += n
-    except (FileNotFoundError, ValueError, ImportError) as err:
-        print(f"rnnkit eval: error: {err}", file=sys.stderr)
-        return 2
+    _check_decoding_args(args)
+    if args.batch_size < 1:
+        raise UserError(f"--batch-size must be >= 1, got {args.batch_size}")
+    where = ckpt.find_checkpoint(args.run_dir, args.checkpoint)
+    model, src_vocab, tgt_vocab, meta = load_seq2seq(where)
+    pairs = read_pairs(args.test, args.encoding)
+    if not pairs:
+        raise UserError(f"--test {args.test!r} holds no pairs")
+    scores, outputs = evaluate_pairs(model, src_vocab, tgt_vocab, pairs, args.beam,
+                                     args.max_len or meta.get("max_len", 100),
+                                     args.length_penalty, args.batch_size)
+    batches = PairBatches(encode_pairs(pairs, src_vocab, tgt_vocab), args.batch_size,
+                          shuffle=False)
+    total, count = 0.0, 0
+    with torch.no_grad():
+        for i in range(len(batches)):
+            b = batches.batch(i)
+            n = int((b.tgt_out != PAD).sum())
+            total += model.loss(b.src, b.src_len, b.tgt_in, b.tgt_out).item() * n
+            count += n
     print(f"pairs: {len(pairs)}  beam: {args.beam}")
     print(f"exact match: {100 * scores['exact_match']:.2f}%")
     print(f"token accuracy: {100 * scores['token_accuracy']:.2f}%")

@@ -68,9 +68,18 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _main(args: argparse.Namespace) -> int:
+    from rnnkit.cli import UserError
+
     cells = [c.strip() for c in args.cells.split(",") if c.strip()]
     unknown = sorted(set(cells) - set(CELLS))
     if unknown:
-        raise SystemExit(f"--cells: unknown {unknown}; expected some of {', '.join(CELLS)}")
+        raise UserError(f"--cells: unknown {unknown}; expected some of {', '.join(CELLS)}")
+    if not cells:
+        raise UserError(f"--cells is empty; expected some of {', '.join(CELLS)}")
+    if args.length < 1 or args.hidden_size < 1:
+        raise UserError(f"--length and --hidden-size must be >= 1, got {args.length} and "
+                        f"{args.hidden_size}")
+    if not 0 < args.scale < float("inf"):
+        raise UserError(f"--scale must be a positive number, got {args.scale}")
     run_gradients(cells, args.length, args.hidden_size, args.scale)
     return 0

@@ -30,13 +30,17 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from rnnkit.train.lm import UnknownTokensError, sample
+    from rnnkit.cli import UserError
+    from rnnkit.train.lm import sample
 
-    try:
-        sample(args.run_dir, args.prompt, args.length,
-               0.0 if args.greedy else args.temperature, args.top_k, args.top_p, args.seed,
-               stream=sys.stdout, skip_unknown=args.skip_unknown, prefer=args.checkpoint)
-    except (UnknownTokensError, FileNotFoundError, ValueError) as err:
-        print(f"rnnkit sample: error: {err}", file=sys.stderr)
-        return 2
+    for name in ("length", "top_k"):
+        if getattr(args, name) < 0:
+            raise UserError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(args, name)}")
+    if not 0.0 <= args.temperature < float("inf"):
+        raise UserError(f"--temperature must be >= 0 (0: greedy), got {args.temperature}")
+    if not 0.0 < args.top_p <= 1.0:
+        raise UserError(f"--top-p must be in (0, 1], got {args.top_p}")
+    sample(args.run_dir, args.prompt, args.length, 0.0 if args.greedy else args.temperature,
+           args.top_k, args.top_p, args.seed, stream=sys.stdout,
+           skip_unknown=args.skip_unknown, prefer=args.checkpoint)
     return 0

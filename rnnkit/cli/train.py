@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -29,7 +28,7 @@ def add_config_task(tasks: argparse._SubParsersAction, name: str, config_cls: ty
                     presets: dict[str, dict[str, Any]] | None = None) -> None:
     """Add `rnnkit train NAME`: one flag per field of `config_cls`, `--config FILE.json`,
     `--preset` when there are presets; runs `main(config)`. Bad settings or data end with a
-    one-line error and exit code 2."""
+    one-line error and exit code 2 (`rnnkit.cli.main` reports them)."""
     from rnnkit.train.config import add_config_flags, resolve_config
 
     parser = tasks.add_parser(name, help=help, description=description + " Settings resolve "
@@ -42,11 +41,7 @@ def add_config_task(tasks: argparse._SubParsersAction, name: str, config_cls: ty
     add_config_flags(parser, config_cls)
 
     def run(args: argparse.Namespace) -> int:
-        try:
-            main(resolve_config(config_cls, args, presets))
-        except (ValueError, FileNotFoundError, ImportError) as err:
-            print(f"rnnkit train {name}: error: {err}", file=sys.stderr)
-            return 2
+        main(resolve_config(config_cls, args, presets))
         return 0
 
     parser.set_defaults(func=run)

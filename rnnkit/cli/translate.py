@@ -12,6 +12,18 @@ from torch import Tensor
 __all__ = ["add_parser", "run", "plot_attention"]
 
 
+def _check_decoding_args(args: argparse.Namespace) -> None:
+    """--beam >= 1, --max-len >= 0, a finite --length-penalty (shared with `rnnkit eval`)."""
+    from rnnkit.cli import UserError
+
+    if args.beam < 1:
+        raise UserError(f"--beam must be >= 1, got {args.beam}")
+    if args.max_len < 0:
+        raise UserError(f"--max-len must be >= 0 (0: the run's), got {args.max_len}")
+    if not abs(args.length_penalty) < float("inf"):
+        raise UserError(f"--length-penalty must be finite, got {args.length_penalty}")
+
+
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "translate", help="decode lines with a trained seq2seq model",
@@ -62,24 +74,25 @@ def plot_attention(maps: Sequence[Tensor], sources: Sequence[list[str]],
 
 
 def run(args: argparse.Namespace) -> int:
+    from rnnkit.cli import UserError
+    from rnnkit.data.text_files import read_text_file
     from rnnkit.train.seq2seq import load_seq2seq, translate
 
-    try:
-        model, src_vocab, tgt_vocab, meta = load_seq2seq(args.run_dir, args.checkpoint)
-        fh = open(args.input, encoding="utf-8") if args.input else sys.stdin
-        with fh:
-            lines = [line.rstrip("\n").split("\t")[0] for line in fh]
-        sources = [s for s in lines if s.strip()]
-        if args.plot_attention and model.attention is None:
-            raise ValueError("--plot-attention needs a model with attention, this one has "
-                             "attention='none'")
-        hyps = translate(model, src_vocab, sources, args.beam, args.n_best,
-                         args.max_len or meta.get("max_len", 100), args.length_penalty,
-                         with_attention=bool(args.plot_attention),
-                         temperature=args.temperature, seed=args.seed)
-    except (FileNotFoundError, ValueError) as err:
-        print(f"rnnkit translate: error: {err}", file=sys.stderr)
-        return 2
+    _check_decoding_args(args)
+    if not 1 <= args.n_best <= args.beam:
+        raise UserError(f"--n-best must be in [1, --beam={args.beam}], got {args.n_best}")
+    if args.temperature < 0:
+        raise UserError(f"--temperature must be >= 0 (0: argmax), got {args.temperature}")
+    model, src_vocab, tgt_vocab, meta = load_seq2seq(args.run_dir, args.checkpoint)
+    if args.plot_attention and model.attention is None:
+        raise UserError("--plot-attention needs a model with attention, this one has "
+                        "attention='none'")
+    text = read_text_file(args.input, what="input file") if args.input else sys.stdin.read()
+    sources = [s for s in (line.split("\t")[0] for line in text.split("\n")) if s.strip()]
+    hyps = translate(model, src_vocab, sources, args.beam, args.n_best,
+                     args.max_len or meta.get("max_len", 100), args.length_penalty,
+                     with_attention=bool(args.plot_attention), temperature=args.temperature,
+                     seed=args.seed)
     for row in hyps:
         for h in row:
             text = tgt_vocab.join([tgt_vocab.tokens[t] for t in h.tokens])

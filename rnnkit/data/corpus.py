@@ -6,6 +6,8 @@ import os
 import sysconfig
 from pathlib import Path
 
+from rnnkit.data.text_files import DEFAULT_ENCODING, read_text_file
+
 __all__ = ["load_text", "split_text", "default_corpus_files", "TEXT_SUFFIXES"]
 
 # File types read when the data path is a folder.
@@ -33,15 +35,24 @@ def _files_under(path: Path) -> list[Path]:
     return files
 
 
-def load_text(path: str | os.PathLike | None = None, max_chars: int = 0) -> str:
+def load_text(path: str | os.PathLike | None = None, max_chars: int = 0,
+              encoding: str = DEFAULT_ENCODING) -> str:
     """Read the training text.
 
     Args:
         path: a text file, a folder (every text file under it, sorted by path, joined by
             newlines), or None for the default corpus (the standard library's source).
         max_chars: keep only the first `max_chars` characters (0: all).
+        encoding: the files' encoding (the default corpus is always UTF-8).
+
+    Raises:
+        ValueError: a binary or undecodable file (naming it and the byte offset), a negative
+            `max_chars`, or no text at all.
     """
+    if isinstance(max_chars, bool) or not isinstance(max_chars, int) or max_chars < 0:
+        raise ValueError(f"max_chars must be an int >= 0 (0: all), got {max_chars!r}")
     if path is None:
+        encoding = DEFAULT_ENCODING
         files = default_corpus_files()
     else:
         p = Path(path)
@@ -51,7 +62,7 @@ def load_text(path: str | os.PathLike | None = None, max_chars: int = 0) -> str:
     parts: list[str] = []
     total = 0
     for f in files:
-        text = f.read_text(encoding="utf-8", errors="replace")
+        text = read_text_file(f, encoding, "data file")
         parts.append(text)
         total += len(text) + 1
         if max_chars and total >= max_chars:

@@ -10,6 +10,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from rnnkit.data.text_files import DEFAULT_ENCODING, read_tsv
 from rnnkit.data.vocab import Vocabulary
 
 __all__ = ["read_labeled_tsv", "names_by_language", "split_examples", "LabeledBatches",
@@ -20,15 +21,19 @@ NAME_LOCALES = ("cs_CZ", "de_DE", "en_US", "es_ES", "et_EE", "fi_FI", "fr_FR", "
                 "hr_HR", "it_IT", "nl_NL", "sv_SE")
 
 
-def read_labeled_tsv(path: str | Path) -> list[tuple[str, str]]:
-    """(text, label) pairs from `text<TAB>label` lines; blank lines are skipped."""
+def read_labeled_tsv(path: str | Path, encoding: str = DEFAULT_ENCODING
+                     ) -> list[tuple[str, str]]:
+    """(text, label) pairs from `text<TAB>label` lines; blank lines are skipped.
+
+    Raises:
+        ValueError: a line without exactly two tab-separated columns or with an empty text or
+            label (naming the file and line), a binary or undecodable file, or no lines.
+    """
     pairs = []
-    for n, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        text, sep, label = line.rpartition("\t")
-        if not sep or not text or not label.strip():
-            raise ValueError(f"{path}:{n}: expected 'text<TAB>label', got {line[:60]!r}")
+    for n, (text, label) in read_tsv(path, 2, "text<TAB>label", encoding, "data file"):
+        if not text or not label.strip():
+            raise ValueError(f"{str(path)!r} line {n}: expected 'text<TAB>label' with both "
+                             f"non-empty, got {text + chr(9) + label!r}")
         pairs.append((text, label.strip()))
     if not pairs:
         raise ValueError(f"{path} holds no 'text<TAB>label' lines")

@@ -31,7 +31,11 @@ def load_piano_rolls(path: str | Path, split: str = "train") -> list[Tensor]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no piano-roll file at {str(path)!r}")
-    data = loadmat(str(path))
+    try:
+        data = loadmat(str(path))
+    except Exception as err:  # scipy raises ValueError, TypeError, OSError, ... on non-.mat
+        raise ValueError(f"piano-roll file {str(path)!r} is not a readable .mat file "
+                         f"({type(err).__name__}: {str(err)[:100]})") from err
     key = SPLITS[split]
     if key not in data:
         raise ValueError(f"{path.name} has no {key!r} array; found "

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gzip
 import random
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -12,6 +11,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
+from rnnkit.data.text_files import DEFAULT_ENCODING, read_text_file
 from rnnkit.data.vocab import UNK, Vocabulary, tokenize
 
 __all__ = ["PAD", "BOS", "EOS", "SPECIALS", "read_pairs", "write_pairs", "build_vocab",
@@ -21,36 +21,32 @@ SPECIALS = ("<pad>", "<s>", "</s>")
 PAD, BOS, EOS = 1, 2, 3  # ids of the specials: <unk> is 0 in every Vocabulary
 
 
-def _open_text(path: str | Path):
-    p = Path(path)
-    if not p.exists():
-        raise FileNotFoundError(f"pairs file {str(p)!r} does not exist")
-    if p.suffix == ".gz":
-        return gzip.open(p, "rt", encoding="utf-8")
-    return open(p, encoding="utf-8")
-
-
-def read_pairs(path: str | Path) -> list[tuple[str, str]]:
+def read_pairs(path: str | Path, encoding: str = DEFAULT_ENCODING) -> list[tuple[str, str]]:
     """Read (source, target) pairs from `source<TAB>target` lines, or SCAN's `IN: ... OUT: ...`
     lines (gzipped files too). Blank lines are skipped.
 
     Raises:
-        ValueError: naming the file and line that is neither form.
+        ValueError: naming the file and line that is neither form (a line with more than one
+            tab included), or a binary / undecodable file (see `read_text_file`).
     """
     pairs = []
-    with _open_text(path) as fh:
-        for n, line in enumerate(fh, 1):
-            line = line.rstrip("\n").rstrip("\r")
-            if not line.strip():
-                continue
-            if line.startswith("IN: ") and " OUT: " in line:
-                src, tgt = line[4:].split(" OUT: ", 1)
-            elif "\t" in line:
-                src, tgt = line.split("\t", 1)
-            else:
-                raise ValueError(f"{str(path)!r} line {n}: expected 'source<TAB>target' or "
-                                 f"'IN: ... OUT: ...', got {line[:60]!r}")
-            pairs.append((src.strip(), tgt.strip()))
+    text = read_text_file(path, encoding, "pairs file")
+    for n, line in enumerate(text.split("\n"), 1):
+        line = line.rstrip("\r")
+        if not line.strip():
+            continue
+        if line.startswith("IN: ") and " OUT: " in line:
+            src, tgt = line[4:].split(" OUT: ", 1)
+        elif line.count("\t") == 1:
+            src, tgt = line.split("\t")
+        elif "\t" in line:
+            raise ValueError(f"{str(path)!r} line {n}: expected 2 tab-separated columns "
+                             f"(source<TAB>target), got {line.count(chr(9)) + 1}: "
+                             f"{line[:60]!r}")
+        else:
+            raise ValueError(f"{str(path)!r} line {n}: expected 'source<TAB>target' or "
+                             f"'IN: ... OUT: ...', got {line[:60]!r}")
+        pairs.append((src.strip(), tgt.strip()))
     return pairs
 
 

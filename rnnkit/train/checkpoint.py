@@ -1,4 +1,5 @@
-"""Checkpoint directories: model.safetensors, config.json, trainer.safetensors, trainer.json."""
+"""Checkpoint directories: model.safetensors, config.json, trainer.safetensors + trainer.json,
+and manifest.json (sha256 of each, written last); atomic saves and verified loads."""
 
 from __future__ import annotations
 
@@ -9,31 +10,49 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, load_model, save_file, save_model
 from torch import Tensor, nn
 
+from rnnkit.train.integrity import CheckpointError, read_json, verify_checkpoint, write_manifest
+
 __all__ = ["save_checkpoint", "load_checkpoint_meta", "load_model_weights", "load_trainer_state",
-           "find_checkpoint", "state_to_flat", "state_from_flat", "rng_state", "set_rng_state"]
+           "find_checkpoint", "checkpoint_step", "state_to_flat", "state_from_flat", "rng_state",
+           "set_rng_state"]
 
 MODEL_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
 TRAINER_TENSORS = "trainer.safetensors"
 TRAINER_FILE = "trainer.json"
+# Where find_checkpoint looks inside a run directory, by preference.
+_NAMES = {"best": ("best", "best.old", "last", "last.old"),
+          "last": ("last", "last.old", "best", "best.old")}
 
 
 def _write_json(path: Path, data: Any) -> None:
     path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
 
 
+def _discard(folder: Path) -> None:
+    """Remove a folder by first renaming it to a hidden trash name, so a kill mid-delete never
+    leaves a half-deleted checkpoint under a name that is loaded (the trash of a dead process
+    is cleaned by rnnkit.train.run_dir)."""
+    trash = folder.with_name(f".{folder.name}.trash-{os.getpid()}")
+    if trash.exists():
+        shutil.rmtree(trash)
+    os.replace(folder, trash)
+    shutil.rmtree(trash)
+
+
 def save_checkpoint(path: str | os.PathLike, model: nn.Module, config: dict[str, Any],
                     trainer_tensors: dict[str, Tensor] | None = None,
                     trainer_meta: dict[str, Any] | None = None) -> Path:
-    """Write a checkpoint directory atomically.
+    """Write a checkpoint directory atomically, with a manifest of checksums written last.
 
-    Everything goes to a temporary sibling directory first; the finished directory then
-    replaces `path` by renames, so a crash leaves either the old or the new checkpoint whole
-    (if it strikes between the two renames, the old one is at `path` + ".old" and
-    `find_checkpoint` picks it up).
+    Everything goes to a temporary sibling directory `.NAME.tmp-PID` first; the finished
+    directory then replaces `path` by renames, so a crash leaves either the old or the new
+    checkpoint whole (if it strikes between the two renames, the old one is at `path` + ".old"
+    and `find_checkpoint` picks it up).
     """
     final = Path(path)
     final.parent.mkdir(parents=True, exist_ok=True)
@@ -47,50 +66,104 @@ def save_checkpoint(path: str | os.PathLike, model: nn.Module, config: dict[str,
     if trainer_meta is not None:
         save_file(trainer_tensors or {}, str(tmp / TRAINER_TENSORS))
         _write_json(tmp / TRAINER_FILE, trainer_meta)
+    write_manifest(tmp)
     for f in tmp.iterdir():
         with open(f, "rb") as fh:
             os.fsync(fh.fileno())
     if old.exists():
-        shutil.rmtree(old)
+        _discard(old)
     if final.exists():
         os.replace(final, old)
     os.replace(tmp, final)
     if old.exists():
-        shutil.rmtree(old)
+        _discard(old)
     return final
 
 
+def _holds_checkpoint(p: Path) -> bool:
+    return (p / CONFIG_FILE).is_file() and (p / MODEL_FILE).is_file()
+
+
+def checkpoint_step(where: Path) -> int:
+    """The optimiser step a checkpoint was saved at (from trainer.json, else config.json)."""
+    for name in (TRAINER_FILE, CONFIG_FILE):
+        if (where / name).is_file():
+            data = read_json(where / name)
+            if isinstance(data, dict) and isinstance(data.get("step"), int):
+                return data["step"]
+    return -1
+
+
 def find_checkpoint(path: str | os.PathLike, prefer: str = "best") -> Path:
-    """The checkpoint directory for `path`: itself if it holds one, else its `prefer` ("best"
-    or "last") sub-directory, else the other one."""
+    """The checkpoint directory for `path`, verified against its manifest.
+
+    `path` itself if it holds a checkpoint. Otherwise, inside a run directory: with
+    `prefer="best"` the first of best, best.old, last, last.old; with `prefer="last"` (resume)
+    the one saved at the highest step among last, last.old, best, best.old (ties in that
+    order), every one of them verified.
+
+    Raises:
+        FileNotFoundError: no checkpoint there.
+        CheckpointError: a checkpoint considered is truncated, altered or unreadable.
+    """
+    if prefer not in _NAMES:
+        raise ValueError(f"prefer must be 'best' or 'last', got {prefer!r}")
     p = Path(path)
-    if (p / CONFIG_FILE).exists() and (p / MODEL_FILE).exists():
+    if p.is_file():
+        raise NotADirectoryError(f"checkpoint path {str(p)!r} is a file; expected a run "
+                                 f"directory or a checkpoint directory")
+    if _holds_checkpoint(p):
+        verify_checkpoint(p, (MODEL_FILE, CONFIG_FILE))
         return p
-    order = [prefer, "last" if prefer == "best" else "best"]
-    for name in order + [n + ".old" for n in order]:
-        if (p / name / MODEL_FILE).exists() and (p / name / CONFIG_FILE).exists():
-            return p / name
-    raise FileNotFoundError(f"no checkpoint in {str(p)!r} (expected {MODEL_FILE} and "
-                            f"{CONFIG_FILE} there or in its 'best' / 'last' sub-directory)")
+    found = [p / n for n in _NAMES[prefer] if _holds_checkpoint(p / n)]
+    if not found:
+        raise FileNotFoundError(f"no checkpoint in {str(p)!r} (expected {MODEL_FILE} and "
+                                f"{CONFIG_FILE} there or in its 'best' / 'last' sub-directory)")
+    if prefer == "best":
+        verify_checkpoint(found[0], (MODEL_FILE, CONFIG_FILE))
+        return found[0]
+    for where in found:
+        verify_checkpoint(where, (MODEL_FILE, CONFIG_FILE))
+    steps = [checkpoint_step(w) for w in found]
+    return found[steps.index(max(steps))]
 
 
 def load_checkpoint_meta(path: str | os.PathLike) -> dict[str, Any]:
-    return json.loads((Path(path) / CONFIG_FILE).read_text(encoding="utf-8"))
+    """The checkpoint's config.json (model class, arguments, vocabulary, run config)."""
+    meta = read_json(Path(path) / CONFIG_FILE)
+    if not isinstance(meta, dict) or not isinstance(meta.get("model_args"), dict):
+        raise CheckpointError(f"checkpoint file {str(Path(path) / CONFIG_FILE)!r} has no "
+                              f"'model_args' object")
+    return meta
 
 
 def load_model_weights(path: str | os.PathLike, model: nn.Module) -> None:
-    missing, unexpected = load_model(model, str(Path(path) / MODEL_FILE), strict=True)
+    f = Path(path) / MODEL_FILE
+    try:
+        missing, unexpected = load_model(model, str(f), strict=False)
+    except (SafetensorError, OSError, RuntimeError) as err:
+        raise CheckpointError(f"checkpoint file {str(f)!r} cannot be read: "
+                              f"{str(err).splitlines()[0] if str(err) else type(err).__name__}"
+                              ) from err
     if missing or unexpected:
-        raise ValueError(f"checkpoint {str(path)!r} does not match the model: missing "
-                         f"{sorted(missing)}, unexpected {sorted(unexpected)}")
+        raise CheckpointError(f"checkpoint {str(path)!r} does not match the model: missing "
+                              f"{sorted(missing)[:5]}, unexpected {sorted(unexpected)[:5]}")
 
 
 def load_trainer_state(path: str | os.PathLike) -> tuple[dict[str, Tensor], dict[str, Any]]:
     p = Path(path)
     if not (p / TRAINER_FILE).exists():
         raise FileNotFoundError(f"checkpoint {str(p)!r} has no trainer state ({TRAINER_FILE})")
-    meta = json.loads((p / TRAINER_FILE).read_text(encoding="utf-8"))
-    return load_file(str(p / TRAINER_TENSORS)), meta
+    meta = read_json(p / TRAINER_FILE)
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"checkpoint file {str(p / TRAINER_FILE)!r} is not an object")
+    try:
+        tensors = load_file(str(p / TRAINER_TENSORS))
+    except (SafetensorError, OSError, RuntimeError) as err:
+        raise CheckpointError(f"checkpoint file {str(p / TRAINER_TENSORS)!r} cannot be read: "
+                              f"{str(err).splitlines()[0] if str(err) else type(err).__name__}"
+                              ) from err
+    return tensors, meta
 
 
 def state_to_flat(state: Any, prefix: str) -> tuple[dict[str, Tensor], Any]:

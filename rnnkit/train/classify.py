@@ -17,10 +17,13 @@ from rnnkit.data.labeled import (
     read_labeled_tsv,
     split_examples,
 )
+from rnnkit.data.quality import check_unknown
+from rnnkit.data.text_files import check_encoding
 from rnnkit.data.vocab import Vocabulary
 from rnnkit.models.classifier import POOLINGS, SequenceClassifier
 from rnnkit.train import checkpoint as ckpt
 from rnnkit.train.config import TrainConfig, config_to_dict, option, start_run
+from rnnkit.train.run_dir import fingerprint
 from rnnkit.train.trainer import Trainer
 
 __all__ = ["ClassifyConfig", "TINY", "main", "load_classifier", "predict", "evaluate"]
@@ -35,19 +38,25 @@ class ClassifyConfig(TrainConfig):
                      "text<TAB>label lines")
     valid: str | None = option(None, "TSV of validation pairs (default: 10% of --data)")
     out: str = option("runs/classify", "run directory")
+    encoding: str = option("utf-8", "text encoding of the TSV files (e.g. latin-1)")
     cell: str = option("gru", "recurrent cell", ("lstm", "gru", "rnn"))
-    embedding_size: int = option(32, "character embedding size E")
-    hidden_size: int = option(128, "hidden size H")
-    num_layers: int = option(1, "stacked layers L")
+    embedding_size: int = option(32, "character embedding size E", low=1)
+    hidden_size: int = option(128, "hidden size H", low=1)
+    num_layers: int = option(1, "stacked layers L", low=1)
     bidirectional: bool = option(True, "read the text both ways")
     pooling: str = option("last", "how the sequence becomes one vector", POOLINGS)
-    dropout: float = option(0.3, "dropout on embeddings, between layers and before the output")
-    batch_size: int = option(64, "sequences per batch")
+    dropout: float = option(0.3, "dropout on embeddings, between layers and before the output",
+                            below=1.0)
+    batch_size: int = option(64, "sequences per batch", low=1)
     max_steps: int = option(0, "stop after this many optimiser steps (0: no step limit)")
     time_budget: float = option(1.0, "stop after this many minutes (0: no limit)")
     lr: float = option(3e-3, "peak learning rate")
-    eval_every: int = option(100, "evaluate and checkpoint every N steps")
+    eval_every: int = option(100, "evaluate and checkpoint every N steps", low=1)
     warmup_steps: int = option(20, "steps of linear warm-up")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_encoding(self.encoding)
 
 
 TINY: dict[str, Any] = dict(embedding_size=8, hidden_size=16, batch_size=16, max_steps=8,
@@ -55,10 +64,11 @@ TINY: dict[str, Any] = dict(embedding_size=8, hidden_size=16, batch_size=16, max
 
 
 def _examples(cfg: ClassifyConfig) -> tuple[list, list, list]:
-    pairs = names_by_language() if cfg.data == "names" else read_labeled_tsv(cfg.data)
+    pairs = names_by_language() if cfg.data == "names" else \
+        read_labeled_tsv(cfg.data, cfg.encoding)
     train, valid, test = split_examples(pairs)
     if cfg.valid:
-        train, valid = train + valid + test, read_labeled_tsv(cfg.valid)
+        train, valid = train + valid + test, read_labeled_tsv(cfg.valid, cfg.encoding)
         test = []
     return train, valid, test
 
@@ -77,9 +87,16 @@ def evaluate(model: SequenceClassifier, batches: LabeledBatches) -> dict[str, fl
 
 def main(config: ClassifyConfig, log: Callable[[str], None] = print) -> dict[str, Any]:
     """Train a classifier as `config` says; returns a summary with test accuracy."""
-    cfg = config
-    out = start_run(cfg, log)
+    with start_run(config, log) as out:
+        return _train(config, out, log)
+
+
+def _train(cfg: ClassifyConfig, out: Path, log: Callable[[str], None]) -> dict[str, Any]:
     train, valid, test = _examples(cfg)
+    if not train or not valid:
+        raise ValueError(f"data {cfg.data!r}: {len(train)} training and {len(valid)} "
+                         f"validation examples; both splits need at least one (more lines, "
+                         f"or --valid FILE)")
     labels = sorted({label for _, label in train})
     vocab = Vocabulary.build("".join(text for text, _ in train), "char")
     log(f"data: {len(train):,} train / {len(valid):,} valid / {len(test):,} test examples, "
@@ -87,6 +104,11 @@ def main(config: ClassifyConfig, log: Callable[[str], None] = print) -> dict[str
     model = SequenceClassifier(len(labels), len(vocab), cfg.embedding_size, cfg.hidden_size,
                                cfg.num_layers, cfg.cell, cfg.bidirectional, cfg.dropout,
                                cfg.pooling)
+    unseen = sorted({label for _, label in valid} - set(labels))
+    if unseen:
+        raise ValueError(f"validation labels {unseen[:5]} never occur in the training data "
+                         f"(whose labels are {labels[:10]})")
+    check_unknown(vocab, [t for t, _ in valid], "the validation texts")
     batches = LabeledBatches(train, vocab, labels, cfg.batch_size, seed=cfg.seed)
     val = LabeledBatches(valid, vocab, labels, 256, shuffle=False)
 
@@ -99,9 +121,12 @@ def main(config: ClassifyConfig, log: Callable[[str], None] = print) -> dict[str
                 num_layers=cfg.num_layers, cell=cfg.cell, bidirectional=cfg.bidirectional,
                 dropout=cfg.dropout, pooling=cfg.pooling)
     meta = {"model_class": "SequenceClassifier", "model_args": args, "labels": labels,
-            "vocab": vocab.to_dict(), "run_config": config_to_dict(cfg)}
+            "vocab": vocab.to_dict(), "data_fingerprint": fingerprint(train, valid, test),
+            "run_config": config_to_dict(cfg)}
     trainer = Trainer(model, cfg, batches, loss_fn, lambda m: evaluate(m, val), out, meta,
                       log=log if not cfg.progress else None)
+    if cfg.resume:
+        trainer.resume()
     summary = trainer.fit()
     if test:
         best, vocab, labels = load_classifier(out)

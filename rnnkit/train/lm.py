@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import sys
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,10 +14,13 @@ from typing import Any
 import torch
 
 from rnnkit.data import StreamBatches, Vocabulary, load_text, split_text
+from rnnkit.data.quality import check_unknown, check_vocabulary
+from rnnkit.data.text_files import check_encoding
 from rnnkit.decoding import generate
 from rnnkit.models import LanguageModel
 from rnnkit.train import checkpoint as ckpt
 from rnnkit.train.config import TrainConfig, config_to_dict, option, start_run
+from rnnkit.train.run_dir import fingerprint
 from rnnkit.train.trainer import Trainer
 
 __all__ = ["LMConfig", "PRESETS", "TINY", "main", "load_language_model", "sample",
@@ -31,37 +35,39 @@ class LMConfig(TrainConfig):
     data: str | None = option(None, "text file or folder of text files (default: the Python "
                             "standard library's .py files)")
     out: str = option("runs/lm", "run directory: checkpoints, metrics.jsonl, loss.png")
+    encoding: str = option("utf-8", "text encoding of the data files (e.g. latin-1)")
     level: str = option("char", "tokens are characters or words", ("char", "word"))
     max_chars: int = option(3_000_000, "read at most this many characters of data (0: all)")
-    val_fraction: float = option(0.1, "the last fraction of the text is the validation split")
+    val_fraction: float = option(0.1, "the last fraction of the text is the validation split",
+                                 below=1.0)
     max_vocab: int = option(0, "keep the most frequent N tokens, the rest become <unk> (0: all)")
     cell: str = option("lstm", "recurrent cell", ("lstm", "gru", "rnn"))
     backend: str = option("auto", "recurrent layers from rnnkit or torch.nn",
                         ("auto", "rnnkit", "torch"))
-    embedding_size: int = option(64, "token embedding size E")
-    hidden_size: int = option(256, "hidden size H")
-    num_layers: int = option(1, "stacked layers L")
-    dropout: float = option(0.0, "dropout on embeddings, between layers and on the output")
+    embedding_size: int = option(64, "token embedding size E", low=1)
+    hidden_size: int = option(256, "hidden size H", low=1)
+    num_layers: int = option(1, "stacked layers L", low=1)
+    dropout: float = option(0.0, "dropout on embeddings, between layers and on the output",
+                            below=1.0)
     tie_weights: bool = option(False, "decoder shares the embedding matrix (needs E == H)")
-    batch_size: int = option(32, "parallel streams B")
-    seq_len: int = option(64, "BPTT chunk length T")
+    batch_size: int = option(32, "parallel streams B", low=1)
+    seq_len: int = option(64, "BPTT chunk length T", low=1)
     eval_batches: int = option(8, "validation chunks per evaluation (0: the whole split)")
     sample_length: int = option(400, "tokens of text to generate at the end (0: none)")
     sample_prompt: str = option("", "prompt for the final sample (default: a newline)")
     sample_temperature: float = option(0.8, "temperature for the final sample")
-    resume: bool = option(False, "continue from OUT/last if it exists")
     # Demo-sized training defaults (override TrainConfig's).
     max_steps: int = option(0, "stop after this many optimiser steps (0: no step limit)")
     time_budget: float = option(2.0, "stop after this many minutes of training (0: no limit)")
     lr: float = option(5e-3, "peak learning rate")
-    eval_every: int = option(50, "evaluate and checkpoint every N steps")
+    eval_every: int = option(50, "evaluate and checkpoint every N steps", low=1)
     warmup_steps: int = option(20, "steps of linear warm-up from 0 to lr")
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        for name in ("embedding_size", "hidden_size", "num_layers", "batch_size", "seq_len"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.val_fraction <= 0:
+            raise ValueError(f"val_fraction must be in (0, 1), got {self.val_fraction}")
+        check_encoding(self.encoding)
         if self.tie_weights and self.embedding_size != self.hidden_size:
             raise ValueError(f"tie_weights needs embedding_size == hidden_size, got "
                              f"embedding_size={self.embedding_size}, "
@@ -99,27 +105,25 @@ def _eval_fn(val: StreamBatches, limit: int) -> Callable[[torch.nn.Module], dict
     return evaluate
 
 
-def _vocab_from_run(out: Path) -> Vocabulary | None:
-    try:
-        where = ckpt.find_checkpoint(out, prefer="last")
-    except FileNotFoundError:
-        return None
-    return Vocabulary.from_dict(ckpt.load_checkpoint_meta(where)["vocab"])
-
-
 def main(config: LMConfig, log: Callable[[str], None] = print) -> dict[str, Any]:
     """Train a language model as `config` says; returns a summary (losses, run dir, sample)."""
-    cfg = config
-    out = start_run(cfg, log)
+    with start_run(config, log) as out:
+        return _train(config, out, log)
 
-    text = load_text(cfg.data, cfg.max_chars)
+
+def _train(cfg: LMConfig, out: Path, log: Callable[[str], None]) -> dict[str, Any]:
+    text = load_text(cfg.data, cfg.max_chars, cfg.encoding)
     train_text, val_text = split_text(text, cfg.val_fraction)
-    vocab = (_vocab_from_run(out) if cfg.resume else None) or \
-        Vocabulary.build(train_text, cfg.level, cfg.max_vocab)
+    vocab = Vocabulary.build(train_text, cfg.level, cfg.max_vocab)
     train_ids, val_ids = vocab.encode(train_text), vocab.encode(val_text)
     source = cfg.data or "the Python standard library"
     log(f"data: {source}: {len(train_ids):,} train / {len(val_ids):,} valid {cfg.level} tokens, "
         f"vocabulary {len(vocab)}")
+    if cfg.level == "word":
+        check_vocabulary(Counter(vocab.tokenize(train_text)), "the word vocabulary",
+                         "use --level char, or more data")
+    check_unknown(vocab, [val_text], "the validation text",
+                  "the two splits differ; more data or --level char may help")
 
     model = LanguageModel(len(vocab), cfg.embedding_size, cfg.hidden_size, cfg.num_layers,
                           cfg.cell, cfg.dropout, cfg.tie_weights, cfg.backend)
@@ -136,7 +140,8 @@ def main(config: LMConfig, log: Callable[[str], None] = print) -> dict[str, Any]
         return loss, state, x.numel()
 
     meta = {"model_class": "LanguageModel", "model_args": model.config(),
-            "vocab": vocab.to_dict(), "run_config": config_to_dict(cfg)}
+            "vocab": vocab.to_dict(), "data_fingerprint": fingerprint(train_text, val_text),
+            "run_config": config_to_dict(cfg)}
     trainer = Trainer(model, cfg, batches, loss_fn, _eval_fn(val, cfg.eval_batches), out, meta,
                       derived=lambda loss: {"bpc": loss / math.log(2)},
                       log=log if not cfg.progress else None)

@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-__all__ = ["MetricsLog", "read_metrics", "plot_losses"]
+__all__ = ["MetricsLog", "StepWindow", "read_metrics", "plot_losses"]
 
 
 class MetricsLog:
@@ -22,16 +22,29 @@ class MetricsLog:
             fh.write(json.dumps(row) + "\n")
 
     def truncate_after(self, step: int) -> None:
-        """Drop rows past `step` (rows a crashed run wrote after its last checkpoint)."""
+        """Drop rows past `step` (rows a crashed run wrote after its last checkpoint); the file
+        is rewritten to a temporary name and renamed."""
         if not self.path.exists():
             return
         rows = [r for r in read_metrics(self.path) if r.get("step", 0) <= step]
-        self.path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+        tmp = self.path.with_name(f".{self.path.name}.tmp-{os.getpid()}")
+        tmp.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+        os.replace(tmp, self.path)
 
 
 def read_metrics(path: str | os.PathLike) -> list[dict[str, Any]]:
+    """The rows of a metrics.jsonl; a last line cut short by a kill is left out."""
     with open(path, encoding="utf-8") as fh:
-        return [json.loads(line) for line in fh if line.strip()]
+        lines = [line for line in fh if line.strip()]
+    rows = []
+    for n, line in enumerate(lines):
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError as err:
+            if n == len(lines) - 1 and not line.endswith("\n"):
+                break
+            raise ValueError(f"{str(path)!r} line {n + 1} is not JSON: {err}") from err
+    return rows
 
 
 def plot_losses(metrics_path: str | os.PathLike, out_path: str | os.PathLike,
@@ -58,3 +71,36 @@ def plot_losses(metrics_path: str | os.PathLike, out_path: str | os.PathLike,
     out = Path(out_path)
     fig.savefig(out, dpi=100)
     return out
+
+
+class StepWindow:
+    """Statistics of the training steps since the last evaluation."""
+
+    def __init__(self) -> None:
+        self.steps = 0
+        self.loss_sum = 0.0
+        self.tokens = 0
+        self.train_seconds = 0.0
+        self.norm_clipped = 0
+        self.value_frac_sum = 0.0
+
+    def add_loss(self, loss: float, tokens: int) -> None:
+        self.steps += 1
+        self.loss_sum += loss
+        self.tokens += tokens
+
+    def add_clip(self, norm_clipped: bool, value_frac: float) -> None:
+        self.norm_clipped += int(norm_clipped)
+        self.value_frac_sum += value_frac
+
+    def mean_loss(self) -> float:
+        return self.loss_sum / max(self.steps, 1)
+
+    def rate(self) -> float:
+        return self.tokens / self.train_seconds if self.train_seconds > 0 else 0.0
+
+    def norm_clip_fraction(self) -> float:
+        return self.norm_clipped / max(self.steps, 1)
+
+    def value_clip_fraction(self) -> float:
+        return self.value_frac_sum / max(self.steps, 1)

@@ -14,6 +14,7 @@ from rnnkit.data.music import NUM_KEYS, PianoRollBatches, load_piano_rolls
 from rnnkit.models.piano_roll import PianoRollModel
 from rnnkit.train import checkpoint as ckpt
 from rnnkit.train.config import TrainConfig, config_to_dict, option, start_run
+from rnnkit.train.integrity import file_sha256
 from rnnkit.train.trainer import Trainer
 
 __all__ = ["MusicConfig", "TINY", "main", "evaluate", "load_music_model"]
@@ -27,14 +28,14 @@ class MusicConfig(TrainConfig):
                      "(e.g. ../shared/data/polymusic/JSB_Chorales.mat)")
     out: str = option("runs/music", "run directory")
     cell: str = option("lstm", "recurrent cell", ("lstm", "gru", "rnn"))
-    hidden_size: int = option(256, "hidden size H")
-    num_layers: int = option(1, "stacked layers L")
-    dropout: float = option(0.2, "dropout between layers and before the output")
-    batch_size: int = option(16, "pieces per batch")
+    hidden_size: int = option(256, "hidden size H", low=1)
+    num_layers: int = option(1, "stacked layers L", low=1)
+    dropout: float = option(0.2, "dropout between layers and before the output", below=1.0)
+    batch_size: int = option(16, "pieces per batch", low=1)
     max_steps: int = option(0, "stop after this many optimiser steps (0: no step limit)")
     time_budget: float = option(3.0, "stop after this many minutes (0: no limit)")
     lr: float = option(2e-3, "peak learning rate")
-    eval_every: int = option(50, "evaluate and checkpoint every N steps")
+    eval_every: int = option(50, "evaluate and checkpoint every N steps", low=1)
     warmup_steps: int = option(10, "steps of linear warm-up")
 
 
@@ -54,10 +55,13 @@ def evaluate(model: PianoRollModel, batches: PianoRollBatches) -> dict[str, floa
 
 def main(config: MusicConfig, log: Callable[[str], None] = print) -> dict[str, Any]:
     """Train as `config` says; returns a summary with the test NLL of the best checkpoint."""
-    cfg = config
-    if not cfg.data:
+    if not config.data:
         raise ValueError("data is required: a piano-roll .mat file (--data PATH)")
-    out = start_run(cfg, log)
+    with start_run(config, log) as out:
+        return _train(config, out, log)
+
+
+def _train(cfg: MusicConfig, out: Path, log: Callable[[str], None]) -> dict[str, Any]:
     splits = {s: load_piano_rolls(cfg.data, s) for s in ("train", "valid", "test")}
     log(f"data: {Path(cfg.data).name}: " + ", ".join(
         f"{len(p)} {s} pieces ({sum(len(x) for x in p):,} frames)" for s, p in splits.items()))
@@ -72,9 +76,12 @@ def main(config: MusicConfig, log: Callable[[str], None] = print) -> dict[str, A
         return m.loss(x, y, lengths), None, int(lengths.sum())
 
     meta = {"model_class": "PianoRollModel", "model_args": args,
+            "data_fingerprint": file_sha256(Path(cfg.data))[:16],
             "run_config": config_to_dict(cfg)}
     trainer = Trainer(model, cfg, train, loss_fn, lambda m: evaluate(m, valid), out, meta,
                       log=log if not cfg.progress else None)
+    if cfg.resume:
+        trainer.resume()
     summary = trainer.fit()
     best = load_music_model(out)
     summary["test_nll"] = evaluate(best, PianoRollBatches(splits["test"], 64,

@@ -10,7 +10,8 @@ from torch import Tensor, nn
 
 from rnnkit.train.config import TrainConfig
 
-__all__ = ["build_optimizer", "lr_factor", "optimizer_state_to_flat", "optimizer_state_from_flat"]
+__all__ = ["build_optimizer", "lr_factor", "clip_gradients", "optimizer_state_to_flat",
+           "optimizer_state_from_flat"]
 
 
 def build_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
@@ -46,6 +47,28 @@ def lr_factor(cfg: TrainConfig, step: int, progress: float) -> float:
     if cfg.schedule == "linear":
         return floor + (1.0 - floor) * (1.0 - p)
     return floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * p))
+
+
+def clip_gradients(model: nn.Module, cfg: TrainConfig) -> tuple[bool, float, float]:
+    """Clip the gradients by value (`cfg.clip_value`), then by global norm (`cfg.clip_norm`).
+
+    Returns (norm clipping happened, fraction of elements value-clipped, the gradient norm
+    before norm clipping: not finite when some gradient is not).
+    """
+    params = [p for p in model.parameters() if p.grad is not None]
+    frac = 0.0
+    if cfg.clip_value:
+        v = cfg.clip_value
+        total = sum(p.grad.numel() for p in params)
+        clipped = sum(int((p.grad.abs() > v).sum()) for p in params)
+        frac = clipped / max(total, 1)
+        torch.nn.utils.clip_grad_value_(params, v)
+    if not params:
+        return False, frac, 0.0
+    if cfg.clip_norm:
+        norm = float(torch.nn.utils.clip_grad_norm_(params, cfg.clip_norm))
+        return norm > cfg.clip_norm, frac, norm
+    return False, frac, float(torch.nn.utils.get_total_norm([p.grad for p in params]))
 
 
 def optimizer_state_to_flat(opt: torch.optim.Optimizer) -> tuple[dict[str, Tensor], dict[str, Any]]:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import random
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,12 +22,15 @@ from rnnkit.data.pairs import (
     encode_pairs,
     read_pairs,
 )
+from rnnkit.data.quality import check_unknown, check_vocabulary, choose_level
+from rnnkit.data.text_files import check_encoding
 from rnnkit.data.vocab import Vocabulary
 from rnnkit.decoding.beam import beam_search
 from rnnkit.decoding.greedy import Hypothesis, greedy_decode
 from rnnkit.models.seq2seq import ATTENTION_CHOICES, Seq2Seq
 from rnnkit.train import checkpoint as ckpt
 from rnnkit.train.config import TrainConfig, config_to_dict, option, start_run
+from rnnkit.train.run_dir import fingerprint
 from rnnkit.train.trainer import Trainer
 
 __all__ = ["Seq2SeqConfig", "PRESETS", "TINY", "SAMPLING_SCHEDULES", "teacher_forcing_ratio",
@@ -42,48 +47,56 @@ class Seq2SeqConfig(TrainConfig):
                              "'IN: ... OUT: ...' lines (.gz too)")
     valid: str | None = option(None, "validation pairs (default: the last valid_fraction of "
                              "--train, held out)")
-    valid_fraction: float = option(0.05, "held-out fraction of --train when --valid is not given")
+    valid_fraction: float = option(0.05, "held-out fraction of --train when --valid is not given",
+                                   below=1.0)
     out: str = option("runs/seq2seq", "run directory: checkpoints, metrics.jsonl, loss.png")
-    level: str = option("word", "tokens of both sides", ("char", "word"))
-    src_level: str = option("", "source tokens, overriding level", ("", "char", "word"))
-    tgt_level: str = option("", "target tokens, overriding level", ("", "char", "word"))
+    encoding: str = option("utf-8", "text encoding of the pairs files (e.g. latin-1)")
+    level: str = option("auto", "tokens of both sides; auto: per side, words when most word "
+                      "tokens of its training text occur 3+ times, else characters",
+                      ("auto", "char", "word"))
+    src_level: str = option("", "source tokens, overriding level", ("", "auto", "char", "word"))
+    tgt_level: str = option("", "target tokens, overriding level", ("", "auto", "char", "word"))
     share_vocab: bool = option(False, "one vocabulary and embedding for both sides")
     tie_weights: bool = option(False, "output layer shares the target embedding (needs E == H)")
     cell: str = option("lstm", "recurrent cell", ("lstm", "gru", "rnn"))
     backend: str = option("auto", "recurrent layers from rnnkit or torch.nn",
                         ("auto", "rnnkit", "torch"))
-    embedding_size: int = option(64, "token embedding size E")
-    hidden_size: int = option(128, "hidden size H")
-    num_layers: int = option(1, "stacked layers L (encoder and decoder)")
+    embedding_size: int = option(64, "token embedding size E", low=1)
+    hidden_size: int = option(128, "hidden size H", low=1)
+    num_layers: int = option(1, "stacked layers L (encoder and decoder)", low=1)
     bidirectional: bool = option(False, "bidirectional encoder")
     attention: str = option("general", "attention over the encoder outputs ('none': the decoder "
                           "starts from the encoded state only)", ATTENTION_CHOICES)
     input_feeding: bool = option(False, "feed the attentional vector into the next step")
-    dropout: float = option(0.0, "dropout on embeddings, between layers and before the output")
-    batch_size: int = option(64, "pairs per batch B")
+    dropout: float = option(0.0, "dropout on embeddings, between layers and before the output",
+                            below=1.0)
+    batch_size: int = option(64, "pairs per batch B", low=1)
     sampling_schedule: str = option("none", "scheduled sampling: decay the teacher-forcing "
                                   "ratio over steps (none: constant --teacher-forcing)",
                                   SAMPLING_SCHEDULES)
     sampling_k: float = option(0.0, "schedule constant: linear slope per step, exponential base "
                              "(< 1), inverse-sigmoid k (>= 1); 0 picks one that decays over "
                              "the run")
-    sampling_min: float = option(0.0, "the teacher-forcing ratio never falls below this")
+    sampling_min: float = option(0.0, "the teacher-forcing ratio never falls below this",
+                                 high=1.0)
     max_len: int = option(0, "longest output when decoding (0: 2 x longest train target + 10)")
     eval_examples: int = option(500, "validation pairs decoded greedily for exact match at each "
                               "evaluation (0: none)")
     # Training defaults for this application (override TrainConfig's).
     max_steps: int = option(0, "stop after this many optimiser steps (0: no step limit)")
     max_epochs: int = option(10, "stop after this many passes over the data (0: no limit)")
-    eval_every: int = option(500, "evaluate and checkpoint every N steps")
+    eval_every: int = option(500, "evaluate and checkpoint every N steps", low=1)
     carry_state: bool = option(False, "unused by seq2seq: each pair starts from a zero state")
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        for name in ("embedding_size", "hidden_size", "num_layers", "batch_size"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if not 0.0 <= self.valid_fraction < 1.0:
-            raise ValueError(f"valid_fraction must be in [0, 1), got {self.valid_fraction}")
+        check_encoding(self.encoding)
+        if self.sampling_schedule == "exponential" and self.sampling_k >= 1.0:
+            raise ValueError(f"sampling_k must be < 1 for the exponential schedule, got "
+                             f"{self.sampling_k}")
+        if self.sampling_schedule == "inverse_sigmoid" and 0.0 < self.sampling_k < 1.0:
+            raise ValueError(f"sampling_k must be >= 1 (or 0: automatic) for the "
+                             f"inverse_sigmoid schedule, got {self.sampling_k}")
         if self.input_feeding and self.attention == "none":
             raise ValueError("input_feeding needs attention, got attention='none'")
         if self.carry_state:
@@ -135,8 +148,13 @@ def teacher_forcing_ratio(cfg: Seq2SeqConfig, step: int, total_steps: int) -> fl
     return max(low, eps)
 
 
-def _levels(cfg: Seq2SeqConfig) -> tuple[str, str]:
-    return cfg.src_level or cfg.level, cfg.tgt_level or cfg.level
+def _levels(cfg: Seq2SeqConfig, pairs: Sequence[tuple[str, str]]) -> tuple[str, str]:
+    """Each side's token level; "auto" is decided from that side's training texts."""
+    levels = [cfg.src_level or cfg.level, cfg.tgt_level or cfg.level]
+    for side in (0, 1):
+        if levels[side] == "auto":
+            levels[side] = choose_level(p[side] for p in pairs)
+    return levels[0], levels[1]
 
 
 def _eval_fn(valid: list, cfg: Seq2SeqConfig, max_len: int) -> Callable:
@@ -163,25 +181,33 @@ def _eval_fn(valid: list, cfg: Seq2SeqConfig, max_len: int) -> Callable:
 
 def main(config: Seq2SeqConfig, log: Callable[[str], None] = print) -> dict[str, Any]:
     """Train a Seq2Seq model as `config` says; returns a summary (losses, run dir, accuracy)."""
-    cfg = config
-    if not cfg.train:
+    if not config.train:
         raise ValueError("train is required: a pairs file (--train PAIRS)")
-    out = start_run(cfg, log)
+    with start_run(config, log) as out:
+        return _train(config, out, log)
 
-    train_pairs = read_pairs(cfg.train)
+
+def _split(cfg: Seq2SeqConfig) -> tuple[list, list]:
+    train_pairs = read_pairs(cfg.train, cfg.encoding)
+    if not train_pairs:
+        raise ValueError(f"train file {cfg.train!r} holds no pairs")
     if cfg.valid:
-        valid_pairs = read_pairs(cfg.valid)
-    else:
-        n_valid = max(1, int(len(train_pairs) * cfg.valid_fraction))
-        if n_valid >= len(train_pairs):
-            raise ValueError(f"train has {len(train_pairs)} pairs: too few to hold out "
-                             f"valid_fraction={cfg.valid_fraction}; pass --valid")
-        import random
-        order = list(range(len(train_pairs)))
-        random.Random(cfg.seed).shuffle(order)
-        valid_pairs = [train_pairs[i] for i in order[:n_valid]]
-        train_pairs = [train_pairs[i] for i in order[n_valid:]]
-    src_level, tgt_level = _levels(cfg)
+        valid_pairs = read_pairs(cfg.valid, cfg.encoding)
+        if not valid_pairs:
+            raise ValueError(f"valid file {cfg.valid!r} holds no pairs")
+        return train_pairs, valid_pairs
+    n_valid = max(1, int(len(train_pairs) * cfg.valid_fraction))
+    if n_valid >= len(train_pairs):
+        raise ValueError(f"train has {len(train_pairs)} pairs: too few to hold out "
+                         f"valid_fraction={cfg.valid_fraction}; pass --valid")
+    order = list(range(len(train_pairs)))
+    random.Random(cfg.seed).shuffle(order)
+    return [train_pairs[i] for i in order[n_valid:]], [train_pairs[i] for i in order[:n_valid]]
+
+
+def _vocabularies(cfg: Seq2SeqConfig, train_pairs: list, valid_pairs: list
+                  ) -> tuple[Vocabulary, Vocabulary, str, str]:
+    src_level, tgt_level = _levels(cfg, train_pairs)
     if cfg.share_vocab:
         if src_level != tgt_level:
             raise ValueError(f"share_vocab needs one token level, got src_level={src_level!r}, "
@@ -190,6 +216,21 @@ def main(config: Seq2SeqConfig, log: Callable[[str], None] = print) -> dict[str,
     else:
         src_vocab = build_vocab([s for s, _ in train_pairs], src_level)
         tgt_vocab = build_vocab([t for _, t in train_pairs], tgt_level)
+    for side, vocab, level in ((0, src_vocab, src_level), (1, tgt_vocab, tgt_level)):
+        name = ("source", "target")[side]
+        hint = (f"--{('src', 'tgt')[side]}-level char (or --level auto) may fit this data"
+                if level == "word" else "")
+        if level == "word":
+            check_vocabulary(Counter(t for p in train_pairs for t in vocab.tokenize(p[side])),
+                             f"the {name} vocabulary ({level} level)", hint)
+        check_unknown(vocab, [p[side] for p in valid_pairs],
+                      f"the validation {name}s ({level} level)", hint)
+    return src_vocab, tgt_vocab, src_level, tgt_level
+
+
+def _train(cfg: Seq2SeqConfig, out: Path, log: Callable[[str], None]) -> dict[str, Any]:
+    train_pairs, valid_pairs = _split(cfg)
+    src_vocab, tgt_vocab, src_level, tgt_level = _vocabularies(cfg, train_pairs, valid_pairs)
     train_items = encode_pairs(train_pairs, src_vocab, tgt_vocab)
     valid_items = encode_pairs(valid_pairs, src_vocab, tgt_vocab)
     longest = max(len(t) for _, t in train_items)
@@ -217,10 +258,14 @@ def main(config: Seq2SeqConfig, log: Callable[[str], None] = print) -> dict[str,
 
     meta = {"model_class": "Seq2Seq", "model_args": model.config(),
             "src_vocab": src_vocab.to_dict(), "tgt_vocab": tgt_vocab.to_dict(),
+            "data_fingerprint": fingerprint(train_pairs, valid_pairs),
             "max_len": max_len, "run_config": config_to_dict(cfg)}
     trainer = Trainer(model, cfg, batches, loss_fn,
                       _eval_fn(valid_items, cfg, max_len),
                       out, meta, log=log if not cfg.progress else None)
+    trainer.generators["sampling"] = gen
+    if cfg.resume:
+        trainer.resume()
     summary = trainer.fit()
     summary.update(run_dir=str(out), parameters=n_params)
     log(f"done: {summary['stop_reason']} after {summary['step']} steps, "

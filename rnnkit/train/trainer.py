@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import math
+import random
+import signal
+import threading
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
@@ -14,15 +18,27 @@ from tqdm.auto import tqdm
 
 from rnnkit.train import checkpoint as ckpt
 from rnnkit.train.config import TrainConfig, config_to_dict
-from rnnkit.train.metrics import MetricsLog, plot_losses
+from rnnkit.train.integrity import CheckpointError
+from rnnkit.train.metrics import MetricsLog, StepWindow, plot_losses
 from rnnkit.train.optim import (
     build_optimizer,
+    clip_gradients,
     lr_factor,
     optimizer_state_from_flat,
     optimizer_state_to_flat,
 )
+from rnnkit.train.run_dir import ResumeMismatchError, resume_mismatches
 
-__all__ = ["Trainer", "BatchSource", "LossFn", "EvalFn", "detach_state"]
+__all__ = ["Trainer", "BatchSource", "LossFn", "EvalFn", "detach_state",
+           "TrainingDivergedError", "NonFiniteLossWarning"]
+
+
+class TrainingDivergedError(ValueError):
+    """max_bad_steps steps in a row had a non-finite loss or gradient norm."""
+
+
+class NonFiniteLossWarning(RuntimeWarning):
+    """A step was skipped because its loss or gradient norm was not finite."""
 
 # loss_fn(model, batch, state) -> (mean loss, final recurrent state or None, tokens in batch)
 LossFn = Callable[[nn.Module, Any, Any], tuple[Tensor, Any, int]]
@@ -56,6 +72,8 @@ class Trainer:
     which is truncated BPTT over contiguous streams; it is reset at each epoch start.
     Every `eval_every` steps and at the end: evaluate, log a row per split to metrics.jsonl,
     save `run_dir/last` and, when the validation loss improved, `run_dir/best`.
+    A step whose loss or gradient norm is not finite is skipped (see `train_step`); Ctrl-C
+    stops at a step boundary (see `fit`); `resume` checks that the saved run matches.
 
     Args:
         model: the module to train.
@@ -90,8 +108,16 @@ class Trainer:
         self.bad_evals = 0
         self.elapsed = 0.0  # seconds of training (and evaluation) across resumes
         self.carry: Any = None
+        self.bad_steps = 0  # non-finite steps in a row
+        # Extra random generators the loss function draws from (saved with the checkpoint).
+        self.generators: dict[str, torch.Generator] = {}
+        # Test hook: hook(phase, step) at "loss", "backward", "update" and "step" of each step.
+        self.hook: Callable[[str, int], None] | None = None
+        self.phase = "idle"
+        self._stop_requested = False
+        self._rng_before: tuple = ()
         self.history: list[dict[str, float]] = []  # this process's steps: step, loss, lr
-        self._window = _Window()
+        self._window = StepWindow()
 
     # ---- schedule and stopping -------------------------------------------------------------
     def progress(self) -> float:
@@ -119,9 +145,31 @@ class Trainer:
         return None
 
     # ---- one step --------------------------------------------------------------------------
-    def train_step(self) -> float:
-        """One optimiser step on the next batch; returns the batch's mean loss."""
+    def _hook_at(self, phase: str) -> None:
+        if self.hook is not None:
+            self.hook(phase, self.step)
+
+    def _rng_snapshot(self) -> tuple:
+        return (torch.get_rng_state(), random.getstate(),
+                {k: g.get_state() for k, g in self.generators.items()})
+
+    def _rng_restore(self, snap: tuple) -> None:
+        torch.set_rng_state(snap[0])
+        random.setstate(snap[1])
+        for k, g in self.generators.items():
+            g.set_state(snap[2][k])
+
+    def train_step(self) -> float | None:
+        """One optimiser step on the next batch; returns the batch's mean loss, or None when
+        the step was skipped because its loss or gradient norm was not finite.
+
+        `self.phase` says how far the step got: "forward" (nothing but the RNGs changed yet,
+        so an interrupted step can be discarded), "update" (the optimiser is changing the
+        weights: an interruption here cannot be undone), "idle" (between steps).
+        """
         c = self.cfg
+        self._rng_before = self._rng_snapshot()
+        self.phase = "forward"
         if self.index == 0:
             self.carry = None
             if hasattr(self.batches, "set_epoch"):
@@ -132,43 +180,72 @@ class Trainer:
         self.model.train()
         state = self.carry if c.carry_state else None
         loss, state, n_tokens = self.loss_fn(self.model, self.batches.batch(self.index), state)
+        self._hook_at("loss")
         if not torch.isfinite(loss):
-            raise FloatingPointError(f"loss is {loss.item()} at step {self.step}; lower lr "
-                                     f"(now {lr:.3g}) or enable clip_norm")
+            return self._skip_step(f"the loss is {loss.item()}", lr)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        self._window.add_clip(*self._clip())
+        self._hook_at("backward")
+        norm_clipped, value_frac, norm = clip_gradients(self.model, c)
+        if not math.isfinite(norm):
+            return self._skip_step(f"the gradient norm is {norm}", lr)
+        self.phase = "update"
         self.optimizer.step()
+        self._hook_at("update")
+        self._window.add_clip(norm_clipped, value_frac)
         self.carry = detach_state(state) if c.carry_state else None
+        self.bad_steps = 0
         self.step += 1
-        self.index += 1
-        if self.index == len(self.batches):
-            self.index, self.epoch = 0, self.epoch + 1
+        self._advance()
         value = loss.item()
         self._window.add_loss(value, n_tokens)
         self.history.append({"step": self.step, "loss": value, "lr": lr})
+        self.phase = "idle"
+        self._hook_at("step")
         return value
 
-    def _clip(self) -> tuple[bool, float]:
-        """Clip gradients; returns (norm clipping happened, fraction of elements value-clipped)."""
-        params = [p for p in self.model.parameters() if p.grad is not None]
-        frac = 0.0
-        if self.cfg.clip_value:
-            v = self.cfg.clip_value
-            total = sum(p.grad.numel() for p in params)
-            clipped = sum(int((p.grad.abs() > v).sum()) for p in params)
-            frac = clipped / max(total, 1)
-            torch.nn.utils.clip_grad_value_(params, v)
-        clipped_norm = False
-        if self.cfg.clip_norm:
-            norm = torch.nn.utils.clip_grad_norm_(params, self.cfg.clip_norm)
-            clipped_norm = bool(norm > self.cfg.clip_norm)
-        return clipped_norm, frac
+    def _advance(self) -> None:
+        self.index += 1
+        if self.index == len(self.batches):
+            self.index, self.epoch = 0, self.epoch + 1
+
+    def _skip_step(self, what: str, lr: float) -> None:
+        """Drop the gradients, skip the batch, warn; stop after max_bad_steps in a row."""
+        self.optimizer.zero_grad(set_to_none=True)
+        self.bad_steps += 1
+        self.carry = None
+        where = f"step {self.step + 1} (epoch {self.epoch}, batch {self.index})"
+        self._advance()
+        self.phase = "idle"
+        if self.bad_steps >= self.cfg.max_bad_steps:
+            raise TrainingDivergedError(
+                f"{what} at {where}: {self.bad_steps} steps in a row had a non-finite loss or "
+                f"gradient, stopping (max_bad_steps={self.cfg.max_bad_steps}); lower lr (now "
+                f"{lr:.3g}) or set clip_norm; checkpoints so far are in {self.run_dir}")
+        warnings.warn(f"{what} at {where}: skipped the update ({self.bad_steps} in a row; "
+                      f"training stops at max_bad_steps={self.cfg.max_bad_steps})",
+                      NonFiniteLossWarning, stacklevel=3)
+        return None
+
+    def _on_sigint(self, signum: int, frame: Any) -> None:
+        """First Ctrl-C: finish the current step, save `last`, stop. Second: stop now."""
+        if self._stop_requested:
+            raise KeyboardInterrupt
+        self._stop_requested = True
+        self.log("interrupted: finishing the current step, then saving last/ "
+                 "(Ctrl-C again to stop at once)")
 
     # ---- the loop --------------------------------------------------------------------------
     def fit(self, stop_at_step: int | None = None) -> dict[str, Any]:
         """Train until a stopping rule fires (or `stop_at_step`, which saves `last` and returns
-        as an interruption would); returns a summary."""
+        as an interruption would); returns a summary.
+
+        Ctrl-C (SIGINT, in the main thread) lets the current step finish, saves `last` at that
+        step boundary and returns with stop_reason "interrupted"; a KeyboardInterrupt raised
+        inside a step (a second Ctrl-C) discards the half-done step (the RNGs are put back)
+        unless the optimiser was already updating the weights, in which case nothing is saved
+        and the previous checkpoint stands.
+        """
         c = self.cfg
         start_elapsed, t0 = self.elapsed, time.perf_counter()
         total = c.max_steps or (c.max_epochs * len(self.batches) if c.max_epochs else None)
@@ -178,8 +255,15 @@ class Trainer:
                    disable=not c.progress, unit="s" if by_time else "step",
                    dynamic_ncols=True, leave=False)
         reason = None
+        self._stop_requested = False
+        handler = None
+        if threading.current_thread() is threading.main_thread():
+            handler = signal.signal(signal.SIGINT, self._on_sigint)
         try:
             while (reason := self._stop_reason()) is None:
+                if self._stop_requested:
+                    reason = "interrupted"
+                    break
                 if stop_at_step is not None and self.step >= stop_at_step:
                     reason = "stopped"
                     break
@@ -187,6 +271,8 @@ class Trainer:
                 loss = self.train_step()
                 self._window.train_seconds += time.perf_counter() - t_step
                 self.elapsed = start_elapsed + time.perf_counter() - t0
+                if loss is None:
+                    continue
                 bar.set_postfix_str(f"step {self.step} | loss {loss:.3f} | "
                                     f"{self._window.rate():,.0f} tok/s", refresh=False)
                 bar.update(min(round(self.elapsed), bar.total) - bar.n if by_time else 1)
@@ -195,10 +281,21 @@ class Trainer:
                     self.elapsed = start_elapsed + time.perf_counter() - t0
         except KeyboardInterrupt:
             reason = "interrupted"
+            if self.phase == "forward":
+                self._rng_restore(self._rng_before)  # discard the half-done step
+                self.phase = "idle"
         finally:
+            if handler is not None:
+                signal.signal(signal.SIGINT, handler)
             bar.close()
-        if reason in ("stopped", "interrupted"):
+        if reason == "interrupted" and self.phase == "update":
+            self.log(f"interrupted while the optimiser was updating the weights: not saving; "
+                     f"resume continues from the last checkpoint in {self.run_dir}")
+        elif reason in ("stopped", "interrupted"):
             self.save(self.run_dir / "last")
+            if reason == "interrupted":
+                self.log(f"saved {self.run_dir / 'last'} at step {self.step}; continue with "
+                         f"--resume")
         elif self._window.steps:
             self._evaluate_and_save()
             self.elapsed = start_elapsed + time.perf_counter() - t0
@@ -207,7 +304,7 @@ class Trainer:
                 "best_val_loss": self.best_loss, "elapsed_s": round(self.elapsed, 2)}
 
     def _evaluate_and_save(self) -> None:
-        w, self._window = self._window, _Window()
+        w, self._window = self._window, StepWindow()
         self.model.eval()
         with torch.no_grad():
             val = dict(self.evaluate_fn(self.model))
@@ -238,9 +335,11 @@ class Trainer:
         tensors, optim_meta = optimizer_state_to_flat(self.optimizer)
         carry_tensors, carry_layout = ckpt.state_to_flat(self.carry, "carry")
         rng_tensors, rng_meta = ckpt.rng_state()
+        rng_tensors.update({f"rng.gen.{k}": g.get_state() for k, g in self.generators.items()})
         meta = {"step": self.step, "epoch": self.epoch, "index": self.index,
                 "best_loss": None if math.isinf(self.best_loss) else self.best_loss,
-                "bad_evals": self.bad_evals, "elapsed_s": self.elapsed,
+                "bad_evals": self.bad_evals, "bad_steps": self.bad_steps,
+                "elapsed_s": self.elapsed,
                 "carry": carry_layout, "rng": rng_meta, "optimizer": optim_meta,
                 "train_config": config_to_dict(self.cfg)}
         config = {**self.checkpoint_config, "step": self.step, "val_loss": val_loss}
@@ -248,55 +347,43 @@ class Trainer:
                                     {**tensors, **carry_tensors, **rng_tensors}, meta)
 
     def resume(self, path: str | Path | None = None) -> bool:
-        """Restore model, optimiser, RNG, step and data position from a checkpoint (default:
-        `run_dir/last`). Returns False when there is nothing to resume from."""
+        """Restore model, optimiser, RNGs, step and data position from the newest checkpoint
+        (default: of `run_dir`, see `find_checkpoint(prefer="last")`). Returns False when there
+        is nothing to resume from.
+
+        Raises:
+            ResumeMismatchError: the checkpoint's task, data fingerprint, vocabulary or model
+                arguments differ from this run's, naming each difference.
+            CheckpointError: the checkpoint fails its checks.
+        """
         try:
             where = ckpt.find_checkpoint(path or self.run_dir, prefer="last")
         except FileNotFoundError:
             if path is not None:
                 raise
+            self.metrics.truncate_after(0)
             return False
+        saved = ckpt.load_checkpoint_meta(where)
+        diffs = resume_mismatches(saved, self.checkpoint_config)
+        if diffs:
+            raise ResumeMismatchError(
+                f"cannot resume from {where}: the saved run differs in " + "; ".join(diffs) +
+                "; pass --overwrite to replace it, or choose another --out")
         ckpt.load_model_weights(where, self.model)
         tensors, meta = ckpt.load_trainer_state(where)
-        optimizer_state_from_flat(self.optimizer, tensors, meta["optimizer"])
-        self.carry = ckpt.state_from_flat(tensors, meta["carry"], "carry")
-        ckpt.set_rng_state(tensors, meta["rng"])
-        self.step, self.epoch, self.index = meta["step"], meta["epoch"], meta["index"]
-        self.best_loss = math.inf if meta["best_loss"] is None else meta["best_loss"]
-        self.bad_evals, self.elapsed = meta["bad_evals"], meta["elapsed_s"]
+        try:
+            optimizer_state_from_flat(self.optimizer, tensors, meta["optimizer"])
+            self.carry = ckpt.state_from_flat(tensors, meta["carry"], "carry")
+            ckpt.set_rng_state(tensors, meta["rng"])
+            for k, g in self.generators.items():
+                g.set_state(tensors[f"rng.gen.{k}"])
+            self.step, self.epoch, self.index = meta["step"], meta["epoch"], meta["index"]
+            self.best_loss = math.inf if meta["best_loss"] is None else meta["best_loss"]
+            self.bad_evals, self.elapsed = meta["bad_evals"], meta["elapsed_s"]
+            self.bad_steps = meta.get("bad_steps", 0)
+        except (KeyError, TypeError, ValueError, IndexError, RuntimeError) as err:
+            raise CheckpointError(f"checkpoint {str(where)!r} has unusable trainer state "
+                                  f"({type(err).__name__}: {err})") from err
         self.metrics.truncate_after(self.step)
         self.log(f"resumed from {where} at step {self.step}")
         return True
-
-
-class _Window:
-    """Statistics of the training steps since the last evaluation."""
-
-    def __init__(self) -> None:
-        self.steps = 0
-        self.loss_sum = 0.0
-        self.tokens = 0
-        self.train_seconds = 0.0
-        self.norm_clipped = 0
-        self.value_frac_sum = 0.0
-
-    def add_loss(self, loss: float, tokens: int) -> None:
-        self.steps += 1
-        self.loss_sum += loss
-        self.tokens += tokens
-
-    def add_clip(self, norm_clipped: bool, value_frac: float) -> None:
-        self.norm_clipped += int(norm_clipped)
-        self.value_frac_sum += value_frac
-
-    def mean_loss(self) -> float:
-        return self.loss_sum / max(self.steps, 1)
-
-    def rate(self) -> float:
-        return self.tokens / self.train_seconds if self.train_seconds > 0 else 0.0
-
-    def norm_clip_fraction(self) -> float:
-        return self.norm_clipped / max(self.steps, 1)
-
-    def value_clip_fraction(self) -> float:
-        return self.value_frac_sum / max(self.steps, 1)
