@@ -186,3 +186,24 @@ def test_interrupt_saves_last_and_a_half_swapped_checkpoint_is_still_found(tmp_p
     (tmp_path / "last").rename(tmp_path / "last.old")
     assert find_checkpoint(tmp_path, prefer="last") == tmp_path / "last.old"
     assert not list(tmp_path.glob(".*tmp*"))
+
+
+@pytest.mark.parametrize("app", ["lm", "seq2seq", "classify", "music"])
+def test_every_numeric_field_of_every_app_config_refuses_negatives_and_nan(app):
+    import dataclasses
+    import importlib
+
+    module = importlib.import_module(f"rnnkit.train.{app}")
+    cls = next(getattr(module, n) for n in dir(module) if n.endswith("Config")
+               and n != "TrainConfig")
+    checked = 0
+    for f in dataclasses.fields(cls):
+        default = f.default
+        if isinstance(default, bool) or not isinstance(default, (int, float)):
+            continue
+        bad = [-1] + ([float("nan"), float("inf")] if isinstance(default, float) else [])
+        for value in bad:
+            with pytest.raises(ValueError, match=f"^{f.name} must be"):
+                config_from_dict(cls, {f.name: value})
+        checked += 1
+    assert checked >= 20

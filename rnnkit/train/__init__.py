@@ -9,7 +9,10 @@ from rnnkit.train.config import (
     resolve_config,
     start_run,
 )
-from rnnkit.train.trainer import Trainer, detach_state
+from rnnkit.train.integrity import CheckpointError
+from rnnkit.train.run_dir import ResumeMismatchError, RunExistsError, RunInUseError
+from rnnkit.train.trainer import Trainer, TrainingDivergedError, detach_state
 
 __all__ = ["Trainer", "TrainConfig", "detach_state", "config_from_dict", "add_config_flags",
-           "resolve_config", "option", "start_run"]
+           "resolve_config", "option", "start_run", "CheckpointError", "RunExistsError",
+           "RunInUseError", "ResumeMismatchError", "TrainingDivergedError"]

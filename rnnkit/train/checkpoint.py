@@ -14,7 +14,13 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, load_model, save_file, save_model
 from torch import Tensor, nn
 
-from rnnkit.train.integrity import CheckpointError, read_json, verify_checkpoint, write_manifest
+from rnnkit.train.integrity import (
+    MANIFEST_FILE,
+    CheckpointError,
+    read_json,
+    verify_checkpoint,
+    write_manifest,
+)
 
 __all__ = ["save_checkpoint", "load_checkpoint_meta", "load_model_weights", "load_trainer_state",
            "find_checkpoint", "checkpoint_step", "state_to_flat", "state_from_flat", "rng_state",
@@ -94,6 +100,14 @@ def checkpoint_step(where: Path) -> int:
     return -1
 
 
+def _verify(where: Path) -> None:
+    """The manifest check, and the two files every checkpoint needs."""
+    verify_checkpoint(where, (MODEL_FILE, CONFIG_FILE))
+    for name in (MODEL_FILE, CONFIG_FILE):
+        if not (where / name).is_file():
+            raise CheckpointError(f"checkpoint file {str(where / name)!r} is missing")
+
+
 def find_checkpoint(path: str | os.PathLike, prefer: str = "best") -> Path:
     """The checkpoint directory for `path`, verified against its manifest.
 
@@ -112,18 +126,20 @@ def find_checkpoint(path: str | os.PathLike, prefer: str = "best") -> Path:
     if p.is_file():
         raise NotADirectoryError(f"checkpoint path {str(p)!r} is a file; expected a run "
                                  f"directory or a checkpoint directory")
-    if _holds_checkpoint(p):
-        verify_checkpoint(p, (MODEL_FILE, CONFIG_FILE))
+    if _holds_checkpoint(p) or (p / MANIFEST_FILE).is_file():
+        _verify(p)
         return p
-    found = [p / n for n in _NAMES[prefer] if _holds_checkpoint(p / n)]
+    # Saves rename complete folders into place, so a best/ or last/ that lacks a file was
+    # damaged afterwards: refused (verified below), never skipped for another checkpoint.
+    found = [p / n for n in _NAMES[prefer] if (p / n).is_dir()]
     if not found:
         raise FileNotFoundError(f"no checkpoint in {str(p)!r} (expected {MODEL_FILE} and "
                                 f"{CONFIG_FILE} there or in its 'best' / 'last' sub-directory)")
     if prefer == "best":
-        verify_checkpoint(found[0], (MODEL_FILE, CONFIG_FILE))
+        _verify(found[0])
         return found[0]
     for where in found:
-        verify_checkpoint(where, (MODEL_FILE, CONFIG_FILE))
+        _verify(where)
     steps = [checkpoint_step(w) for w in found]
     return found[steps.index(max(steps))]
 

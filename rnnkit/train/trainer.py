@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 import random
 import signal
 import threading
@@ -232,8 +233,10 @@ class Trainer:
         if self._stop_requested:
             raise KeyboardInterrupt
         self._stop_requested = True
-        self.log("interrupted: finishing the current step, then saving last/ "
-                 "(Ctrl-C again to stop at once)")
+        # os.write, not print: a handler that prints while the interrupted code is printing
+        # raises "reentrant call" on the buffered stream.
+        os.write(2, b"\ninterrupted: finishing the current step, then saving last/ "
+                    b"(Ctrl-C again to stop at once)\n")
 
     # ---- the loop --------------------------------------------------------------------------
     def fit(self, stop_at_step: int | None = None) -> dict[str, Any]:
@@ -256,9 +259,10 @@ class Trainer:
                    dynamic_ncols=True, leave=False)
         reason = None
         self._stop_requested = False
-        handler = None
+        installed, previous = False, None
         if threading.current_thread() is threading.main_thread():
-            handler = signal.signal(signal.SIGINT, self._on_sigint)
+            previous = signal.signal(signal.SIGINT, self._on_sigint)
+            installed = True
         try:
             while (reason := self._stop_reason()) is None:
                 if self._stop_requested:
@@ -285,8 +289,8 @@ class Trainer:
                 self._rng_restore(self._rng_before)  # discard the half-done step
                 self.phase = "idle"
         finally:
-            if handler is not None:
-                signal.signal(signal.SIGINT, handler)
+            if installed:
+                signal.signal(signal.SIGINT, signal.SIG_DFL if previous is None else previous)
             bar.close()
         if reason == "interrupted" and self.phase == "update":
             self.log(f"interrupted while the optimiser was updating the weights: not saving; "
