@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import math
+
 import pytest
 import torch
 
@@ -74,3 +77,25 @@ def test_pixel_digits_reads_each_image_in_scan_line_order():
     assert match and int(load_digits().target[match[0]]) == int(y_test[0])
     with pytest.raises(ValueError, match="split"):
         pixel_digits("valid")
+
+
+@pytest.mark.parametrize("task", ["adding", "copy", "temporal-order", "pixels"])
+def test_lab_task_command_trains_and_writes_a_run(task, tmp_path, capsys):
+    if task == "pixels":
+        pytest.importorskip("sklearn")
+    out = tmp_path / task
+    assert main(["lab", task, "--preset", "tiny", "--cell", "gru", "--out", str(out)]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["task"] == task and summary["step"] == 6
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert {r["split"] for r in rows} == {"train", "valid"}
+    assert all(r["baseline"] == summary["baseline"] for r in rows if r["split"] == "valid")
+    assert (out / "loss.png").exists() and (out / "best" / "model.safetensors").exists()
+
+
+def test_lab_baselines_are_the_published_ones():
+    from rnnkit.lab.experiments import baseline
+
+    assert baseline("adding", 200) == pytest.approx(0.167, abs=1e-3)
+    assert baseline("copy", 200) == pytest.approx(10 * math.log(8) / 220)
+    assert baseline("temporal-order", 100) == pytest.approx(math.log(4))

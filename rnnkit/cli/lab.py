@@ -64,7 +64,30 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     g.add_argument("--scale", type=float, default=1.0,
                    help="rnn: spectral radius of W_hh; irnn: identity scale")
     g.set_defaults(func=_main)
+    _add_task_commands(sub)
     p.set_defaults(func=lambda args: p.print_help() or 2)
+
+
+def _add_task_commands(sub: argparse._SubParsersAction) -> None:
+    """`rnnkit lab adding|copy|temporal-order|pixels`: a LabConfig run per task (its fields
+    as flags, `--preset tiny`, `--config FILE.json`)."""
+    import dataclasses
+
+    from rnnkit.cli.train import add_config_task
+    from rnnkit.lab.experiments import TASKS, TINY, LabConfig, baseline, main
+    from rnnkit.train.config import option
+
+    for task in TASKS:
+        config_cls = dataclasses.make_dataclass(
+            f"LabConfig_{task.replace('-', '_')}",
+            [("task", str, option(task, "the task (fixed by the command)", (task,)))],
+            bases=(LabConfig,))
+        add_config_task(
+            sub, task, config_cls, main, help=f"train a cell on the {task} task",
+            description=f"Train one recurrent cell on the {task} task and report its loss "
+                        f"against the no-memory baseline (e.g. {baseline(task, 200):.4f} at "
+                        "T = 200 for this task).",
+            presets={"tiny": TINY})
 
 
 def _main(args: argparse.Namespace) -> int:
