@@ -9,9 +9,9 @@
 #   bench/asan.sh --durations=10        # the same, with pytest options
 #   bench/asan.sh tests/test_engine.py  # other test files
 #
-# ASAN_OPTIONS: detect_leaks=0 (CPython and torch keep memory to exit on purpose);
-# alloc_dealloc_mismatch=0 (libraries built without ASan mix new/free across their own
-# boundaries); halt_on_error=1 with abort_on_error=1, so that a finding fails the run.
+# ASAN_OPTIONS: detect_leaks=0 (CPython and torch keep memory to exit on purpose, which
+# LeakSanitizer would report at exit); halt_on_error=1 with abort_on_error=1, so that a finding
+# fails the run.
 # The first run builds the two sanitized extensions (a few minutes on two cores).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -34,9 +34,9 @@ else
 fi
 
 export RNNKIT_SANITIZE=address
-export RNNKIT_ENGINE_CACHE_MB=0
+export RNNKIT_ENGINE_CACHE_MB="${RNNKIT_ENGINE_CACHE_MB:-0}"  # 0: no cache; set it to test one
 export PYTHONMALLOC=malloc  # Python's own allocations through ASan's malloc too
-export ASAN_OPTIONS="detect_leaks=0:alloc_dealloc_mismatch=0:halt_on_error=1:abort_on_error=1${ASAN_OPTIONS:+:$ASAN_OPTIONS}"
+export ASAN_OPTIONS="detect_leaks=0:halt_on_error=1:abort_on_error=1${ASAN_OPTIONS:+:$ASAN_OPTIONS}"
 
 # libstdc++ right after libasan: the python binary does not link it, and without it loaded at
 # start ASan's __cxa_throw interceptor finds no real __cxa_throw, so the first C++ exception
