@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from test_engine_safety import _set
 
 from rnnkit.engine.variant_build import load_variants
 
@@ -82,15 +83,6 @@ def test_dir_forward_rejects_each_weight_of_the_wrong_shape(vext, cell, index):
     with pytest.raises(ValueError, match=rf"^dir_forward: {name} has shape"):
         _dir_forward(vext, args)
 
-
-def _set(key, value):
-    def mutate(args):
-        if isinstance(key, tuple):
-            args[key[0]] = list(args[key[0]])
-            args[key[0]][key[1]] = value(args[key[0]][key[1]]) if callable(value) else value
-        else:
-            args[key] = value(args[key]) if callable(value) else value
-    return mutate
 
 
 DIR_FORWARD_BAD = {

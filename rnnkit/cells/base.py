@@ -170,7 +170,7 @@ class RecurrentCell(nn.Module):
             state = (state,)
         if not isinstance(state, (tuple, list)) or len(state) != len(fields):
             what = "a Tensor" if len(fields) == 1 else f"a tuple of {len(fields)} tensors"
-            raise TypeError(f"hx must be {what} {fields}, got {_describe(state)}")
+            raise TypeError(f"hx must be {what} {fields}, got {describe(state)}")
         sizes = self.state_sizes(self.hidden_size, **self.options)
         out = []
         for name, s, n in zip(fields, state, sizes, strict=True):
@@ -195,7 +195,8 @@ class RecurrentCell(nn.Module):
         return f"{self.input_size}, {self.hidden_size}, bias={self.bias}"
 
 
-def _describe(value: Any) -> str:
+def describe(value: Any) -> str:
+    """A short description of an argument for error messages: its shape, length or type."""
     if isinstance(value, Tensor):
         return f"a tensor of shape {tuple(value.shape)}"
     if isinstance(value, (tuple, list)):

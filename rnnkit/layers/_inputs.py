@@ -9,6 +9,8 @@ import torch
 from torch import Tensor
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
+from rnnkit.cells.base import describe
+
 __all__ = ["check_config", "prepare", "Prepared"]
 
 
@@ -122,7 +124,7 @@ def _state(
     fields = tuple(hx) if isinstance(hx, (tuple, list)) else (hx,)
     if len(fields) != len(sizes) or not all(isinstance(f, Tensor) for f in fields):
         kind = f"a tuple of {len(sizes)} tensors" if tuple_state else "a tensor"
-        raise TypeError(f"hx must be {kind} for this layer, got {_describe(hx)}")
+        raise TypeError(f"hx must be {kind} for this layer, got {describe(hx)}")
     state = []
     for i, (f, n) in enumerate(zip(fields, sizes, strict=True)):
         name = f"hx[{i}]" if tuple_state else "hx"
@@ -134,11 +136,3 @@ def _state(
             raise TypeError(f"{name} has dtype {f.dtype}, but input has dtype {x.dtype}")
         state.append(f.unsqueeze(1) if unbatched else f)
     return tuple(state), tuple_state
-
-
-def _describe(value: Any) -> str:
-    if isinstance(value, Tensor):
-        return f"a tensor of shape {tuple(value.shape)}"
-    if isinstance(value, (tuple, list)):
-        return f"a {type(value).__name__} of {len(value)} items"
-    return type(value).__name__
