@@ -1,4 +1,5 @@
-"""Shared fixtures: deterministic seeds for every test, one intra-op thread.
+"""Shared fixtures: deterministic seeds for every test, one intra-op thread, the two built
+engine extensions (`ext`, `vext`; the test skips when one cannot be built).
 
 The tests use tiny tensors, where a second OpenMP thread only adds barrier waits (milliseconds
 per op when the machine is busy); tests that are about threads set the count themselves.
@@ -14,3 +15,23 @@ torch.set_num_threads(1)
 def _seed():
     torch.manual_seed(0)
     yield
+
+
+@pytest.fixture(scope="module")
+def ext():
+    from rnnkit.engine import load_extension
+
+    module = load_extension(quiet=True)
+    if module is None:
+        pytest.skip("the fused engine could not be built")
+    return module
+
+
+@pytest.fixture(scope="module")
+def vext():
+    from rnnkit.engine.variant_build import load_variants
+
+    module = load_variants(quiet=True)
+    if module is None:
+        pytest.skip("the variant kernels could not be built")
+    return module

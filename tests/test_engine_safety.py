@@ -9,27 +9,10 @@ import pytest
 import torch
 
 import rnnkit as rk
-from rnnkit.engine import fused_layer, load_extension
-from rnnkit.engine.variant_build import load_variants
+from rnnkit.engine import fused_layer
 
 T, B, I, H = 4, 3, 2, 5  # distinct, so that no wrong size passes by accident
 LENGTHS = [4, 2, 1]
-
-
-@pytest.fixture(scope="module")
-def ext():
-    module = load_extension(quiet=True)
-    if module is None:
-        pytest.skip("the fused engine could not be built")
-    return module
-
-
-@pytest.fixture(scope="module")
-def vext():
-    module = load_variants(quiet=True)
-    if module is None:
-        pytest.skip("the variant kernels could not be built")
-    return module
 
 
 def _randn(*shape: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:

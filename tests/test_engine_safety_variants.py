@@ -8,19 +8,9 @@ import pytest
 import torch
 from test_engine_safety import _set
 
-from rnnkit.engine.variant_build import load_variants
-
 T, B, I, H = 4, 3, 2, 5
 LENGTHS = [4, 2, 1]
 NO_MASK = torch.empty(0, dtype=torch.uint8)
-
-
-@pytest.fixture(scope="module")
-def vext():
-    module = load_variants(quiet=True)
-    if module is None:
-        pytest.skip("the variant kernels could not be built")
-    return module
 
 
 def _noncontiguous(t: torch.Tensor) -> torch.Tensor:
