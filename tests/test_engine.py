@@ -17,6 +17,7 @@ from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence
 
 import rnnkit as rk
 from rnnkit import engine
+from rnnkit.layers import stack
 
 T, B, I, H = 4, 2, 3, 5
 DTYPES = [torch.float32, torch.float64]
@@ -247,7 +248,7 @@ def test_parametrized_weight_reaches_the_kernels():
 
 def test_projection_is_declined_with_a_reason():
     layer = rk.LSTM(I, H, proj_size=2, engine="fused")
-    reason = engine.unsupported_reason(layer, torch.randn(T, B, I))
+    reason = stack.fused_reason(layer, torch.randn(T, B, I))
     assert reason is not None and "proj_size=2" in reason
     with pytest.raises(RuntimeError, match="proj_size"):
         layer(torch.randn(T, B, I))
@@ -256,6 +257,6 @@ def test_projection_is_declined_with_a_reason():
 def test_other_dtypes_are_declined_and_auto_falls_back():
     layer = rk.GRU(I, H).to(torch.bfloat16)
     x = torch.randn(T, B, I, dtype=torch.bfloat16)
-    assert "bfloat16" in engine.unsupported_reason(layer, x)
+    assert "bfloat16" in stack.fused_reason(layer, x)
     out, _ = layer(x)  # engine="auto" runs the reference path
     assert out.shape == (T, B, H)

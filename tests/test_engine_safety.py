@@ -179,11 +179,11 @@ def test_layer_backward_takes_a_strided_dout(ext):
 # ---- the public fused_layer ----------------------------------------------------------------
 
 def _fused_layer_call(**change):
-    a = {"mode": "LSTM", "x": _randn(T, B, I), "h0": _randn(1, B, H), "c0": _randn(1, B, H),
+    a = {"cell": "LSTM", "x": _randn(T, B, I), "h0": _randn(1, B, H), "c0": _randn(1, B, H),
          "weights": [(_randn(4 * H, I), _randn(4 * H, H), _randn(4 * H), _randn(4 * H))],
          "lengths": torch.tensor(LENGTHS)}
     a.update(change)
-    return fused_layer(a["mode"], a["x"], a["h0"], a["c0"], a["weights"], a["lengths"])
+    return fused_layer(a["cell"], a["x"], a["h0"], a["c0"], a["weights"], a["lengths"])
 
 
 @pytest.mark.parametrize("grad", [False, True])
@@ -200,7 +200,7 @@ def _fused_layer_call(**change):
      r"hidden_size 5"),
     ({"h0": _randn(1, B + 1, H)}, ValueError, r"^fused_layer: h0 has shape \(1, 4, 5\)"),
     ({"c0": None}, ValueError, r"^fused_layer: c0 has shape \(0,\)"),
-    ({"mode": "LSTM_FOO"}, ValueError, r"^fused_layer: mode must be one of"),
+    ({"cell": "LSTM_FOO"}, ValueError, r"^fused_layer: cell must be one of"),
 ])
 def test_fused_layer_rejects(change, error, message, grad):
     x = _randn(T, B, I).requires_grad_(grad)

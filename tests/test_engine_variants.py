@@ -10,7 +10,8 @@ import torch
 from parity import assert_same, forward_backward
 
 import rnnkit as rk
-from rnnkit.engine import variants
+from rnnkit import engine
+from rnnkit.layers import stack
 
 T, B, I, H = 4, 2, 3, 5
 DTYPES = [torch.float32, torch.float64]
@@ -48,6 +49,11 @@ CONFIGS = [
 ]
 
 
+def _on_direction_kernels(layer, x, state, lengths):
+    """A layer's `_run` that sends a standard cell to the direction kernels as well."""
+    return stack.run_fused(layer, x, state, lengths, per_direction=True)
+
+
 def _pair(kind: str, dtype: torch.dtype, **kwargs):
     """The same layer with engine="fused" and engine="reference", weights shared and moved off
     their initial values (LayerNorm gains 1 and shifts 0 would hide transposed terms)."""
@@ -59,7 +65,7 @@ def _pair(kind: str, dtype: torch.dtype, **kwargs):
     ref = cls(I, H, **extra, **kwargs, engine="reference").to(dtype)
     ref.load_state_dict(fused.state_dict())
     if fused.mode in STANDARD_MODES:  # not routed by the layer yet: call the fused stack
-        fused._run = types.MethodType(variants.run_stack, fused)
+        fused._run = types.MethodType(_on_direction_kernels, fused)
     return fused, ref
 
 
@@ -117,7 +123,7 @@ def test_fused_matches_reference(kind, layers, bidir, bias, with_hx, with_length
                        dropout=0.3 if layers > 1 else 0.0)
     fused.train(training)
     ref.train(training)
-    assert variants.handles(fused) or variants.runs_regularised_standard(fused)
+    assert stack.uses_direction_kernels(fused)
     x = torch.randn(T, B, I, dtype=dtype, requires_grad=True)
     hx = _hx(fused, dtype) if with_hx else None
     kwargs = {"lengths": torch.tensor([3, 4])} if with_lengths else {}
@@ -175,15 +181,15 @@ def test_recurrent_dropout_is_off_in_eval():
     layer = rk.GRU(I, H, recurrent_dropout=0.5, engine="fused").eval()
     plain = rk.GRU(I, H, engine="fused").eval()
     plain.load_state_dict(layer.state_dict())
-    assert not variants.handles(layer)  # the standard fused kernels run it
+    assert not stack.uses_direction_kernels(layer)  # the layer kernels run it
     x = torch.randn(T, B, I)
     torch.testing.assert_close(layer(x)[0], plain(x)[0], rtol=0, atol=0)
 
 
 def test_fused_runs_the_variant_kernels(monkeypatch):
     calls = []
-    real = variants.run_stack
-    monkeypatch.setattr(variants, "run_stack", lambda *a: calls.append(1) or real(*a))
+    real = engine.fused_direction
+    monkeypatch.setattr(engine, "fused_direction", lambda *a: calls.append(1) or real(*a))
     layer = rk.LayerNormGRU(I, H, engine="fused")
     layer(torch.randn(T, B, I))
     assert calls
@@ -198,7 +204,7 @@ def test_unsupported_raises_with_fused_and_falls_back_with_auto():
     ref.load_state_dict(auto.state_dict())
     torch.testing.assert_close(auto(x)[0], ref(x)[0], rtol=0, atol=0)
     proj = rk.LSTM(I, H, proj_size=2, zoneout=0.1)
-    assert "proj_size=2" in variants.unsupported_reason(proj, x.float())
+    assert "proj_size=2" in stack.fused_reason(proj, x.float())
 
 
 def test_no_grad_matches_grad_path():
@@ -252,7 +258,7 @@ def test_step_products_split_over_threads_match_one_thread(kind):
     torch.manual_seed(0)
     layer = cls(8, 128, **extra, engine="fused")
     if layer.mode in STANDARD_MODES:
-        layer._run = types.MethodType(variants.run_stack, layer)
+        layer._run = types.MethodType(_on_direction_kernels, layer)
     _same_with_one_and_two_threads(layer, torch.randn(3, 16, 8, requires_grad=True))
 
 
@@ -260,7 +266,7 @@ def test_step_products_split_over_threads_match_one_thread(kind):
 def variant_team_everywhere():
     """`set_team(16, 0)` on the variant kernels: every step loop of a batch from 2 to 16 runs on
     a thread team (rows of the batch for the row pass, columns for the product)."""
-    ext = variants.load_variants()
+    ext = engine.load_variants()
     old, before = ext.set_team(16, 0), torch.get_num_threads()
     yield ext
     ext.set_team(*old)
@@ -287,8 +293,8 @@ def test_thread_team_matches_reference(kind, dtype, threads, variant_team_everyw
     ref = cls(I, 40, **extra, num_layers=2, bidirectional=True, engine="reference").to(dtype)
     ref.load_state_dict(fused.state_dict())
     if fused.mode in STANDARD_MODES:
-        fused._run = types.MethodType(variants.run_stack, fused)
-    assert variants.handles(fused) or variants.runs_regularised_standard(fused)
+        fused._run = types.MethodType(_on_direction_kernels, fused)
+    assert stack.uses_direction_kernels(fused)
     x = torch.randn(6, 5, I, dtype=dtype, requires_grad=True)
     lengths = torch.tensor([6, 2, 5, 6, 1])
     if kind in LAYER_NORM and dtype == torch.float32:

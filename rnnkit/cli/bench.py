@@ -1,4 +1,5 @@
-"""`rnnkit bench`: the fused engine against torch.nn (and onnxruntime), see rnnkit.engine.bench."""
+"""`rnnkit bench`: the fused engine against torch.nn (and onnxruntime); see
+rnnkit.benchmarks.engine."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ __all__ = ["add_parser"]
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    from rnnkit.engine import bench
+    from rnnkit.benchmarks import engine as bench
 
     parser = subparsers.add_parser(
         "bench", help="time the fused CPU engine against torch.nn and onnxruntime",

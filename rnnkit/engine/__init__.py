@@ -1,9 +1,18 @@
-"""Layer 'engine': the fused CPU engine (forward + hand-written BPTT) behind rk.RNN/LSTM/GRU.
+"""Layer 'engine': the fused CPU kernels (forward + hand-written BPTT), on tensors.
 
-The layers call `supports(layer, x)` to ask whether a fused kernel exists for this layer and
-input, and `run_stack(layer, x, state, lengths)` to run the whole stack of layers through it.
-The kernels live in csrc/ (one C++ translation unit, built on first use and cached per user,
-see `_build.py`); `functions.py` wraps them as a torch.autograd.Function per layer.
+The engine knows no layer: it takes tensors and a cell's name (`cells.CODES`) and imports
+nothing above it. `rnnkit.layers` runs a layer's stack through it:
+
+- `fused_layer(cell, x, h0, c0, weights, lengths)`: one layer of a standard cell (RNN, LSTM,
+  GRU), every direction in one call (`fused_layer.py`);
+- `fused_direction(cell, x, h0, c0, weights, lengths, reverse, h_drop, zone)`: one direction of
+  any cell, with recurrent dropout and zoneout; `skip_direction` for the skip RNN
+  (`fused_direction.py`);
+- `unsupported_reason(cell, x, weight)`: why a kernel cannot run an input (None if it can).
+
+Each takes an optional `reference`, the same call by differentiable ops, used for gradients of
+gradients (`_twice.py`). The kernels live in csrc/, built on first use and cached per user
+(`_build.py`).
 """
 
 from __future__ import annotations
@@ -12,10 +21,14 @@ from torch import Tensor
 
 from rnnkit.engine._build import build_error, load_extension
 from rnnkit.engine._checks import input_problem
-from rnnkit.engine.functions import MODES, FusedLayer, fused_layer, fused_stack
+from rnnkit.engine.cells import CODES, DIRECTION_CELLS, LAYER_CELLS, TWO_FIELD_CELLS
+from rnnkit.engine.fused_direction import fused_direction, skip_direction
+from rnnkit.engine.fused_layer import FusedLayer, fused_layer
+from rnnkit.engine.variant_build import load_variants, variants_build_error
 
-__all__ = ["supports", "run_stack", "unsupported_reason", "fused_layer", "FusedLayer",
-           "load_extension", "empty_cache", "cached_bytes"]
+__all__ = ["CODES", "LAYER_CELLS", "DIRECTION_CELLS", "TWO_FIELD_CELLS", "unsupported_reason",
+           "fused_layer", "FusedLayer", "fused_direction", "skip_direction", "load_extension",
+           "load_variants", "build_error", "empty_cache", "cached_bytes"]
 
 
 def empty_cache() -> int:
@@ -34,27 +47,18 @@ def cached_bytes() -> int:
     ext = load_extension()
     return 0 if ext is None else ext.cache_bytes()
 
-def unsupported_reason(layer, x: Tensor) -> str | None:
-    """Why the fused engine cannot run `layer` on `x`, or None if it can."""
-    problem = input_problem(layer, x, MODES, "fused kernel")
-    if problem is not None:
-        return problem
-    if load_extension() is None:
-        return build_error()
-    return None
 
-
-def supports(layer, x: Tensor) -> bool:
-    """True when `run_stack(layer, x, ...)` can run."""
-    return unsupported_reason(layer, x) is None
-
-
-def run_stack(layer, x: Tensor, state: tuple[Tensor, ...],
-              lengths: Tensor | None) -> tuple[Tensor, tuple[Tensor, ...]]:
-    """Run every layer and direction of `layer` through the fused kernels.
-
-    Shape: x (T, B, I) time-major, state ((L*D, B, H),) or (h, c) for LSTM, lengths (B,) int64
-    or None -> out (T, B, D*H), zero past each length, and the final state like `state`.
+def unsupported_reason(cell: str, x: Tensor, weight: Tensor, *,
+                       per_direction: bool = False) -> str | None:
+    """Why the engine cannot run `cell` on `x` with weights like `weight`, or None if it can:
+    `fused_layer` (the default) or, with `per_direction`, `fused_direction` / `skip_direction`.
     """
-    # The layer has asked `unsupported_reason` just before; not asking twice keeps T=1 cheap.
-    return fused_stack(layer, x, state, lengths)
+    if per_direction:
+        problem = input_problem(cell, x, weight, DIRECTION_CELLS, "fused direction kernel")
+        if problem is None and load_variants() is None:
+            problem = variants_build_error()
+    else:
+        problem = input_problem(cell, x, weight, LAYER_CELLS, "fused layer kernel")
+        if problem is None and load_extension() is None:
+            problem = build_error()
+    return problem

@@ -8,15 +8,12 @@ from collections.abc import Callable
 from typing import Any, ClassVar
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence
 
-from rnnkit import engine as _engine
 from rnnkit import init as _init
 from rnnkit.cells.base import RecurrentCell
-from rnnkit.engine import variants as _variants
-from rnnkit.layers import _inputs, _regularisers
+from rnnkit.layers import _inputs, _regularisers, stack
 from rnnkit.layers._torch_path import run_torch, supports_torch
 from rnnkit.layers.scan import unroll
 
@@ -279,42 +276,19 @@ class RecurrentLayer(nn.Module):
             # reference's plain ops; the fused kernels are opaque to them.
             if supports_torch(self):
                 return run_torch(self, x, state, lengths)
-            return self._reference_stack(x, state, lengths)
+            return stack.run_reference(self, x, state, lengths)
         if self.engine == "torch" or (self.engine == "auto" and x.is_cuda):
             if supports_torch(self):
                 return run_torch(self, x, state, lengths)
             if self.engine == "torch":
                 raise RuntimeError(f"engine='torch' cannot run this layer: {_why_not_torch(self)}")
         if self.engine in ("auto", "fused"):
-            kernels = _variants if _variants.handles(self) else _engine
-            reason = kernels.unsupported_reason(self, x)
+            reason = stack.fused_reason(self, x)
             if reason is None:
-                return kernels.run_stack(self, x, state, lengths)
+                return stack.run_fused(self, x, state, lengths)
             if self.engine == "fused":
                 raise RuntimeError(f"engine='fused' cannot run this layer: {reason}")
-        return self._reference_stack(x, state, lengths)
-
-    def _reference_stack(
-        self, x: Tensor, state: tuple[Tensor, ...], lengths: Tensor | None
-    ) -> tuple[Tensor, tuple[Tensor, ...]]:
-        """Every layer and direction through `unroll`: the oracle for the fused engine."""
-        finals: list[list[Tensor]] = [[] for _ in state]
-        layer_input = x  # (T, B, I)
-        for k in range(self.num_layers):
-            outputs = []
-            for d in range(self.num_directions):
-                index = k * self.num_directions + d
-                h_drop, zone = _regularisers.masks(self, x.shape[0], x.shape[1], x)
-                out, final = self._reference_direction(
-                    layer_input, tuple(s[index] for s in state), self.layer_weights(k, d),
-                    lengths, d == 1, h_drop, zone)
-                outputs.append(out)  # (T, B, H)
-                for field, value in zip(finals, final, strict=True):
-                    field.append(value)
-            layer_input = torch.cat(outputs, dim=-1) if len(outputs) > 1 else outputs[0]
-            if self.dropout > 0 and self.training and k < self.num_layers - 1:
-                layer_input = F.dropout(layer_input, self.dropout)  # torch.nn's draw
-        return layer_input, tuple(torch.stack(field) for field in finals)  # (L*D, B, H) each
+        return stack.run_reference(self, x, state, lengths)
 
     def _reference_direction(
         self, x: Tensor, start: tuple[Tensor, ...], params: tuple[Tensor | None, ...],

@@ -1,22 +1,20 @@
-"""The fused layer as a torch.autograd.Function, and a whole stack of layers run through it."""
+"""`fused_layer`: one layer of a standard cell (RNN, LSTM, GRU), every direction in one call,
+as a torch.autograd.Function over the C++ kernels."""
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from rnnkit.engine._build import load_extension
 from rnnkit.engine._twice import Reference, differentiable_grads
+from rnnkit.engine.cells import CODES, LAYER_CELLS
 
-__all__ = ["MODES", "FusedLayer", "fused_layer", "fused_stack"]
+__all__ = ["FusedLayer", "fused_layer"]
 
-# Mode codes shared with csrc/fused_rnn.cpp (enum Mode).
-MODES = {"RNN_TANH": 0, "RNN_RELU": 1, "LSTM": 2, "GRU": 3}
-_LSTM = MODES["LSTM"]
+_LSTM = CODES["LSTM"]
 _NO_LENGTHS = torch.empty(0, dtype=torch.int64)
 _EMPTY: dict[torch.dtype, Tensor] = {}
 
@@ -76,14 +74,14 @@ class FusedLayer(torch.autograd.Function):
                 d_c0 if (need[5] and ctx.mode == _LSTM) else None, *grads_w)
 
 
-def fused_layer(mode: str, x: Tensor, h0: Tensor, c0: Tensor | None,
+def fused_layer(cell: str, x: Tensor, h0: Tensor, c0: Tensor | None,
                 weights: Sequence[tuple[Tensor, Tensor, Tensor | None, Tensor | None]],
                 lengths: Tensor | None = None,
                 reference: Reference | None = None) -> tuple[Tensor, Tensor, Tensor | None]:
     """Run one layer (one direction per entry of `weights`) through the fused kernels.
 
     Shape: x (T, B, I), h0 and c0 (D, B, H), lengths (B,) int64 -> out (T, B, D*H),
-    h_n and c_n (D, B, H); c0 and c_n are None unless mode is "LSTM". `reference`, the same
+    h_n and c_n (D, B, H); c0 and c_n are None unless cell is "LSTM". `reference`, the same
     layer by differentiable ops taking (x, h0, c0, *flat weights), makes the gradient
     differentiable (create_graph=True); without it a second derivative raises.
 
@@ -91,9 +89,9 @@ def fused_layer(mode: str, x: Tensor, h0: Tensor, c0: Tensor | None,
     (the hidden size is read from h0, the input size from x) and for lengths outside [1, T];
     TypeError for lengths that are not integers.
     """
-    code = MODES.get(mode)
-    if code is None:
-        raise ValueError(f"fused_layer: mode must be one of {sorted(MODES)}, got {mode!r}")
+    if cell not in LAYER_CELLS:
+        raise ValueError(f"fused_layer: cell must be one of {sorted(LAYER_CELLS)}, got {cell!r}")
+    code = CODES[cell]
     flat: list[Tensor] = []
     empty = _empty(x.dtype)
     for w_ih, w_hh, b_ih, b_hh in weights:  # the C++ side makes them contiguous
@@ -120,52 +118,3 @@ def _lengths(lengths: Tensor) -> Tensor:
         raise TypeError(f"fused_layer: lengths must be an integer tensor, got dtype "
                         f"{lengths.dtype}")
     return lengths.to(torch.int64)
-
-
-def fused_stack(layer, x: Tensor, state: tuple[Tensor, ...],
-                lengths: Tensor | None) -> tuple[Tensor, tuple[Tensor, ...]]:
-    """Every layer and direction of a RecurrentLayer; inter-layer dropout as the reference does.
-
-    Shape: x (T, B, I) time-major, state ((L*D, B, H),) or LSTM (h, c) -> out (T, B, D*H) and
-    the final state with the structure of `state`.
-    """
-    D = 2 if layer.bidirectional else 1
-    lstm = layer.mode == "LSTM"
-    h0 = state[0]
-    c0 = state[1] if lstm else None
-    out = x
-    h_last: list[Tensor] = []
-    c_last: list[Tensor] = []
-    for k in range(layer.num_layers):
-        weights = [tuple(layer.layer_weights(k, d))[:4] for d in range(D)]
-        hk = h0[k * D:(k + 1) * D]
-        ck = c0[k * D:(k + 1) * D] if lstm else None
-        reference = functools.partial(_reference_layer, layer, lengths)
-        out, h_n, c_n = fused_layer(layer.mode, out, hk, ck, weights, lengths, reference)
-        h_last.append(h_n)
-        if lstm:
-            c_last.append(c_n)
-        if layer.training and layer.dropout > 0 and k < layer.num_layers - 1:
-            out = F.dropout(out, layer.dropout)  # torch.nn's draw
-    h_n = h_last[0] if len(h_last) == 1 else torch.cat(h_last, 0)
-    if lstm:
-        c_n = c_last[0] if len(c_last) == 1 else torch.cat(c_last, 0)
-        return out, (h_n, c_n)
-    return out, (h_n,)
-
-
-def _reference_layer(layer, lengths: Tensor | None, x: Tensor, h0: Tensor, c0: Tensor,
-                     *flat: Tensor) -> tuple[Tensor, Tensor, Tensor | None]:
-    """FusedLayer's call by the layer's cell equations (the twin of `_twice`): x (T, B, I),
-    h0 and c0 (D, B, H) (c0 empty unless LSTM), 4 weights per direction (empty: no bias)."""
-    outs, h_n, c_n = [], [], []
-    for d in range(h0.shape[0]):
-        params = tuple(w if w.numel() else None for w in flat[4 * d:4 * d + 4])
-        start = (h0[d], c0[d]) if c0.numel() else (h0[d],)
-        out, final = layer._reference_direction(x, start, params, lengths, d == 1)
-        outs.append(out)
-        h_n.append(final[0])
-        if c0.numel():
-            c_n.append(final[1])
-    out = torch.cat(outs, dim=-1) if len(outs) > 1 else outs[0]
-    return out, torch.stack(h_n), (torch.stack(c_n) if c_n else None)

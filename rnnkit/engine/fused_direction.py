@@ -1,4 +1,5 @@
-"""One direction of one variant layer as a torch.autograd.Function over the C++ kernels."""
+"""`fused_direction` and `skip_direction`: one direction of one layer, any cell, with recurrent
+dropout and zoneout, as torch.autograd.Functions over the C++ direction kernels."""
 
 from __future__ import annotations
 
@@ -8,9 +9,10 @@ import torch
 from torch import Tensor
 
 from rnnkit.engine._twice import Reference, differentiable_grads
+from rnnkit.engine.cells import CODES
 from rnnkit.engine.variant_build import load_variants, variants_build_error
 
-__all__ = ["VariantDirection", "variant_direction", "SkipDirection", "skip_direction"]
+__all__ = ["FusedDirection", "fused_direction", "SkipDirection", "skip_direction"]
 
 _NO_LENGTHS = torch.empty(0, dtype=torch.int64)
 _NO_MASK = torch.empty(0, dtype=torch.uint8)
@@ -23,7 +25,7 @@ def _ext():
     return ext
 
 
-class VariantDirection(torch.autograd.Function):
+class FusedDirection(torch.autograd.Function):
     """Forward in C++, backward = the hand-written BPTT in C++, for one direction.
 
     Inputs: cell code, reverse, lengths ((B,) int64 or empty), h_drop ((B, H) or empty),
@@ -76,20 +78,25 @@ def _regularisers(x: Tensor, h_drop: Tensor | None,
     return drop, masks, rates
 
 
-def variant_direction(cell: int, x: Tensor, h0: Tensor, c0: Tensor | None,
+def fused_direction(cell: str, x: Tensor, h0: Tensor, c0: Tensor | None,
                       weights: Sequence[Tensor | None], lengths: Tensor | None, reverse: bool,
                       h_drop: Tensor | None = None,
                       zone: Sequence[Tensor | float | None] | None = None,
                       reference: Reference | None = None,
                       ) -> tuple[Tensor, Tensor, Tensor | None]:
-    """Run one direction of one layer through the variant kernels.
+    """Run one direction of one layer of `cell` (a name in `cells.CODES`) through the
+    direction kernels.
 
-    Shape: x (T, B, I), h0 and c0 (B, H), lengths (B,) int64, h_drop (B, H); `zone` is what
-    `rnnkit.layers._regularisers.masks` returns: per state field a (T, B, H) bool mask, a rate
-    or None. Returns out (T, B, H), h_n (B, H) and c_n (B, H) (None outside the LSTM family).
+    Shape: x (T, B, I), h0 and c0 (B, H), lengths (B,) int64, h_drop (B, H) the recurrent
+    dropout multiplier; `zone` holds per state field a (T, B, H) bool mask of the units that
+    keep their value (training), a rate (evaluation) or None. Returns out (T, B, H), h_n
+    (B, H) and c_n (B, H) (None outside the LSTM family).
     `reference(x, h0, c0, *weights)`, the same call by differentiable ops, makes the gradient
     differentiable (create_graph=True).
     """
+    code = CODES.get(cell)
+    if code is None:
+        raise ValueError(f"fused_direction: cell must be one of {sorted(CODES)}, got {cell!r}")
     empty = x.new_empty(0)
     flat = [empty if w is None else w.contiguous() for w in weights]
     lens = _NO_LENGTHS if lengths is None else lengths.to(torch.int64).contiguous()
@@ -100,11 +107,11 @@ def variant_direction(cell: int, x: Tensor, h0: Tensor, c0: Tensor | None,
     needs_grad = torch.is_grad_enabled() and (
         x.requires_grad or h0.requires_grad or c0.requires_grad
         or any(t.requires_grad for t in flat))
-    args = (cell, reference, reverse, lens, drop, masks[0], masks[1], rates[0], rates[1])
+    args = (code, reference, reverse, lens, drop, masks[0], masks[1], rates[0], rates[1])
     if needs_grad:
-        out, h_n, c_n = VariantDirection.apply(*args, x, h0, c0, *flat)
+        out, h_n, c_n = FusedDirection.apply(*args, x, h0, c0, *flat)
     else:
-        out, h_n, c_n = _ext().dir_forward(cell, x, h0, c0, flat, lens, reverse, drop, masks[0],
+        out, h_n, c_n = _ext().dir_forward(code, x, h0, c0, flat, lens, reverse, drop, masks[0],
                                            masks[1], rates[0], rates[1], False)[:3]
     return out, h_n, (c_n if c_n.numel() else None)
 

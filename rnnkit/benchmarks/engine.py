@@ -1,4 +1,4 @@
-"""`python -m rnnkit.engine.bench` / `rnnkit bench`: fused engine vs torch.nn and ORT, interleaved.
+"""`rnnkit bench` (`python -m rnnkit.benchmarks.engine`): fused engine vs torch.nn and ORT.
 
 For each cell and shape (B, T, H) with I = H, times a training step (forward + backward of
 out.sum() w.r.t. the weights) and inference (no_grad) for torch.nn and rnnkit's fused engine in
@@ -217,7 +217,7 @@ def run_from_args(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m rnnkit.engine.bench", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m rnnkit.benchmarks.engine", description=__doc__)
     add_arguments(parser)
     return run_from_args(parser.parse_args(argv))
 

@@ -1,4 +1,4 @@
-"""`python -m rnnkit.engine.bench_variants`: the fused cell variants against the plain fused LSTM
+"""`python -m rnnkit.benchmarks.variants`: the fused cell variants against the plain fused LSTM
 and against rnnkit's own reference engine, interleaved in one process.
 
 For each variant and shape (B, T, H) with I = H, times a training step (forward, then backward of
