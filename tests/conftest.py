@@ -1,5 +1,5 @@
-"""Shared fixtures: deterministic seeds for every test, one intra-op thread, the two built
-engine extensions (`ext`, `vext`; the test skips when one cannot be built).
+"""Shared fixtures: deterministic seeds for every test, one intra-op thread, the built engine
+extension (`ext`; the test skips when it cannot be built).
 
 The tests use tiny tensors, where a second OpenMP thread only adds barrier waits (milliseconds
 per op when the machine is busy); tests that are about threads set the count themselves.
@@ -26,12 +26,3 @@ def ext():
         pytest.skip("the fused engine could not be built")
     return module
 
-
-@pytest.fixture(scope="module")
-def vext():
-    from rnnkit.engine.variant_build import load_variants
-
-    module = load_variants(quiet=True)
-    if module is None:
-        pytest.skip("the variant kernels could not be built")
-    return module

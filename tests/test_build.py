@@ -26,8 +26,8 @@ def test_a_failed_build_warns_once_and_returns_none(tmp_path, monkeypatch):
 
 
 def test_without_the_engine_auto_uses_the_reference_path_and_fused_raises(monkeypatch):
-    monkeypatch.setattr(_build.FUSED, "module", None)
-    monkeypatch.setattr(_build.FUSED, "error", "the fused CPU engine could not be built (test)")
+    monkeypatch.setattr(_build.ENGINE, "module", None)
+    monkeypatch.setattr(_build.ENGINE, "error", "the fused CPU engine could not be built (test)")
     torch.manual_seed(0)
     auto = rk.LSTM(4, 5, engine="auto")
     ref = rk.LSTM(4, 5, engine="reference")

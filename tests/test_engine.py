@@ -17,6 +17,7 @@ from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence
 
 import rnnkit as rk
 from rnnkit import engine
+from rnnkit.engine import tuning
 from rnnkit.layers import stack
 
 T, B, I, H = 4, 2, 3, 5
@@ -101,22 +102,18 @@ def test_gradcheck_float64(kind):
 @pytest.mark.parametrize(("small_batch", "onednn"), [(0, 0), (16, 0), (0, 2)],
                          ids=["blas", "blocked", "onednn"])
 def test_every_gemm_path_matches_reference(kind, small_batch, onednn, dtype):
-    """Batches above `set_small_batch` run the per-step GEMM through BLAS (packed for float32);
-    `set_onednn(2)` sends every float32 product to oneDNN (float64 stays on BLAS)."""
+    """Batches above `small_batch` run the per-step GEMM through BLAS (packed for float32);
+    `onednn=2` sends every float32 product to oneDNN (float64 stays on BLAS)."""
     ext = engine.load_extension()
     if onednn and not ext.has_onednn():
         pytest.skip("this torch build has no oneDNN matrix products")
-    old_small, old_dnn = ext.set_small_batch(small_batch), ext.set_onednn(onednn)
-    try:
+    with tuning.overridden(small_batch=small_batch, onednn=onednn):
         fused, ref = _pair(kind, dtype, num_layers=2, bidirectional=True)
         x = torch.randn(T, 5, I, dtype=dtype, requires_grad=True)
         kwargs = {"lengths": torch.tensor([4, 1, 3, 4, 2])}
         hx = make_hx(ref, 5, dtype)
         assert_same(forward_backward(fused, x, hx, **kwargs),
                     forward_backward(ref, x, hx, **kwargs), dtype)
-    finally:
-        ext.set_small_batch(old_small)
-        ext.set_onednn(old_dnn)
 
 
 def test_onednn_default_policy_is_as_accurate_as_the_reference_at_large_batches():
@@ -147,17 +144,13 @@ def test_onednn_default_policy_is_as_accurate_as_the_reference_at_large_batches(
 @pytest.mark.parametrize("kind", KINDS)
 def test_inference_in_chunks_of_input_products_matches_reference(kind, dtype, onednn):
     """Under no_grad a large call computes its input products a chunk of steps at a time;
-    `set_xp_chunk_rows(10)` at B = 5 makes chunks of 2 steps (7 steps: the last chunk partial,
+    `xp_chunk_rows=10` at B = 5 makes chunks of 2 steps (7 steps: the last chunk partial,
     and the reverse direction walks the chunks backwards), with lengths ending mid-chunk."""
     ext = engine.load_extension()
     if onednn and not ext.has_onednn():
         pytest.skip("this torch build has no oneDNN matrix products")
-    old_rows, old_dnn = ext.set_xp_chunk_rows(10), ext.set_onednn(onednn)
-    try:
+    with tuning.overridden(xp_chunk_rows=10, onednn=onednn):
         assert_stack_matches_reference(kind, dtype, 24, [7, 3, 6, 7, 1], training=False)
-    finally:
-        ext.set_xp_chunk_rows(old_rows)
-        ext.set_onednn(old_dnn)
 
 
 @pytest.mark.parametrize("kind", KINDS)

@@ -286,14 +286,14 @@ def test_a_sanitized_build_has_flags_and_a_cache_folder_of_its_own(monkeypatch):
     from rnnkit.engine import _build
 
     monkeypatch.delenv("RNNKIT_SANITIZE", raising=False)
-    plain_dir, plain_hash = _build.FUSED.cache_dir(), _build.FUSED.source_hash()
+    plain_dir, plain_hash = _build.ENGINE.cache_dir(), _build.ENGINE.source_hash()
     assert "-fsanitize=address" not in _build._flags()[0]
     monkeypatch.setenv("RNNKIT_SANITIZE", "address")
     cflags, ldflags = _build._flags()
     assert "-fsanitize=address" in cflags and "-fsanitize=address" in ldflags
-    sanitized_dir = _build.FUSED.cache_dir()
+    sanitized_dir = _build.ENGINE.cache_dir()
     assert sanitized_dir.name.endswith("-address") and sanitized_dir.parent == plain_dir.parent
-    assert _build.FUSED.source_hash() != plain_hash  # the module's name differs too
+    assert _build.ENGINE.source_hash() != plain_hash  # the module's name differs too
     monkeypatch.setenv("RNNKIT_SANITIZE", "thread")
     with pytest.raises(ValueError, match=r"RNNKIT_SANITIZE must be one of \['address'\]"):
-        _build.FUSED.cache_dir()
+        _build.ENGINE.cache_dir()

@@ -54,8 +54,8 @@ def _dir_args(cell: int, regularised: bool = True) -> dict:
     }
 
 
-def _dir_forward(vext, a: dict, keep: bool = True):
-    return vext.dir_forward(a["cell"], a["x"], a["h0"], a["c0"], a["w"], a["lengths"], False,
+def _dir_forward(ext, a: dict, keep: bool = True):
+    return ext.dir_forward(a["cell"], a["x"], a["h0"], a["c0"], a["w"], a["lengths"], False,
                             a["h_drop"], a["zh"], a["zc"], 0.0, 0.0, keep)
 
 
@@ -63,15 +63,15 @@ WEIGHTS = [(cell, i) for cell, (_, _, specs) in CELLS.items() for i in range(len
 
 
 @pytest.mark.parametrize("cell, index", WEIGHTS)
-def test_dir_forward_rejects_each_weight_of_the_wrong_shape(vext, cell, index):
+def test_dir_forward_rejects_each_weight_of_the_wrong_shape(ext, cell, index):
     args = _dir_args(cell)
-    _dir_forward(vext, args)
+    _dir_forward(ext, args)
     name, shape = CELLS[cell][2][index]
     wrong = list(shape)
     wrong[-1] += 1
     args["w"][index] = torch.randn(wrong)
     with pytest.raises(ValueError, match=rf"^dir_forward: {name} has shape"):
-        _dir_forward(vext, args)
+        _dir_forward(ext, args)
 
 
 
@@ -97,35 +97,35 @@ DIR_FORWARD_BAD = {
 
 
 @pytest.mark.parametrize("case", list(DIR_FORWARD_BAD))
-def test_dir_forward_rejects(vext, case):
+def test_dir_forward_rejects(ext, case):
     mutate, message = DIR_FORWARD_BAD[case]
     args = _dir_args(5)  # the LayerNorm LSTM: the most parameters
-    _dir_forward(vext, args)
+    _dir_forward(ext, args)
     mutate(args)
     with pytest.raises(ValueError, match=r"^dir_forward: .*" + message):
-        _dir_forward(vext, args)
+        _dir_forward(ext, args)
 
 
 @pytest.mark.parametrize("cell", [2, 5, 6])
-def test_dir_forward_makes_strided_tensors_contiguous(vext, cell):
+def test_dir_forward_makes_strided_tensors_contiguous(ext, cell):
     args = _dir_args(cell)
-    want = _dir_forward(vext, args, keep=False)[:3]
+    want = _dir_forward(ext, args, keep=False)[:3]
     strided = {**args, **{k: _noncontiguous(args[k]) for k in ("x", "h0", "h_drop", "zh")},
                "w": [_noncontiguous(w) for w in args["w"]]}
-    for got, expected in zip(_dir_forward(vext, strided, keep=False)[:3], want, strict=True):
+    for got, expected in zip(_dir_forward(ext, strided, keep=False)[:3], want, strict=True):
         torch.testing.assert_close(got, expected, rtol=0, atol=0)
 
 
-def _dir_backward_args(vext, cell: int) -> dict:
+def _dir_backward_args(ext, cell: int) -> dict:
     a = _dir_args(cell)
-    res = _dir_forward(vext, a)
+    res = _dir_forward(ext, a)
     has_c = CELLS[cell][1]
     return {**a, "saved": list(res[3:]), "dout": torch.randn(T, B, H),
             "dh": torch.randn(B, H), "dc": torch.randn(B, H) if has_c else torch.empty(0)}
 
 
-def _dir_backward(vext, a: dict):
-    return vext.dir_backward(a["cell"], a["x"], a["w"], a["lengths"], False, a["h_drop"],
+def _dir_backward(ext, a: dict):
+    return ext.dir_backward(a["cell"], a["x"], a["w"], a["lengths"], False, a["h_drop"],
                              a["zh"], a["zc"], 0.0, 0.0, a["saved"], a["dout"], a["dh"],
                              a["dc"], True)
 
@@ -149,13 +149,13 @@ DIR_BACKWARD_BAD = {
 
 
 @pytest.mark.parametrize("case", list(DIR_BACKWARD_BAD))
-def test_dir_backward_rejects(vext, case):
+def test_dir_backward_rejects(ext, case):
     mutate, message = DIR_BACKWARD_BAD[case]
-    args = _dir_backward_args(vext, 5)
-    _dir_backward(vext, args)
+    args = _dir_backward_args(ext, 5)
+    _dir_backward(ext, args)
     mutate(args)
     with pytest.raises(ValueError, match=r"^dir_backward: .*" + message):
-        _dir_backward(vext, args)
+        _dir_backward(ext, args)
 
 
 # ---- the skip RNN ----------------------------------------------------------------------------
@@ -172,8 +172,8 @@ def _skip_args(delays=(1, 3)) -> dict:
     }
 
 
-def _skip_forward(vext, a: dict, keep: bool = True):
-    return vext.skip_forward(a["x"], a["reg0"], a["w"], a["delays"], False, a["lengths"], False,
+def _skip_forward(ext, a: dict, keep: bool = True):
+    return ext.skip_forward(a["x"], a["reg0"], a["w"], a["delays"], False, a["lengths"], False,
                              a["h_drop"], a["zh"], a["zp"], 0.0, 0.0, keep)
 
 
@@ -196,17 +196,17 @@ SKIP_FORWARD_BAD = {
 
 
 @pytest.mark.parametrize("case", list(SKIP_FORWARD_BAD))
-def test_skip_forward_rejects(vext, case):
+def test_skip_forward_rejects(ext, case):
     mutate, message = SKIP_FORWARD_BAD[case]
     args = _skip_args()
-    _skip_forward(vext, args)
+    _skip_forward(ext, args)
     mutate(args)
     with pytest.raises(ValueError, match=r"^skip_forward: .*" + message):
-        _skip_forward(vext, args)
+        _skip_forward(ext, args)
 
 
-def _skip_backward(vext, a: dict):
-    return vext.skip_backward(a["x"], a["w"], a["delays"], False, a["lengths"], False,
+def _skip_backward(ext, a: dict):
+    return ext.skip_backward(a["x"], a["w"], a["delays"], False, a["lengths"], False,
                               a["h_drop"], a["zh"], a["zp"], 0.0, 0.0, a["saved"], a["dout"],
                               a["dreg"], True)
 
@@ -224,12 +224,12 @@ SKIP_BACKWARD_BAD = {
 
 
 @pytest.mark.parametrize("case", list(SKIP_BACKWARD_BAD))
-def test_skip_backward_rejects(vext, case):
+def test_skip_backward_rejects(ext, case):
     mutate, message = SKIP_BACKWARD_BAD[case]
     args = _skip_args()
-    res = _skip_forward(vext, args)
+    res = _skip_forward(ext, args)
     args.update(saved=list(res[2:]), dout=torch.randn(T, B, H), dreg=torch.randn(B, 3 * H))
-    _skip_backward(vext, args)
+    _skip_backward(ext, args)
     mutate(args)
     with pytest.raises(ValueError, match=r"^skip_backward: .*" + message):
-        _skip_backward(vext, args)
+        _skip_backward(ext, args)

@@ -17,7 +17,7 @@ from parity import (
 )
 
 import rnnkit as rk
-from rnnkit import engine
+from rnnkit.engine import tuning
 
 DTYPES = [torch.float32, torch.float64]
 
@@ -25,33 +25,32 @@ DTYPES = [torch.float32, torch.float64]
 @pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
 @pytest.mark.parametrize("kind", KINDS)
 def test_blocked_step_gemm_split_over_threads_matches_reference(kind, dtype):
-    """`set_parallel_step_macs(0)` splits every blocked step GEMM's columns over two threads;
+    """`parallel_step_macs=0` splits every blocked step GEMM's columns over two threads;
     H = 70 gives LSTM 3 column blocks (the last partial), GRU 4, RNN and the backward 2."""
-    ext = engine.load_extension()
-    old_macs, old_threads = ext.set_parallel_step_macs(0), torch.get_num_threads()
+    old_threads = torch.get_num_threads()
     torch.set_num_threads(2)
     try:
-        cls, _, extra = KINDS[kind]
-        fused = cls(9, 70, **extra, num_layers=2, engine="fused").to(dtype)
-        ref = cls(9, 70, **extra, num_layers=2, engine="reference").to(dtype)
-        ref.load_state_dict(fused.state_dict())
-        x = torch.randn(6, 5, 9, dtype=dtype, requires_grad=True)
-        kwargs = {"lengths": torch.tensor([6, 2, 5, 6, 1])}
-        assert_same(forward_backward(fused, x, **kwargs), forward_backward(ref, x, **kwargs),
-                    dtype)
+        with tuning.overridden(parallel_step_macs=0):
+            cls, _, extra = KINDS[kind]
+            fused = cls(9, 70, **extra, num_layers=2, engine="fused").to(dtype)
+            ref = cls(9, 70, **extra, num_layers=2, engine="reference").to(dtype)
+            ref.load_state_dict(fused.state_dict())
+            x = torch.randn(6, 5, 9, dtype=dtype, requires_grad=True)
+            kwargs = {"lengths": torch.tensor([6, 2, 5, 6, 1])}
+            assert_same(forward_backward(fused, x, **kwargs),
+                        forward_backward(ref, x, **kwargs), dtype)
     finally:
-        ext.set_parallel_step_macs(old_macs)
         torch.set_num_threads(old_threads)
 
 
 @pytest.fixture
 def team_everywhere():
-    """`set_team(16, 0)`: every step loop of a batch up to 16 runs on a thread team, whatever
-    the size of its steps (the default leaves small steps and most plain RNNs on one thread)."""
-    ext = engine.load_extension()
-    old, before = ext.set_team(16, 0), torch.get_num_threads()
-    yield ext
-    ext.set_team(*old)
+    """`team_batch=16, team_macs=0`: every step loop of a batch up to 16 runs on a thread team,
+    whatever the size of its steps (the default leaves small steps and most plain RNNs on one
+    thread)."""
+    before = torch.get_num_threads()
+    with tuning.overridden(team_batch=16, team_macs=0):
+        yield
     torch.set_num_threads(before)
 
 
@@ -96,13 +95,12 @@ def test_thread_team_equals_one_thread(team_everywhere):
 
 @pytest.fixture
 def pipeline_in_chunks_of_two_steps():
-    """`set_pipeline_rows(10)` at B = 5: the pipelined backward's second thread takes the
+    """`pipeline_rows=10` at B = 5: the pipelined backward's second thread takes the
     parameter gradients two steps at a time (the default takes 256 rows per chunk)."""
-    ext = engine.load_extension()
-    old, before = ext.set_pipeline_rows(10), torch.get_num_threads()
+    before = torch.get_num_threads()
     torch.set_num_threads(2)
-    yield ext
-    ext.set_pipeline_rows(old)
+    with tuning.overridden(pipeline_rows=10):
+        yield
     torch.set_num_threads(before)
 
 
@@ -124,11 +122,10 @@ def test_pipelined_backward_gradcheck_float64(kind, pipeline_in_chunks_of_two_st
 
 @pytest.fixture
 def split_everywhere(team_everywhere):
-    """`set_split_rows(1)`: every step loop with at least one batch row per thread splits by
+    """`split_rows=1`: every step loop with at least one batch row per thread splits by
     rows (the default asks for four rows per thread)."""
-    old = team_everywhere.set_split_rows(1)
-    yield team_everywhere
-    team_everywhere.set_split_rows(old)
+    with tuning.overridden(split_rows=1):
+        yield
 
 
 @pytest.mark.parametrize("threads", [2, 3])
@@ -156,6 +153,7 @@ _FIRST_CALL_SCRIPT = """
 import torch
 import rnnkit as rk
 from rnnkit import engine
+from rnnkit.engine import tuning
 torch.manual_seed(0)
 layer = rk.GRU(128, 128, engine="fused")  # under 16M multiply-adds: BLAS on one MKL thread,
 with torch.no_grad():                     # and large enough steps to ask for a thread team

@@ -11,6 +11,7 @@ from parity import assert_same, forward_backward
 
 import rnnkit as rk
 from rnnkit import engine
+from rnnkit.engine import tuning
 from rnnkit.layers import stack
 
 T, B, I, H = 4, 2, 3, 5
@@ -264,12 +265,11 @@ def test_step_products_split_over_threads_match_one_thread(kind):
 
 @pytest.fixture
 def variant_team_everywhere():
-    """`set_team(16, 0)` on the variant kernels: every step loop of a batch from 2 to 16 runs on
-    a thread team (rows of the batch for the row pass, columns for the product)."""
-    ext = engine.load_variants()
-    old, before = ext.set_team(16, 0), torch.get_num_threads()
-    yield ext
-    ext.set_team(*old)
+    """`direction_team_batch=16, direction_team_macs=0`: every step loop of a batch from 2 to 16
+    runs on a thread team (rows of the batch for the row pass, columns for the product)."""
+    before = torch.get_num_threads()
+    with tuning.overridden(direction_team_batch=16, direction_team_macs=0) as values:
+        yield values
     torch.set_num_threads(before)
 
 

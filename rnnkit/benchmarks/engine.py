@@ -12,19 +12,22 @@ them down).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import io
 import json
 import platform
 import statistics
+import subprocess
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import torch
 from torch import nn
 
 import rnnkit as rk
+from rnnkit.engine import tuning
 
 __all__ = ["DEFAULT_SHAPES", "run_bench", "gemm_peak", "add_arguments", "main"]
 
@@ -105,10 +108,14 @@ def run_bench(cells: list[str], shapes: list[tuple[int, int, int]], threads: int
         torch.set_num_threads(threads)
     threads = torch.get_num_threads()
     peak = gemm_peak()
+    changed = _tuning_changes()
     info = {"torch": torch.__version__, "threads": threads, "cpu": platform.processor() or
-            platform.machine(), "clock": clock, "gemm_peak_gflops": round(peak, 1), "rows": []}
+            platform.machine(), "clock": clock, "gemm_peak_gflops": round(peak, 1),
+            "tuning": {"source": tuning.source(), "changed": changed}, "rows": []}
     log(f"torch {torch.__version__}, {threads} threads, {clock} clock, "
         f"float32 GEMM peak {peak:.0f} GFLOP/s")
+    log(f"tuning: {tuning.source()}" + (f", changed from the defaults: {changed}" if changed
+                                         else ", the defaults"))
     log(f"{'cell':5} {'B':>3} {'T':>5} {'H':>4} {'step':6} {'torch.nn ms':>11} "
         f"{'rnnkit ms':>10} {'ratio':>6} {'ORT ms':>8} {'vs ORT':>6} {'GFLOP/s':>8} {'%peak':>6}")
     for cell in cells:
@@ -134,6 +141,12 @@ def run_bench(cells: list[str], shapes: list[tuple[int, int, int]], threads: int
                 info["rows"].append(row)
                 log(_format(row))
     return info
+
+
+def _tuning_changes() -> dict[str, int]:
+    """The thresholds in force that differ from the engine's defaults (rnnkit.engine.tuning)."""
+    defaults = tuning.defaults()
+    return {k: v for k, v in tuning.current().items() if defaults.get(k) != v}
 
 
 def _step_fns(ref: nn.Module, ours: nn.Module, x: torch.Tensor,
@@ -201,6 +214,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="wall time (default) or this process's CPU time, which leaves out "
                              "waiting for a core on a shared machine")
     parser.add_argument("--json", metavar="PATH", default=None, help="also write results here")
+    parser.add_argument("--busy-neighbour", action="store_true",
+                        help="keep one core busy with another process (`yes > /dev/null`) while "
+                             "timing: how the engine behaves on a machine shared with other work")
+
+
+@contextlib.contextmanager
+def _busy_neighbour(on: bool) -> Iterator[None]:
+    """With `on`, another process keeps one core busy (it writes to /dev/null in a loop) for the
+    duration of the block, and is stopped after it."""
+    if not on:
+        yield
+        return
+    neighbour = subprocess.Popen(["yes"], stdout=subprocess.DEVNULL)
+    print(f"busy neighbour: `yes > /dev/null` running (pid {neighbour.pid})")
+    try:
+        yield
+    finally:
+        neighbour.kill()
+        neighbour.wait()
 
 
 def run_from_args(args: argparse.Namespace) -> int:
@@ -208,8 +240,10 @@ def run_from_args(args: argparse.Namespace) -> int:
     unknown = [c for c in cells if c not in _CELLS]
     if unknown:
         raise SystemExit(f"--cells: unknown cell {unknown[0]!r}; expected some of {list(_CELLS)}")
-    info = run_bench(cells, args.shapes, args.threads, args.budget, ort=not args.no_ort,
-                     clock=args.clock)
+    with _busy_neighbour(args.busy_neighbour):
+        info = run_bench(cells, args.shapes, args.threads, args.budget, ort=not args.no_ort,
+                         clock=args.clock)
+    info["busy_neighbour"] = args.busy_neighbour
     if args.json:
         with open(args.json, "w") as fh:
             json.dump(info, fh, indent=1)

@@ -125,9 +125,9 @@ def main(argv: list[str] | None = None) -> None:
     shapes = [tuple(int(v) for v in s.split(",")) for s in args.shapes]
     rows = run_bench(shapes, args.variants, budget_s=args.budget,  # type: ignore[arg-type]
                      clock=args.clock)
-    from rnnkit.engine.variant_build import load_variants
+    from rnnkit.engine import load_extension
 
-    ext = load_variants()
+    ext = load_extension()
     print(f"device: {platform.processor() or platform.machine()}, torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads, kernels {ext.isa() if ext else 'unavailable'}, "
           f"{args.clock} clock; training step = forward + backward of out.sum(); "

@@ -12,7 +12,8 @@ nothing above it. `rnnkit.layers` runs a layer's stack through it:
 
 Each takes an optional `reference`, the same call by differentiable ops, used for gradients of
 gradients (`_twice.py`). The kernels live in csrc/, built on first use and cached per user
-(`_build.py`).
+(`_build.py`) as one extension; `tuning.py` holds the thresholds that choose their
+schedules.
 """
 
 from __future__ import annotations
@@ -24,11 +25,10 @@ from rnnkit.engine._checks import input_problem
 from rnnkit.engine.cells import CODES, DIRECTION_CELLS, LAYER_CELLS, TWO_FIELD_CELLS
 from rnnkit.engine.fused_direction import fused_direction, skip_direction
 from rnnkit.engine.fused_layer import FusedLayer, fused_layer
-from rnnkit.engine.variant_build import load_variants, variants_build_error
 
 __all__ = ["CODES", "LAYER_CELLS", "DIRECTION_CELLS", "TWO_FIELD_CELLS", "unsupported_reason",
            "fused_layer", "FusedLayer", "fused_direction", "skip_direction", "load_extension",
-           "load_variants", "build_error", "empty_cache", "cached_bytes"]
+           "build_error", "empty_cache", "cached_bytes"]
 
 
 def empty_cache() -> int:
@@ -55,10 +55,8 @@ def unsupported_reason(cell: str, x: Tensor, weight: Tensor, *,
     """
     if per_direction:
         problem = input_problem(cell, x, weight, DIRECTION_CELLS, "fused direction kernel")
-        if problem is None and load_variants() is None:
-            problem = variants_build_error()
     else:
         problem = input_problem(cell, x, weight, LAYER_CELLS, "fused layer kernel")
-        if problem is None and load_extension() is None:
-            problem = build_error()
+    if problem is None and load_extension() is None:
+        problem = build_error()
     return problem

@@ -1,7 +1,7 @@
-"""Builds (once, cached per user) and loads the engine's C++ extensions: the fused RNN/LSTM/GRU
-kernels and the fused variant kernels. Each is one translation unit compiled by
-`torch.utils.cpp_extension` into `$RNNKIT_CACHE` (default `~/.cache/rnnkit`), keyed on a hash of
-its sources, flags, torch and Python; a failed build leaves the reference path and one warning."""
+"""Builds (once, cached per user) and loads the engine's one C++ extension: the layer kernels,
+the direction kernels and their bindings (csrc/*.cpp), compiled by `torch.utils.cpp_extension`
+into `$RNNKIT_CACHE` (default `~/.cache/rnnkit`), keyed on a hash of its sources, flags, torch
+and Python; a failed build leaves the reference path and one warning."""
 
 from __future__ import annotations
 
@@ -15,8 +15,7 @@ from types import ModuleType
 
 import torch
 
-__all__ = ["Extension", "FUSED", "VARIANTS", "load_extension", "build_error", "cache_dir",
-           "cache_root"]
+__all__ = ["Extension", "ENGINE", "load_extension", "build_error", "cache_dir", "cache_root"]
 
 _CSRC = Path(__file__).resolve().parent / "csrc"
 # Portable flags: no -march=native, so a cached build runs on any x86-64 machine (the row loops
@@ -29,6 +28,16 @@ _LDFLAGS = ("-fopenmp",)
 # process then needs libasan preloaded). The flags are part of the cache key, and the build goes
 # to a folder of its own, so sanitized and normal builds never mix.
 _SANITIZERS = {"address": ("-fsanitize=address", "-fno-omit-frame-pointer", "-g")}
+
+
+# RNNKIT_ISA caps the instruction set the kernels pick (csrc/isa.h), for tests.
+_ISAS = ("avx512", "avx2", "base")
+
+
+def _check_isa() -> None:
+    name = os.environ.get("RNNKIT_ISA", "")
+    if name and name not in _ISAS:
+        raise ValueError(f"RNNKIT_ISA must be one of {list(_ISAS)} or empty, got {name!r}")
 
 
 def _sanitizer() -> str:
@@ -60,6 +69,7 @@ class Extension:
         self.kind, self.what = kind, what  # cache subfolder; words for messages
         self.sources, self.headers = sources, headers
         self.module: ModuleType | None = None
+        self.defaults: dict[str, int] | None = None  # the compiled tuning (tuning.install)
         self.error: str | None = None
 
     def source_hash(self) -> str:
@@ -116,23 +126,28 @@ class Extension:
         return self.module
 
 
-_SHARED = (_CSRC / "engine_common.h", _CSRC / "step_mm.h", _CSRC / "checks.h")
-FUSED = Extension("engine", "fused CPU engine", (_CSRC / "fused_rnn.cpp",),
-                  (_CSRC / "fused_rnn_rows.h", *_SHARED))
-VARIANTS = Extension("variants", "fused variant kernels", (_CSRC / "variants.cpp",),
-                     (*sorted(_CSRC.glob("variants_*.h")), *_SHARED))
+ENGINE = Extension("engine", "fused CPU engine",
+                   tuple(sorted(_CSRC.glob("*.cpp"))), tuple(sorted(_CSRC.glob("*.h"))))
 
 
 def load_extension(verbose: bool = False, quiet: bool = False) -> ModuleType | None:
-    """The compiled fused engine, building it on first use; None (one warning) if it cannot."""
-    return FUSED.load(verbose, quiet)
+    """The compiled fused engine, building it on first use; None (one warning) if it cannot.
+    Raises ValueError for an RNNKIT_ISA or RNNKIT_SANITIZE it does not know."""
+    _check_isa()
+    first = ENGINE.module is None
+    module = ENGINE.load(verbose, quiet)
+    if module is not None and first:  # the machine's tuning, once (tuning.py)
+        from rnnkit.engine import tuning
+
+        tuning.install(module)
+    return module
 
 
 def build_error() -> str | None:
     """Why the fused engine is unavailable (after a failed `load_extension`), else None."""
-    return FUSED.error
+    return ENGINE.error
 
 
 def cache_dir() -> Path:
-    """The fused engine's build directory."""
-    return FUSED.cache_dir()
+    """The engine's build directory."""
+    return ENGINE.cache_dir()

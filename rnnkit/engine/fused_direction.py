@@ -8,9 +8,9 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
+from rnnkit.engine._build import build_error, load_extension
 from rnnkit.engine._twice import Reference, differentiable_grads
 from rnnkit.engine.cells import CODES
-from rnnkit.engine.variant_build import load_variants, variants_build_error
 
 __all__ = ["FusedDirection", "fused_direction", "SkipDirection", "skip_direction"]
 
@@ -19,9 +19,9 @@ _NO_MASK = torch.empty(0, dtype=torch.uint8)
 
 
 def _ext():
-    ext = load_variants()
+    ext = load_extension()
     if ext is None:
-        raise RuntimeError(f"fused variant kernels unavailable: {variants_build_error()}")
+        raise RuntimeError(f"fused engine unavailable: {build_error()}")
     return ext
 
 

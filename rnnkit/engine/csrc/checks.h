@@ -13,6 +13,8 @@
 
 #include <torch/extension.h>
 
+#include "cells.h"
+
 #include <climits>
 #include <cstdint>
 #include <initializer_list>
@@ -174,7 +176,7 @@ inline std::vector<at::Tensor> dense(const std::vector<at::Tensor>& ts) {
   return out;
 }
 
-// ---- the fused engine (fused_rnn.cpp) ------------------------------------------------------
+// ---- the layer kernels (layer_kernels.cpp) ------------------------------------------------------
 
 inline const char* fused_mode_name(int64_t mode) {
   static const char* names[] = {"RNN_TANH", "RNN_RELU", "LSTM", "GRU"};
@@ -182,7 +184,9 @@ inline const char* fused_mode_name(int64_t mode) {
 }
 
 // Gates per mode: RNN 1, LSTM 4, GRU 3.
-inline int64_t fused_gates(int64_t mode) { return mode == 2 ? 4 : mode == 3 ? 3 : 1; }
+inline int64_t fused_gates(int64_t mode) {
+  return mode == rk_cells::LSTM ? 4 : mode == rk_cells::GRU ? 3 : 1;
+}
 
 inline void fused_mode(const char* fn, int64_t mode) {
   TORCH_CHECK_VALUE(mode >= 0 && mode <= 3, fn, ": mode is ", mode,
@@ -216,7 +220,7 @@ inline void layer_forward(int64_t mode, const at::Tensor& x, const at::Tensor& h
   const Where w{fn, fused_mode_name(mode), "h0", H, I};
   const int D = fused_weights(w, mode, x.scalar_type(), ws);
   shaped(w, h0, "h0", "", {D, B, H});
-  if (mode == 2) tensor(w, c0, "c0", "", x.scalar_type(), {D, B, H});
+  if (mode == rk_cells::LSTM) tensor(w, c0, "c0", "", x.scalar_type(), {D, B, H});
   lengths(fn, len, B, T);
 }
 
@@ -237,18 +241,18 @@ inline void layer_backward(int64_t mode, const at::Tensor& x, const std::vector<
   const Where w{fn, fused_mode_name(mode), "dh_n", H, I};
   const int D = fused_weights(w, mode, dt, ws);
   shaped(w, dh_n, "dh_n", "", {D, B, H});
-  if (mode == 2) tensor(w, dc_n, "dc_n", "", dt, {D, B, H});
+  if (mode == rk_cells::LSTM) tensor(w, dc_n, "dc_n", "", dt, {D, B, H});
   tensor(w, dout, "dout", "", dt, {T, B, D * H});
   lengths(fn, len, B, T);
-  const size_t k = mode == 2 ? 4 : 2;
+  const size_t k = mode == rk_cells::LSTM ? 4 : 2;
   TORCH_CHECK_VALUE(sv.size() == k * D, fn, ": got ", sv.size(), " saved tensors, expected ",
                     k * D, " (", k, " per direction", w.context(),
                     "); pass what layer_forward returned after its first three outputs");
-  const int64_t act = mode == 3 ? 4 * H : fused_gates(mode) * H;
+  const int64_t act = mode == rk_cells::GRU ? 4 * H : fused_gates(mode) * H;
   for (int d = 0; d < D; ++d) {
     saved(w, sv[k * d], "activations", dir_str(d), dt, {T, B, act});
     saved(w, sv[k * d + 1], "h_prev", dir_str(d), dt, {T, B, H});
-    if (mode == 2) {
+    if (mode == rk_cells::LSTM) {
       saved(w, sv[k * d + 2], "c_prev", dir_str(d), dt, {T, B, H});
       saved(w, sv[k * d + 3], "tanh_c", dir_str(d), dt, {T, B, H});
     }

@@ -1,13 +1,17 @@
-// What both extensions (fused_rnn.cpp, variants.cpp) share outside the per-ISA kernels: the BLAS
+// What the layer kernels (layer_kernels.cpp) and the direction kernels (direction_kernels.cpp)
+// share outside the per-ISA kernels: the BLAS
 // that torch ships, row-major GEMM on top of it, MKL's per-thread thread count, and splitting a
 // product's columns over torch's threads. Included once, at file scope, after torch's headers.
 #pragma once
+
+#include "tuning.h"
 
 #include <ATen/Parallel.h>
 #include <omp.h>
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <cstdlib>
 #include <map>
@@ -59,6 +63,36 @@ inline void init_threads() {
   (void)at::get_num_threads();
 }
 
+// ---- a machine shared with other work -------------------------------------------------------
+// When another process keeps a core busy, a thread of a team can lose its core for a whole
+// scheduler slice (milliseconds), and its partners wait that long at every step: a GRU at
+// B = 1 ran 3.2x slower than on the idle machine. So a barrier wait longer than the tuning's
+// contended_wait_us marks the machine contended, and for the next contended_backoff_ms every
+// step loop runs on its calling thread (no team, no row split, no pipelined backward, no
+// per-step fork-join); then the schedules are tried again.
+
+inline int64_t now_us() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+inline std::atomic<int64_t>& contended_until_us() {
+  static std::atomic<int64_t> until{0};
+  return until;
+}
+
+// True while the step loops should stay on one thread (see above).
+inline bool contended() {
+  const int64_t until = contended_until_us().load(std::memory_order_relaxed);
+  return until != 0 && now_us() < until;
+}
+
+inline void mark_contended() {
+  contended_until_us().store(now_us() + 1000 * rk_tuning::current.contended_backoff_ms,
+                             std::memory_order_relaxed);
+}
+
 // One BLAS thread for calls below `limit` multiply-adds (waking a team costs more than it
 // saves, and on a busy machine its spinning steals the core), restored on scope exit.
 struct BlasThreads {
@@ -80,7 +114,8 @@ template <typename F>
 void split_columns(int N, int64_t macs, int64_t min_macs, const F& fn) {
   const int width = N >= 256 ? 128 : 64;
   const int blocks = (N + width - 1) / width;
-  if (blocks < 2 || macs < min_macs || at::get_num_threads() < 2 || at::in_parallel_region()) {
+  if (blocks < 2 || macs < min_macs || at::get_num_threads() < 2 || at::in_parallel_region() ||
+      contended()) {
     fn(0, N);
     return;
   }
@@ -94,7 +129,8 @@ void split_columns(int N, int64_t macs, int64_t min_macs, const F& fn) {
 // parallel region), else split over torch's threads (one fork-join).
 template <typename F>
 void split_rows(int B, int64_t elems, int64_t min_elems, const F& fn) {
-  if (B < 2 || elems < min_elems || at::get_num_threads() < 2 || at::in_parallel_region()) {
+  if (B < 2 || elems < min_elems || at::get_num_threads() < 2 || at::in_parallel_region() ||
+      contended()) {
     fn(0, B, 0);
     return;
   }
@@ -219,18 +255,22 @@ inline at::Tensor pooled_empty(at::IntArrayRef sizes, const at::TensorOptions& o
 
 // Spins until ready() (a flag another thread of the region sets): a step is microseconds, far
 // below the cost of sleeping; yields the core after ~4000 pauses (0.1-0.2 ms) in case the other
-// thread is descheduled on a busy machine.
+// thread is descheduled on a busy machine. Returns the microseconds spent yielding (0 when the
+// spins sufficed).
 template <typename F>
-void wait_until(const F& ready) {
+int64_t wait_until(const F& ready) {
+  int64_t yield_start = 0;
   for (int spins = 0; !ready(); ++spins) {
     if (spins < 4000) {
 #if defined(__x86_64__) || defined(__i386__)
       __builtin_ia32_pause();
 #endif
     } else {
+      if (yield_start == 0) yield_start = now_us();
       std::this_thread::yield();
     }
   }
+  return yield_start == 0 ? 0 : now_us() - yield_start;
 }
 
 // Sense-counting barrier for the `n` threads of one region (waiting as wait_until does).
@@ -243,7 +283,9 @@ class SpinBarrier {
       generation_.store(gen + 1, std::memory_order_release);
       return;
     }
-    wait_until([&] { return generation_.load(std::memory_order_acquire) != gen; });
+    const int64_t waited =
+        wait_until([&] { return generation_.load(std::memory_order_acquire) != gen; });
+    if (waited > rk_tuning::current.contended_wait_us) mark_contended();
   }
 
  private:
@@ -277,23 +319,6 @@ void run_team(int threads, const F& body) {
   SpinBarrier barrier;
 #pragma omp parallel num_threads(threads)
   body(omp_get_thread_num(), omp_get_num_threads(), barrier);
-}
-
-// Registers `set_team(batch, macs)` on an extension module: the limits of its step-loop teams
-// (`batch`: largest batch, 0 = never; `macs`: fewest multiply-adds per step product, 0 = every
-// size, for tests). Returns the old pair. (pybind11 comes with torch/extension.h, included
-// before this file.)
-inline void def_set_team(pybind11::module_& m, int* batch, int64_t* macs) {
-  m.def("set_team",
-        [batch, macs](int new_batch, int64_t new_macs) {
-          const std::pair<int, int64_t> old{*batch, *macs};
-          *batch = new_batch;
-          *macs = new_macs;
-          return old;
-        },
-        "step loops on a thread team for batches up to `batch` with at least `macs` "
-        "multiply-adds per step product (batch 0: never; macs 0: every size); returns the old "
-        "pair");
 }
 
 }  // namespace rk_common

@@ -1,6 +1,6 @@
 // Per-row forward and backward of the GRU family (plain GRU with regularisers, LayerNorm GRU)
 // and of the RNN family (tanh/ReLU RNN with regularisers, leaky-integrator RNN). Included
-// inside an ISA namespace; no headers. Conventions as in variants_lstm_rows.h.
+// inside an ISA namespace; no headers. Conventions as in direction_lstm_rows.h.
 
 // GRU (LN = false) or LayerNorm GRU. ax (3H): W x + b_ih (LN: LN(W x) g_x + s_x + b_ih);
 // uh (3H): U h_in. p: b_hh (3H, never null), LN: g_h, s_h (3H or null).
@@ -26,9 +26,9 @@ RK_INLINE void gru_fwd_row(const T* __restrict ax, const T* __restrict uh,
     hr += b_hh[j];
     hz += b_hh[H + j];
     hh += b_hh[2 * H + j];
-    const T r = v_sigmoid(ax[j] + hr);                          // r = s(ax_r + ah_r)
-    const T z = v_sigmoid(ax[H + j] + hz);                      // z = s(ax_z + ah_z)
-    const T n = v_tanh(ax[2 * H + j] + r * hh);                 // n = tanh(ax_n + r ah_n)
+    const T r = act_sigmoid(ax[j] + hr);                          // r = s(ax_r + ah_r)
+    const T z = act_sigmoid(ax[H + j] + hz);                      // z = s(ax_z + ah_z)
+    const T n = act_tanh(ax[2 * H + j] + r * hh);                 // n = tanh(ax_n + r ah_n)
     hn[j] = (T(1) - z) * n + z * h_prev[j];                     // h = (1 - z) n + z h_prev
     sv[j] = r;
     sv[H + j] = z;
@@ -80,7 +80,7 @@ RK_INLINE void rnn_fwd_row(bool relu, const T* __restrict a, const T* __restrict
                            int H) {
 #pragma omp simd
   for (int j = 0; j < H; ++j) {
-    const T v = v_act(relu, a[j]);                          // v = act(a)
+    const T v = act_unit(relu, a[j]);                          // v = act(a)
     sv[j] = v;
     hn[j] = LEAKY ? h_prev[j] + rate[j] * (v - h_prev[j]) : v;  // h = (1 - a) h_prev + a v
   }
@@ -100,6 +100,6 @@ RK_INLINE void rnn_bwd_row(bool relu, const T* __restrict sv, const T* __restric
       d_rate[j] += dhn[j] * (v - h_prev[j]);
       dh_prev[j] += dhn[j] * (T(1) - rate[j]);
     }
-    dg[j] = dv * v_act_grad(relu, v);                       // through v = act(a)
+    dg[j] = dv * act_unit_grad(relu, v);                       // through v = act(a)
   }
 }

@@ -1,6 +1,6 @@
 // One whole step (all rows of the batch) of the variant kernels, forward and backward, with
 // zoneout and per-sequence lengths; and the x-side LayerNorm over all T*B rows at once.
-// variants.cpp includes the math, the row files and this file once per instruction set, each
+// direction_kernels.cpp includes the math, the row files and this file once per instruction set, each
 // inside its own namespace under `#pragma GCC target`; no headers here.
 
 // Zoneout on one state field: state <- mask ? state : cand (training), or
@@ -44,7 +44,7 @@ void fwd_rows(const VStep<T>& s) {
   const int H = s.H, G = s.G;
   T* hn = s.tmp;
   T* cn = s.tmp + H;
-  const bool relu = s.cell == RNN_RELU || s.cell == LEAKY_RELU;
+  const bool relu = s.cell == RNN_RELU || s.cell == RNN_LEAKY_RELU;
   for (int b = 0; b < s.B; ++b) {
     T* hb = s.h + int64_t(b) * H;
     T* ob = s.out + int64_t(b) * H;
@@ -58,14 +58,14 @@ void fwd_rows(const VStep<T>& s) {
     T* svb = s.sv + int64_t(b) * s.S;
     switch (s.cell) {
       case LSTM: lstm_fwd_row<T, false>(ab, cb, nullptr, hn, cn, svb, H); break;
-      case LSTM_PEEP: lstm_fwd_row<T, true>(ab, cb, s.p[0], hn, cn, svb, H); break;
+      case LSTM_PEEPHOLE: lstm_fwd_row<T, true>(ab, cb, s.p[0], hn, cn, svb, H); break;
       case LSTM_LN:
         ln_lstm_fwd_row(ab, ub, s.p[0], s.p[1], s.p[2], s.p[3], cb, hn, cn, svb, H);
         break;
       case GRU: gru_fwd_row<T, false>(ab, ub, s.p[0], nullptr, nullptr, hb, hn, svb, H); break;
       case GRU_LN: gru_fwd_row<T, true>(ab, ub, s.p[0], s.p[1], s.p[2], hb, hn, svb, H); break;
-      case LEAKY_TANH:
-      case LEAKY_RELU: rnn_fwd_row<T, true>(relu, ab, s.p[0], hb, hn, svb, H); break;
+      case RNN_LEAKY_TANH:
+      case RNN_LEAKY_RELU: rnn_fwd_row<T, true>(relu, ab, s.p[0], hb, hn, svb, H); break;
       default: rnn_fwd_row<T, false>(relu, ab, nullptr, hb, hn, svb, H); break;
     }
     zone_mix(hb, hn, s.zh ? s.zh + int64_t(b) * H : nullptr, s.rh, H);
@@ -80,7 +80,7 @@ void bwd_rows(const VStep<T>& s) {
   T* dhn = s.tmp;
   T* dcn = s.tmp + H;
   T* scratch = s.tmp + 2 * H;
-  const bool relu = s.cell == RNN_RELU || s.cell == LEAKY_RELU;
+  const bool relu = s.cell == RNN_RELU || s.cell == RNN_LEAKY_RELU;
   for (int b = 0; b < s.B; ++b) {
     if (s.len && s.t >= s.len[b]) {  // state passed through: so do the gradients
       std::memset(s.dgx + int64_t(b) * G, 0, sizeof(T) * G);
@@ -101,7 +101,7 @@ void bwd_rows(const VStep<T>& s) {
     T* gh = s.dgh + int64_t(b) * G;
     switch (s.cell) {
       case LSTM: lstm_bwd_row<T, false>(svb, cp, nullptr, dhn, dcn, gx, dcb, nullptr, H); break;
-      case LSTM_PEEP: lstm_bwd_row<T, true>(svb, cp, s.p[0], dhn, dcn, gx, dcb, s.dp[0], H); break;
+      case LSTM_PEEPHOLE: lstm_bwd_row<T, true>(svb, cp, s.p[0], dhn, dcn, gx, dcb, s.dp[0], H); break;
       case LSTM_LN:
         ln_lstm_bwd_row(svb, cp, s.p[0], s.p[2], dhn, dcn, gx, gh, dcb, s.dp[0], s.dp[1],
                         s.dp[2], s.dp[3], scratch, H);
@@ -112,8 +112,8 @@ void bwd_rows(const VStep<T>& s) {
       case GRU_LN:
         gru_bwd_row<T, true>(svb, hp, s.p[1], dhn, gx, gh, dhb, s.dp[1], s.dp[2], s.dp[0], H);
         break;
-      case LEAKY_TANH:
-      case LEAKY_RELU: rnn_bwd_row<T, true>(relu, svb, s.p[0], hp, dhn, gx, dhb, s.dp[0], H); break;
+      case RNN_LEAKY_TANH:
+      case RNN_LEAKY_RELU: rnn_bwd_row<T, true>(relu, svb, s.p[0], hp, dhn, gx, dhb, s.dp[0], H); break;
       default: rnn_bwd_row<T, false>(relu, svb, nullptr, hp, dhn, gx, dhb, nullptr, H); break;
     }
   }

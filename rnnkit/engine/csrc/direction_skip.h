@@ -1,5 +1,5 @@
-// The per-direction drivers of the skip RNN (included by variants.cpp inside its anonymous
-// namespace, after variants_driver.h). Weights: w_ih (H, I), one W_d (H, H) per delay d (sorted),
+// The per-direction drivers of the skip RNN (included by direction_kernels.cpp inside its anonymous
+// namespace, after direction_driver.h). Weights: w_ih (H, I), one W_d (H, H) per delay d (sorted),
 // b_ih, b_hh (empty without bias). State: the register reg = [h, past] (B, K*H), K = max delay.
 //
 // Forward, per step: a = xp[t] + sum_d (reg_d * h_drop) W_d^T, one step product per delay reading

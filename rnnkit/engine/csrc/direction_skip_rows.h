@@ -1,5 +1,5 @@
 // Per-step elementwise passes of the skip RNN (state also reads h_{t-d}). Included inside an ISA
-// namespace after variants_steps.h (it uses zone_mix and zone_back); no headers.
+// namespace after direction_steps.h (it uses zone_mix and zone_back); no headers.
 //
 // The state is a register reg = [h_{t-1}, h_{t-2}, ..., h_{t-K}] (B, K*H): fields h (the first
 // H) and past (the rest). A step: h = act(a), past = [h_{t-1}, ..., h_{t-K+1}] (a shift).
@@ -19,7 +19,7 @@ void skip_fwd_rows(const SkipStep<T>& s) {
     T* vb = s.v + int64_t(b) * H;
 #pragma omp simd
     for (int j = 0; j < H; ++j) {
-      cand[j] = v_act(s.relu, ab[j]);                   // h = act(W x + b + sum_d W_d h_{t-d})
+      cand[j] = act_unit(s.relu, ab[j]);                   // h = act(W x + b + sum_d W_d h_{t-d})
       vb[j] = cand[j];
     }
     if (P) std::memcpy(cand + H, rb, sizeof(T) * P);    // past = [h_{t-1}, ..., h_{t-K+1}]
@@ -49,7 +49,7 @@ void skip_bwd_rows(const SkipStep<T>& s) {
     zone_back(rb, dcand, s.zh ? s.zh + int64_t(b) * H : nullptr, s.rh, H);
     if (P) zone_back(rb + H, dcand + H, s.zp ? s.zp + int64_t(b) * P : nullptr, s.rp, P);
 #pragma omp simd
-    for (int j = 0; j < H; ++j) db[j] = dcand[j] * v_act_grad(s.relu, vb[j]);  // through act
+    for (int j = 0; j < H; ++j) db[j] = dcand[j] * act_unit_grad(s.relu, vb[j]);  // through act
 #pragma omp simd
     for (int j = 0; j < P; ++j) rb[j] += dcand[H + j];   // through the shift past = reg[:P]
   }

@@ -1,4 +1,4 @@
-// The per-direction drivers of the variant kernels (included by variants.cpp, inside its
+// The per-direction drivers of the variant kernels (included by direction_kernels.cpp, inside its
 // anonymous namespace): the input GEMM, the step loop around the elementwise passes, and the
 // weight-gradient GEMMs. Weights `w` come in the cell's `param_specs` order, empty tensors for
 // absent ones:
@@ -56,7 +56,7 @@ void forward_impl(int64_t cell, const at::Tensor& x, at::Tensor& h, at::Tensor& 
   const int64_t BH = int64_t(Bn) * Hn;
   const at::Tensor wt_t = w[1].t().contiguous();  // W_hh^T (H, G): the step product's rows
   const T* wt = wt_t.data_ptr<T>();
-  const bool blocked = int64_t(Bn) * G * Hn < kOwnStepMacs;
+  const bool blocked = int64_t(Bn) * G * Hn < tuned.direction_own_step_macs;
   // One step in pieces over rows [b0, b1) or columns [c0, c1), so that the serial loop and a
   // thread team (variant_team) share them.
   auto at_step = [&](VStep<T>& st, int step) {  // pointers to the step's time
@@ -149,11 +149,11 @@ void backward_impl(int64_t cell, const at::Tensor& x, const std::vector<at::Tens
   VStep<T> s{};
   std::vector<at::Tensor> extra;
   cell_params<T>(cell, w, G, s, extra, opt);
-  if (cell == LSTM_PEEP) dp = {at::zeros({3, Hn}, opt)};
+  if (cell == LSTM_PEEPHOLE) dp = {at::zeros({3, Hn}, opt)};
   if (cell == LSTM_LN) dp = {at::zeros({G}, opt), at::zeros({G}, opt), at::zeros({Hn}, opt),
                              at::zeros({Hn}, opt)};
   if (cell == GRU_LN) dp = {at::zeros({G}, opt), at::zeros({G}, opt), at::zeros({G}, opt)};
-  if (cell == LEAKY_TANH || cell == LEAKY_RELU) dp = {at::zeros({Hn}, opt)};
+  if (cell == RNN_LEAKY_TANH || cell == RNN_LEAKY_RELU) dp = {at::zeros({Hn}, opt)};
   const GradParts<T> parts(dp, row_scratch_threads());  // the rows accumulate into these
   at::Tensor tmp_t = at::empty({row_scratch_threads() * 3 * Hn}, opt);
   at::Tensor back_t = drop ? at::empty({Bn, Hn}, opt) : at::Tensor();
@@ -163,7 +163,7 @@ void backward_impl(int64_t cell, const at::Tensor& x, const std::vector<at::Tens
   s.dc = has_c(cell) ? dc.data_ptr<T>() : nullptr;
   s.tmp = tmp_t.data_ptr<T>();
   const T* w_hh = w[1].data_ptr<T>();
-  const bool blocked = int64_t(Bn) * G * Hn < kOwnStepMacs;
+  const bool blocked = int64_t(Bn) * G * Hn < tuned.direction_own_step_macs;
   auto at_step = [&](VStep<T>& st, int step) {  // pointers to the step's time
     const int t = reverse ? step : Tn - 1 - step;  // the forward's steps, last first
     st.t = t;
@@ -265,8 +265,8 @@ void backward_impl(int64_t cell, const at::Tensor& x, const std::vector<at::Tens
       if (bias) g[7] = dp[2];
     }
   }
-  if (cell == LSTM_PEEP) g[4] = dp[0];
-  if (cell == LEAKY_TANH || cell == LEAKY_RELU)  // through a = sigmoid(rate_logit)
+  if (cell == LSTM_PEEPHOLE) g[4] = dp[0];
+  if (cell == RNN_LEAKY_TANH || cell == RNN_LEAKY_RELU)  // through a = sigmoid(rate_logit)
     g[4] = dp[0] * extra.back() * (1 - extra.back());
   gemm(true, false, G, In, int(TB), dgx, G, x.data_ptr<T>(), In, T(0), g[0].data_ptr<T>(), In);
   if (dx.numel())  // dx = dG_x W_ih: through xp = x W_ih^T
@@ -297,7 +297,7 @@ std::vector<at::Tensor> dir_forward(int64_t cell, const at::Tensor& x_in, const 
   std::vector<at::Tensor> res{out, h, c};
   const int64_t* len = lengths.numel() ? lengths.data_ptr<int64_t>() : nullptr;
   BlasThreads threads(int64_t(Tn) * Bn * gate_count(cell) * Hn * (x.size(2) + Hn),
-                      kSerialLayerMacs);
+                      tuned.serial_layer_macs);
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "rnnkit_variant_forward", [&] {
     forward_impl<scalar_t>(cell, x, h, c, w, len, reverse, h_drop, zh, zc, scalar_t(rh),
                            scalar_t(rc), keep, out, res);
@@ -330,7 +330,7 @@ std::vector<at::Tensor> dir_backward(int64_t cell, const at::Tensor& x_in,
   const int64_t* len = lengths.numel() ? lengths.data_ptr<int64_t>() : nullptr;
   std::vector<at::Tensor> res{dx, dh, dc};
   BlasThreads threads(3 * x.size(0) * x.size(1) * gate_count(cell) * dh.size(1) *
-                      (x.size(2) + dh.size(1)), kSerialLayerMacs);
+                      (x.size(2) + dh.size(1)), tuned.serial_layer_macs);
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "rnnkit_variant_backward", [&] {
     backward_impl<scalar_t>(cell, x, w, len, reverse, h_drop, zh, zc, scalar_t(rh),
                             scalar_t(rc), saved, d_out, dh, dc, dx, res);

@@ -15,12 +15,12 @@ RK_INLINE void lstm_fwd_row(const T* __restrict a, const T* __restrict c_prev,
 #pragma omp simd
   for (int j = 0; j < H; ++j) {
     const T cp = c_prev[j];
-    const T i = v_sigmoid(PEEP ? a[j] + wp[j] * cp : a[j]);          // i = s(a_i + p_i c_prev)
-    const T f = v_sigmoid(PEEP ? a[H + j] + wp[H + j] * cp : a[H + j]); // f = s(a_f + p_f c_prev)
-    const T g = v_tanh(a[2 * H + j]);                                  // g = tanh(a_g)
+    const T i = act_sigmoid(PEEP ? a[j] + wp[j] * cp : a[j]);          // i = s(a_i + p_i c_prev)
+    const T f = act_sigmoid(PEEP ? a[H + j] + wp[H + j] * cp : a[H + j]); // f = s(a_f + p_f c_prev)
+    const T g = act_tanh(a[2 * H + j]);                                  // g = tanh(a_g)
     const T c = f * cp + i * g;                                        // c = f c_prev + i g
-    const T o = v_sigmoid(PEEP ? a[3 * H + j] + wp[2 * H + j] * c : a[3 * H + j]);  // o = s(a_o + p_o c)
-    const T tc = v_tanh(c);
+    const T o = act_sigmoid(PEEP ? a[3 * H + j] + wp[2 * H + j] * c : a[3 * H + j]);  // o = s(a_o + p_o c)
+    const T tc = act_tanh(c);
     hn[j] = o * tc;                                                    // h = o tanh(c)
     cn[j] = c;
     sv[j] = i;
@@ -84,7 +84,7 @@ RK_INLINE void ln_lstm_fwd_row(const T* __restrict ax, const T* __restrict uh,
     if (s_h) {                                                    // + shift of LN(U h)
       ai += s_h[j]; af += s_h[H + j]; ag += s_h[2 * H + j]; ao += s_h[3 * H + j];
     }
-    const T i = v_sigmoid(ai), f = v_sigmoid(af), g = v_tanh(ag), o = v_sigmoid(ao);
+    const T i = act_sigmoid(ai), f = act_sigmoid(af), g = act_tanh(ag), o = act_sigmoid(ao);
     cn[j] = f * c_prev[j] + i * g;                                // c = f c_prev + i g
     sv[j] = i;
     sv[H + j] = f;
@@ -94,7 +94,7 @@ RK_INLINE void ln_lstm_fwd_row(const T* __restrict ax, const T* __restrict uh,
   const T rstd_c = ln_row(cn, H, chat);                           // chat = norm(c)
 #pragma omp simd
   for (int j = 0; j < H; ++j) {
-    const T tc = v_tanh(chat[j] * g_c[j] + (s_c ? s_c[j] : T(0)));
+    const T tc = act_tanh(chat[j] * g_c[j] + (s_c ? s_c[j] : T(0)));
     tlc[j] = tc;
     hn[j] = sv[3 * H + j] * tc;                                   // h = o tanh(LN(c))
   }

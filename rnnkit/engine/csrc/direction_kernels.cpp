@@ -1,5 +1,5 @@
 // The fused CPU kernels of the cell variants: peephole LSTM, LayerNorm LSTM and GRU, leaky RNN,
-// skip RNN (variants_skip.h), and the standard RNN/LSTM/GRU with recurrent dropout and zoneout.
+// skip RNN (direction_skip.h), and the standard RNN/LSTM/GRU with recurrent dropout and zoneout.
 // One direction of one layer per call; forward and hand-written BPTT backward.
 //
 // Shape alphabet: T time, B batch, I input size, H hidden size, G gate width, S saved floats
@@ -16,8 +16,11 @@
 
 #include <torch/extension.h>
 
+#include "cells.h"
 #include "checks.h"
 #include "engine_common.h"
+#include "isa.h"
+#include "tuning.h"
 
 #include <cmath>
 #include <cstdint>
@@ -28,10 +31,10 @@
 
 namespace {
 
-enum Cell : int64_t {
-  RNN_TANH = 0, RNN_RELU = 1, LSTM = 2, GRU = 3, LSTM_PEEP = 4, LSTM_LN = 5, GRU_LN = 6,
-  LEAKY_TANH = 7, LEAKY_RELU = 8
-};
+// The thresholds that choose a schedule (tuning.h), read-only here.
+const rk_tuning::Tuning& tuned = rk_tuning::current;
+
+using namespace rk_cells;  // the cell codes (cells.h)
 
 using rk_common::BlasThreads;
 using rk_common::gemm;
@@ -89,11 +92,12 @@ struct SkipStep {
 namespace isa_avx512 {
 #define RK_VEC_BYTES 64
 #define RK_ACC_VECS 16
-#include "variants_math.h"
-#include "variants_lstm_rows.h"
-#include "variants_gru_rows.h"
-#include "variants_steps.h"
-#include "variants_skip_rows.h"
+#include "activations.h"
+#include "direction_math.h"
+#include "direction_lstm_rows.h"
+#include "direction_gru_rows.h"
+#include "direction_steps.h"
+#include "direction_skip_rows.h"
 #undef RK_VEC_BYTES
 #undef RK_ACC_VECS
 }
@@ -103,11 +107,12 @@ namespace isa_avx512 {
 namespace isa_avx2 {
 #define RK_VEC_BYTES 32
 #define RK_ACC_VECS 8
-#include "variants_math.h"
-#include "variants_lstm_rows.h"
-#include "variants_gru_rows.h"
-#include "variants_steps.h"
-#include "variants_skip_rows.h"
+#include "activations.h"
+#include "direction_math.h"
+#include "direction_lstm_rows.h"
+#include "direction_gru_rows.h"
+#include "direction_steps.h"
+#include "direction_skip_rows.h"
 #undef RK_VEC_BYTES
 #undef RK_ACC_VECS
 }
@@ -115,11 +120,12 @@ namespace isa_avx2 {
 namespace isa_base {
 #define RK_VEC_BYTES 16
 #define RK_ACC_VECS 8
-#include "variants_math.h"
-#include "variants_lstm_rows.h"
-#include "variants_gru_rows.h"
-#include "variants_steps.h"
-#include "variants_skip_rows.h"
+#include "activations.h"
+#include "direction_math.h"
+#include "direction_lstm_rows.h"
+#include "direction_gru_rows.h"
+#include "direction_steps.h"
+#include "direction_skip_rows.h"
 #undef RK_VEC_BYTES
 #undef RK_ACC_VECS
 }
@@ -145,16 +151,11 @@ struct Dispatch {
 
 const Dispatch& isa() {
   static const Dispatch chosen = [] {
-    __builtin_cpu_init();
-    const char* env = std::getenv("RNNKIT_ISA");  // "avx512" | "avx2" | "base", for testing
-    const std::string want = env ? env : "";
-    if ((want.empty() || want == "avx512") && __builtin_cpu_supports("avx512f") &&
-        __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512bw") &&
-        __builtin_cpu_supports("avx512dq"))
-      return Dispatch{RK_TABLES(isa_avx512), "avx512"};
-    if (want != "base" && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
-      return Dispatch{RK_TABLES(isa_avx2), "avx2"};
-    return Dispatch{RK_TABLES(isa_base), "base"};
+    switch (rk_isa::chosen()) {
+      case rk_isa::Isa::avx512: return Dispatch{RK_TABLES(isa_avx512), "avx512"};
+      case rk_isa::Isa::avx2: return Dispatch{RK_TABLES(isa_avx2), "avx2"};
+      default: return Dispatch{RK_TABLES(isa_base), "base"};
+    }
   }();
   return chosen;
 }
@@ -183,33 +184,32 @@ template <typename T> const SkipTable<T>& skip_table();
 RK_SKIP_TABLE(float, f)
 RK_SKIP_TABLE(double, d)
 
-constexpr int64_t kSerialLayerMacs = int64_t(1) << 24;
-// Per-step products below this many multiply-adds use the register-blocked kernel (no repacking
-// of W at each step), split over torch's threads from kParallelStepMacs; larger ones call BLAS.
-constexpr int64_t kOwnStepMacs = int64_t(1) << 22;
-constexpr int64_t kParallelStepMacs = int64_t(1) << 19;
+// The thresholds that choose a schedule live in tuning.h (rk_tuning::current): per-step
+// products below direction_own_step_macs use the register-blocked kernel (no repacking of W at
+// each step), split over torch's threads from parallel_step_macs; larger ones call BLAS.
 
 // The register-blocked per-step product c (B, N) (+)= a (B, K) m (K, N) (m row-major, N
-// columns), its columns split over torch's threads from kParallelStepMacs.
+// columns), its columns split over torch's threads from tuned.parallel_step_macs.
 template <typename T>
 void own_mm(int B, int K, int N, const T* a, int lda, const T* m, T* c, int ldc, bool acc) {
   const Table<T>& k = table<T>();
-  rk_common::split_columns(N, int64_t(B) * N * K, kParallelStepMacs, [&](int n0, int n1) {
+  const int64_t macs = int64_t(B) * N * K;
+  rk_common::split_columns(N, macs, tuned.parallel_step_macs, [&](int n0, int n1) {
     k.mm(B, K, n1 - n0, a, lda, m + n0, N, c + n0, ldc, acc);
   });
 }
 
-// Batches from 2 up to kTeamBatch, with per-step products of at least kTeamMacs multiply-adds
-// on the register-blocked kernel, run a layer call's step loop on a thread team (one OpenMP
-// region for all steps, rk_common::run_team): each thread computes its columns of the step's
-// product, then, after a barrier, the row pass of its rows of the batch (a LayerNorm needs
-// whole rows), then meets the others again. Settable from Python (`set_team`).
-int kTeamBatch = 16;
-int64_t kTeamMacs = int64_t(1) << 16;
+// Batches from 2 up to tuned.direction_team_batch, with per-step products of at least
+// tuned.direction_team_macs multiply-adds on the register-blocked kernel, run a layer call's
+// step loop on a thread team (one OpenMP region for all steps, rk_common::run_team): each
+// thread computes its columns of the step's product, then, after a barrier, the row pass of
+// its rows of the batch (a LayerNorm needs whole rows), then meets the others again.
 
 template <typename T>
 int variant_team(int B, int G, int H, int Tn, bool blocked) {
-  if (!blocked || Tn < 2 || B < 2 || B > kTeamBatch || int64_t(B) * G * H < kTeamMacs) return 1;
+  if (!blocked || Tn < 2 || B < 2 || B > tuned.direction_team_batch ||
+      int64_t(B) * G * H < tuned.direction_team_macs || rk_common::contended())
+    return 1;
   return std::min(rk_common::team_size(G, 64 / int(sizeof(T))), B);
 }
 
@@ -233,13 +233,13 @@ VStep<T> forward_rows_from(VStep<T> s, int b0, int b1, T* tmp) {
 
 // From this many gate elements per step the forward row pass splits its rows over torch's
 // threads (lower than the plain kernels' threshold: these rows do more work per element).
-constexpr int64_t kParallelRowElems = int64_t(1) << 12;
 
 // The forward row pass of one step; `tmp` holds 3H of scratch per thread (row_scratch_threads).
 template <typename T>
 void forward_rows(const VStep<T>& s, T* tmp) {
   const int64_t elems = int64_t(s.B) * s.G;
-  rk_common::split_rows(s.B, elems, kParallelRowElems, [&](int b0, int b1, int tid) {
+  const int64_t min_elems = tuned.direction_parallel_row_elems;
+  rk_common::split_rows(s.B, elems, min_elems, [&](int b0, int b1, int tid) {
     table<T>().fwd(forward_rows_from(s, b0, b1, tmp + int64_t(tid) * 3 * s.H));
   });
 }
@@ -294,7 +294,8 @@ struct GradParts {
 template <typename T>
 void backward_rows(const VStep<T>& s, T* tmp, const GradParts<T>& parts) {
   const int64_t elems = int64_t(s.B) * s.G;
-  rk_common::split_rows(s.B, elems, kParallelRowElems, [&](int b0, int b1, int tid) {
+  const int64_t min_elems = tuned.direction_parallel_row_elems;
+  rk_common::split_rows(s.B, elems, min_elems, [&](int b0, int b1, int tid) {
     T* dp[4] = {nullptr, nullptr, nullptr, nullptr};
     parts.pointers(tid, dp);
     table<T>().bwd(backward_rows_from(s, b0, b1, tmp + int64_t(tid) * 3 * s.H, dp));
@@ -302,7 +303,7 @@ void backward_rows(const VStep<T>& s, T* tmp, const GradParts<T>& parts) {
 }
 
 int gate_count(int64_t cell) {
-  if (cell == LSTM || cell == LSTM_PEEP || cell == LSTM_LN) return 4;
+  if (cell == LSTM || cell == LSTM_PEEPHOLE || cell == LSTM_LN) return 4;
   return (cell == GRU || cell == GRU_LN) ? 3 : 1;
 }
 bool has_c(int64_t cell) { return gate_count(cell) == 4; }
@@ -310,7 +311,7 @@ bool separate_uh(int64_t cell) { return cell == GRU || cell == GRU_LN || cell ==
 bool layer_norm(int64_t cell) { return cell == LSTM_LN || cell == GRU_LN; }
 int save_width(int64_t cell, int H) {
   switch (cell) {
-    case LSTM: case LSTM_PEEP: return 6 * H;
+    case LSTM: case LSTM_PEEPHOLE: return 6 * H;
     case LSTM_LN: return 10 * H + 16;  // + rstd_h, rstd_c, padded to 64 bytes
     case GRU: return 4 * H;
     case GRU_LN: return 7 * H + 16;    // + rstd_h, padded to 64 bytes
@@ -326,7 +327,7 @@ const T* ptr(const at::Tensor& t) { return t.numel() ? t.data_ptr<T>() : nullptr
 template <typename T>
 void cell_params(int64_t cell, const std::vector<at::Tensor>& w, int G, VStep<T>& s,
                  std::vector<at::Tensor>& extra, const at::TensorOptions& opt) {
-  if (cell == LSTM_PEEP) s.p[0] = ptr<T>(w[4]);
+  if (cell == LSTM_PEEPHOLE) s.p[0] = ptr<T>(w[4]);
   if (cell == LSTM_LN) {
     s.p[0] = ptr<T>(w[5]); s.p[1] = ptr<T>(w[8]); s.p[2] = ptr<T>(w[6]); s.p[3] = ptr<T>(w[9]);
   }
@@ -335,20 +336,22 @@ void cell_params(int64_t cell, const std::vector<at::Tensor>& w, int G, VStep<T>
     s.p[0] = w[3].numel() ? ptr<T>(w[3]) : extra.back().template data_ptr<T>();
   }
   if (cell == GRU_LN) { s.p[1] = ptr<T>(w[5]); s.p[2] = ptr<T>(w[7]); }
-  if (cell == LEAKY_TANH || cell == LEAKY_RELU) {
+  if (cell == RNN_LEAKY_TANH || cell == RNN_LEAKY_RELU) {
     extra.push_back(at::sigmoid(w[4]));            // a = sigmoid(rate_logit)
     s.p[0] = extra.back().template data_ptr<T>();
   }
 }
 
-#include "variants_checks.h"
-#include "variants_driver.h"
-#include "variants_skip.h"
+#include "direction_checks.h"
+#include "direction_driver.h"
+#include "direction_skip.h"
 
 }  // namespace
 
-PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
-  m.doc() = "rnnkit fused CPU kernels of the cell variants: forward and hand-written BPTT.";
+namespace rk_bind {
+
+// The direction kernels' entry points, on the engine's one module (bindings.cpp).
+void direction_kernels(pybind11::module_& m) {
   m.def("dir_forward", &dir_forward, "forward of one direction of one layer",
         py::call_guard<py::gil_scoped_release>());
   m.def("dir_backward", &dir_backward, "BPTT backward of one direction of one layer",
@@ -357,6 +360,6 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
         py::call_guard<py::gil_scoped_release>());
   m.def("skip_backward", &skip_backward, "skip RNN: BPTT backward of one direction",
         py::call_guard<py::gil_scoped_release>());
-  m.def("isa", [] { return std::string(isa().isa); }, "the instruction set the kernels use");
-  rk_common::def_set_team(m, &kTeamBatch, &kTeamMacs);
 }
+
+}  // namespace rk_bind

@@ -1,4 +1,4 @@
-// Argument checks of the variant kernels' entry points (included by variants.cpp inside its
+// Argument checks of the variant kernels' entry points (included by direction_kernels.cpp inside its
 // anonymous namespace, after the cell helpers gate_count / has_c / save_width): every tensor
 // the drivers read is checked against the cell, the hidden size (from the state) and the input
 // size (from x) before any pointer is taken; a bad one raises ValueError naming the argument

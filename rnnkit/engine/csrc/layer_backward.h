@@ -1,0 +1,182 @@
+// The layer kernels' backward of one direction (BPTT): the step loop in reverse on one thread,
+// split by batch rows, on a team, or pipelined with the parameter gradients; then the weight
+// gradients as GEMMs over T*B rows. Included inside layer_kernels.cpp's anonymous namespace;
+// must not include headers.
+
+template <typename T>
+void backward_dir(int64_t mode, int Tn, int Bn, int In, int Hn, const T* x, Dir<T> w,
+                  const int64_t* len, bool reverse, const at::Tensor* saved, const T* dout,
+                  int ldo, T* dh, T* dc, T* dx, bool dx_accumulate, T* dw_ih, T* dw_hh,
+                  T* db_ih, T* db_hh, const at::TensorOptions& opt) {
+  const int G = gate_count(mode) * Hn;
+  const int64_t TB = int64_t(Tn) * Bn;
+  at::Tensor dgx_t = pooled_empty({Tn, Bn, G}, opt);
+  at::Tensor dgh_t = mode == GRU ? pooled_empty({Tn, Bn, G}, opt) : dgx_t;
+  T* dgx = dgx_t.data_ptr<T>();
+  T* dgh = dgh_t.data_ptr<T>();
+  const T* hprev = saved[1].data_ptr<T>();
+  BwdStep<T> s{};
+  s.mode = mode; s.B = Bn; s.H = Hn; s.G = G; s.ldo = ldo; s.len = len; s.n = Hn;
+  s.aw = mode == GRU ? 4 * Hn : G;
+  s.dh = dh; s.dc = dc;
+  const Kernels<T>& k = kernels<T>();
+  const int64_t layer_macs = TB * G * (In + Hn);
+  auto at_step = [&](BwdStep<T>& st, int step) {  // moves st's pointers to the step's time
+    const int t = reverse ? step : Tn - 1 - step;  // the forward's steps, last first
+    const int64_t r = int64_t(t) * Bn;
+    st.t = t;
+    st.act = saved[0].data_ptr<T>() + r * st.aw;
+    st.hprev = hprev + r * Hn;
+    if (mode == LSTM) {
+      st.cprev = saved[2].data_ptr<T>() + r * Hn;
+      st.tanhc = saved[3].data_ptr<T>() + r * Hn;
+    }
+    st.dout = dout + r * ldo;
+    st.dgx = dgx + r * G;
+    st.dgh = dgh + r * G;
+  };
+  // The parameter gradients and dx (+)= dGx W_ih of rows [r0, r0 + rows) of the (T, B, *)
+  // buffers, for the pipelined loop below: the first part overwrites, later parts add.
+  std::vector<T> col_sums(G);
+  auto grads_part = [&](int64_t r0, int64_t rows, bool first) {
+    const T beta = first ? T(0) : T(1);
+    gemm(true, false, G, In, int(rows), dgx + r0 * G, G, x + r0 * In, In, beta, dw_ih, In);
+    gemm(true, false, G, Hn, int(rows), dgh + r0 * G, G, hprev + r0 * Hn, Hn, beta, dw_hh, Hn);
+    for (int pass = 0; db_ih && pass < (dgh == dgx ? 1 : 2); ++pass) {
+      const T* __restrict dg = (pass == 0 ? dgx : dgh) + r0 * G;
+      T* __restrict sum = col_sums.data();
+      std::memcpy(sum, dg, sizeof(T) * G);  // the part's sum first, then added: sums of a few
+      for (int64_t r = 1; r < rows; ++r) {  // hundred rows, not one running sum over all
+#pragma omp simd
+        for (int j = 0; j < G; ++j) sum[j] += dg[r * G + j];
+      }
+      T* __restrict db = pass == 0 ? db_ih : db_hh;
+#pragma omp simd
+      for (int j = 0; j < G; ++j) db[j] = first ? sum[j] : db[j] + sum[j];
+    }
+    if (db_ih && dgh == dgx) std::memcpy(db_hh, db_ih, sizeof(T) * G);
+    if (dx) {
+      gemm(false, false, int(rows), In, G, dgx + r0 * G, G, w.w_ih, In,
+           dx_accumulate ? T(1) : T(0), dx + r0 * In, In);
+    }
+  };
+  // A team in the backward needs 64 units per thread (128 for a plain RNN): below, it
+  // measured 5-20% slower than one thread, above 5-10% faster (unless the tuning forces teams).
+  int team = Tn < 2 ? 1 : team_threads<T>(Bn, G, Hn);
+  if (tuned.team_macs > 0) team = std::max(1, std::min(team, Hn / (G == Hn ? 128 : 64)));
+  // Small steps on one thread (the product below tuned.parallel_step_macs, the row pass below
+  // tuned.parallel_row_elems) leave the other cores idle: there the parameter gradients run on a
+  // second thread a chunk of steps behind the loop instead of after it, given two chunks at
+  // least (with one, the second thread only waits: the (1, 100, 128) RNN ran 30% slower).
+  const int split = Tn < 2 ? 1 : split_threads<T>(Bn, G, Hn);
+  if (split > 1) team = 1;
+  const bool pipelined = team == 1 && split == 1 && tuned.pipeline_rows > 0 && Tn >= 4 &&
+                         TB >= 2 * tuned.pipeline_rows && Bn <= tuned.small_batch &&
+                         int64_t(Bn) * G * Hn < tuned.parallel_step_macs &&
+                         int64_t(Bn) * G < tuned.parallel_row_elems &&
+                         at::get_num_threads() >= 2 && !at::in_parallel_region() &&
+                         !rk_common::contended();
+  if (team > 1) {
+    // One region for all steps (as forward_team): thread p runs the elementwise pass on its
+    // units, and after the barrier (dG of the step complete) its columns of dh += dG W_hh.
+    // dG has a slot per step, so the next step's pass may start while a thread still reads it.
+    // Per thread: its columns of W_hh, (G, n) contiguous, and a copy of the step's dG (read
+    // in a pattern no prefetcher follows, half of it written by the other core).
+    const int64_t local = (int64_t(Bn) * G + 15) / 16 * 16 + 16;
+    at::Tensor work_t = pooled_empty({int64_t(G) * Hn + team * local}, opt);
+    T* packed = work_t.data_ptr<T>();
+    T* dg_local = packed + int64_t(G) * Hn;
+    rk_common::run_team(team, [&](int p, int threads, rk_common::SpinBarrier& barrier) {
+      const rk_common::UnitSlice u = rk_common::unit_slice(Hn, p, threads, 64 / int(sizeof(T)));
+      T* wp = packed + int64_t(G) * u.u0;  // (G, n)
+      T* dgl = dg_local + p * local;       // (B, G)
+      for (int r = 0; r < G; ++r)
+        std::memcpy(wp + int64_t(r) * u.n, w.w_hh + int64_t(r) * Hn + u.u0, sizeof(T) * u.n);
+      BwdStep<T> st = s;
+      for (int step = 0; step < Tn; ++step) {
+        at_step(st, step);
+        k.bwd(units_from(st, u.u0, u.n));
+        barrier.wait(threads);
+        std::memcpy(dgl, st.dgh, sizeof(T) * Bn * G);
+        k.mm(Bn, G, u.n, dgl, G, wp, u.n, dh + u.u0, Hn, true);
+      }
+    });
+  } else if (split > 1) {
+    // Split by batch rows (as forward_split): each thread runs the loop for its own rows.
+    rk_common::run_team(split, [&](int p, int nt, rk_common::SpinBarrier&) {
+      const int b0 = int(int64_t(Bn) * p / nt), b1 = int(int64_t(Bn) * (p + 1) / nt);
+      if (b0 == b1) return;
+      BwdStep<T> st = s;
+      for (int step = 0; step < Tn; ++step) {
+        at_step(st, step);
+        BwdStep<T> mine = rows_from(st, b0, b1);
+        k.bwd(mine);
+        k.mm(b1 - b0, G, Hn, mine.dgh, G, w.w_hh, Hn, mine.dh, Hn, true);  // dh += dG_h W_hh
+      }
+    });
+  } else if (pipelined) {
+    // Thread 0 runs the step loop; thread 1 follows a chunk behind with the parameter
+    // gradients and dx of the chunks done so far, on a core that would otherwise wait.
+    std::atomic<int> done{0};  // steps finished by thread 0
+    const int chunk = std::max(1, int(tuned.pipeline_rows / Bn));
+    rk_common::run_team(2, [&](int p, int threads, rk_common::SpinBarrier&) {
+      if (p == 0) {
+        for (int step = 0; step < Tn; ++step) {
+          at_step(s, step);
+          k.bwd(s);
+          k.mm(Bn, G, Hn, s.dgh, G, w.w_hh, Hn, dh, Hn, true);  // dh_prev += dG_h[t] W_hh
+          done.store(step + 1, std::memory_order_release);
+        }
+      }
+      if (p == threads - 1) {  // with one thread granted, the same thread does both in turn
+        BlasThreads one(0, 1);
+        for (int s0 = 0; s0 < Tn; s0 += chunk) {
+          const int s1 = std::min(Tn, s0 + chunk);
+          (void)rk_common::wait_until(
+              [&] { return done.load(std::memory_order_acquire) >= s1; });
+          const int t0 = reverse ? s0 : Tn - s1;  // the chunk's first time index
+          grads_part(int64_t(t0) * Bn, int64_t(s1 - s0) * Bn, s0 == 0);
+        }
+      }
+    });
+  } else {
+    BlasThreads threads(int64_t(Bn) * G * Hn, tuned.serial_step_macs);
+    const bool dnn_step = onednn::wanted<T>(Bn, layer_macs);
+    const StepGemm<T> step_gemm(Bn, Hn, G, w.w_hh, opt, nullptr,  // (B, G) x W_hh (G, H)
+                                dnn_step ? w.w_hh_t.t().contiguous() : at::Tensor());
+    for (int step = 0; step < Tn; ++step) {
+      at_step(s, step);
+      run_rows(k.bwd, s);
+      // dh_prev += dG_h[t] W_hh: through a = ... + W_hh h_prev.  (B, G) x (G, H)
+      step_gemm.run(k, s.dgh, dh, true);
+    }
+  }
+  if (pipelined) return;
+  // Weight gradients, summed over all steps: one GEMM each over the T*B rows.
+  // Weight gradients stay on BLAS: its transposed-A product reads dG in place, where oneDNN
+  // first copies a transposed operand (measured slower in the 2x512 LSTM LM).
+  gemm(true, false, G, In, int(TB), dgx, G, x, In, T(0), dw_ih, In);      // dW_ih = dGx^T x
+  gemm(true, false, G, Hn, int(TB), dgh, G, hprev, Hn, T(0), dw_hh, Hn);  // dW_hh = dGh^T h
+  if (db_ih) {  // ATen's column sums: threaded, and cascaded (more accurate than a running sum)
+    at::Tensor db_ih_t = at::from_blob(db_ih, {G}, opt);
+    at::sum_out(db_ih_t, at::from_blob(dgx, {TB, G}, opt), {0});                // db_ih = sum dGx
+    if (dgh == dgx) {
+      std::memcpy(db_hh, db_ih, sizeof(T) * G);                                 // the same sum
+    } else {
+      at::Tensor db_hh_t = at::from_blob(db_hh, {G}, opt);
+      at::sum_out(db_hh_t, at::from_blob(dgh, {TB, G}, opt), {0});              // db_hh = sum dGh
+    }
+  }
+  if (dx) {  // dx (+)= dGx W_ih: through xp = x W_ih^T
+    if (onednn::wanted<T>(TB, layer_macs)) {
+      const at::Tensor dg2 = at::from_blob(dgx, {TB, G}, opt);
+      const at::Tensor dx2 = at::from_blob(dx, {TB, In}, opt);
+      const at::Tensor y = onednn::linear(dg2, w.w_ih_t.t(), at::Tensor(),
+                                          dx_accumulate ? dx2 : at::Tensor());
+      std::memcpy(dx, y.data_ptr<T>(), sizeof(T) * TB * In);
+    } else {
+      gemm(false, false, int(TB), In, G, dgx, G, w.w_ih, In,
+           dx_accumulate ? T(1) : T(0), dx, In);
+    }
+  }
+}

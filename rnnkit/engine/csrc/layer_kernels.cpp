@@ -1,0 +1,365 @@
+// The fused CPU engine: forward and hand-written BPTT backward of one RNN/LSTM/GRU layer (both
+// directions), with per-sequence lengths masked inside the kernel.
+//
+// Shape alphabet (as in the Python code): T time, B batch, I input size, H hidden size,
+// G gate width (H for RNN, 4H for LSTM, 3H for GRU), D directions.
+//
+// Forward, per direction:
+//   xp = x W_ih^T + b_ih (+ b_hh for RNN/LSTM)       one GEMM over all T*B rows     (T, B, G)
+//   for each step t (reversed for d = 1):
+//     a = xp[t] + h W_hh^T                            one small GEMM on W_hh^T       (B, G)
+//     gates, c, h = one fused, vectorised elementwise pass over (B, H)
+// Backward, per direction, steps in the opposite order:
+//   dG[t] = one fused elementwise pass (the BPTT equations), dh_prev += dG[t] W_hh
+//   then dW_ih = dG^T x, dW_hh = dG^T h_prev, db = sum dG, dx = dG W_ih: large GEMMs over T*B.
+// A row b with t >= len[b] passes its state through unchanged and outputs zero, so the forward
+// direction ends on each sequence's last valid step and the reverse direction starts there.
+
+#include <torch/extension.h>
+
+#include "cells.h"
+#include "checks.h"
+#include "engine_common.h"
+#include "isa.h"
+#include "tuning.h"
+#include <ATen/Parallel.h>
+#include <ATen/core/dispatch/Dispatcher.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <functional>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+extern "C" {
+// MKL only (weak): GEMM with one operand packed once and reused; float only.
+size_t sgemm_pack_get_size_(const char* id, const int* m, const int* n, const int* k)
+    __attribute__((weak));
+void sgemm_pack_(const char* id, const char* trans, const int* m, const int* n, const int* k,
+                 const float* alpha, const float* src, const int* ld, float* dest)
+    __attribute__((weak));
+void sgemm_compute_(const char* ta, const char* tb, const int* m, const int* n, const int* k,
+                    const float* a, const int* lda, const float* b, const int* ldb,
+                    const float* beta, float* c, const int* ldc) __attribute__((weak));
+}
+
+
+namespace {
+
+// The thresholds that choose a schedule (tuning.h), read-only here.
+const rk_tuning::Tuning& tuned = rk_tuning::current;
+
+using namespace rk_cells;  // the cell codes (cells.h)
+
+using rk_common::BlasThreads;
+using rk_common::pooled_empty;
+using rk_common::gemm;
+
+
+#include "layer_steps.h"
+
+#define RK_INLINE inline __attribute__((always_inline))
+
+#pragma GCC push_options
+#pragma GCC target("avx512f,avx512vl,avx512bw,avx512dq,avx2,fma,bmi2")
+namespace isa_avx512 {
+#define RK_VEC_BYTES 64
+#define RK_ACC_VECS 16
+#include "activations.h"
+#include "layer_rows.h"
+#undef RK_VEC_BYTES
+#undef RK_ACC_VECS
+}
+#pragma GCC pop_options
+#pragma GCC push_options
+#pragma GCC target("avx2,fma,bmi2")
+namespace isa_avx2 {
+#define RK_VEC_BYTES 32
+#define RK_ACC_VECS 8
+#include "activations.h"
+#include "layer_rows.h"
+#undef RK_VEC_BYTES
+#undef RK_ACC_VECS
+}
+#pragma GCC pop_options
+namespace isa_base {
+#define RK_VEC_BYTES 16
+#define RK_ACC_VECS 8
+#include "activations.h"
+#include "layer_rows.h"
+#undef RK_VEC_BYTES
+#undef RK_ACC_VECS
+}
+
+template <typename T>
+struct Kernels {
+  void (*fwd_keep)(const FwdStep<T>&);
+  void (*fwd_nokeep)(const FwdStep<T>&);
+  void (*bwd)(const BwdStep<T>&);
+  void (*mm)(int, int, int, const T*, int, const T*, int, T*, int, bool);
+  void (*transpose)(const T*, int, int, T*, int);
+  void (*mm_bias)(int, int, int, const T*, int, const T*, int, T*, int, const T*);
+};
+
+#define RK_TABLE(NS)                                                                     \
+  Kernels<float>{NS::fwd_keep_f, NS::fwd_nokeep_f, NS::bwd_f, NS::mm_f,           \
+                 NS::transpose_f, NS::mm_bias_f},                                      \
+      Kernels<double> {                                                                  \
+    NS::fwd_keep_d, NS::fwd_nokeep_d, NS::bwd_d, NS::mm_d, NS::transpose_d,      \
+        NS::mm_bias_d                                                                    \
+  }
+
+struct Dispatch {
+  Kernels<float> f;
+  Kernels<double> d;
+  const char* isa;
+};
+
+Dispatch pick_isa() {
+  switch (rk_isa::chosen()) {
+    case rk_isa::Isa::avx512: return Dispatch{RK_TABLE(isa_avx512), "avx512"};
+    case rk_isa::Isa::avx2: return Dispatch{RK_TABLE(isa_avx2), "avx2"};
+    default: return Dispatch{RK_TABLE(isa_base), "base"};
+  }
+}
+
+const Dispatch& isa() {
+  static const Dispatch d = pick_isa();
+  return d;
+}
+template <typename T> const Kernels<T>& kernels();
+template <> const Kernels<float>& kernels<float>() { return isa().f; }
+template <> const Kernels<double>& kernels<double>() { return isa().d; }
+
+#include "layer_gemm.h"
+#include "layer_schedules.h"
+// Saved per direction for the backward (keep == true), all (T, B, *):
+//   RNN : act (h_t),          hprev
+//   LSTM: act (i, f, g, o),   hprev, cprev, tanh_c
+//   GRU : act (r, z, n, hn),  hprev          (hn = W_hn h_prev + b_hn)
+template <typename T>
+void forward_dir(int64_t mode, int Tn, int Bn, int In, int Hn, const T* x, Dir<T> w,
+                 const int64_t* len, bool reverse, T* h, T* c, T* out, int ldo,
+                 std::vector<at::Tensor>& saved, bool keep, const at::TensorOptions& opt) {
+  const int G = gate_count(mode) * Hn;
+  const int64_t TB = int64_t(Tn) * Bn;
+  const int64_t layer_macs = TB * G * (In + Hn);
+  const bool dnn_big = onednn::wanted<T>(TB, layer_macs);
+  const bool fold_hh = mode != GRU;
+  const Kernels<T>& k = kernels<T>();
+  const bool few_steps = Tn <= 2;
+  const int split = few_steps ? 1 : split_threads<T>(Bn, G, Hn);
+  const int team = few_steps || split > 1 ? 1 : team_threads<T>(Bn, G, Hn);
+  const bool dnn_step = onednn::wanted<T>(Bn, layer_macs) && !few_steps && split == 1;
+  // xp = x W_ih^T + b_ih (+ b_hh) of steps [t0, t0 + count), as a (count, B, G) tensor: one
+  // GEMM over all their rows. oneDNN adds the bias itself; after BLAS the row pass adds it
+  // (`xb`), in cache, where filling bias rows first cost a pass over all of xp on one thread.
+  at::Tensor bias;
+  if (w.b_ih) bias = fold_hh ? w.b_ih_t + w.b_hh_t : w.b_ih_t.contiguous();
+  auto project = [&](int t0, int count) -> at::Tensor {
+    const int64_t rows = int64_t(count) * Bn;
+    const T* xs = x + int64_t(t0) * Bn * In;
+    if (dnn_big) {
+      const at::Tensor x2 = at::from_blob(const_cast<T*>(xs), {rows, In}, opt);
+      return onednn::linear(x2, w.w_ih_t, bias, at::Tensor()).view({count, Bn, G});
+    }
+    at::Tensor xp_t = pooled_empty({count, Bn, G}, opt);
+    gemm(false, true, int(rows), G, In, xs, In, w.w_ih, In, T(0), xp_t.data_ptr<T>(), G);
+    return xp_t;
+  };
+  // The whole xp at once where the backward keeps it (LSTM/RNN activations) or the layer is
+  // small; a team computes its own. Otherwise chunks of about tuned.xp_chunk_rows rows, made as the
+  // steps reach them: a fresh (T, B, G) buffer of more than 32 MB costs a page fault per 4 KB
+  // at every call (glibc maps it anew), where a chunk reuses the memory the last one freed
+  // (measured: the (64, 100, 512) LSTM's input products ran 25% faster).
+  const int chunk = team > 1 || split > 1 || keep || TB <= 2 * tuned.xp_chunk_rows
+                        ? Tn : std::max<int>(1, int(tuned.xp_chunk_rows / Bn));
+  at::Tensor xp_t;
+  if (team > 1 || split > 1) {  // they compute their own
+    if (keep && mode != GRU) xp_t = pooled_empty({Tn, Bn, G}, opt);
+  } else if (chunk == Tn) {
+    xp_t = project(0, Tn);
+  }
+  T* xp = xp_t.defined() ? xp_t.data_ptr<T>() : nullptr;
+  at::Tensor chunk_t;  // the chunk of xp from time chunk_t0 on
+  int chunk_t0 = -1;
+  auto xp_at = [&](int t) -> T* {
+    if (chunk == Tn) return xp + int64_t(t) * Bn * G;
+    if (chunk_t0 < 0 || t < chunk_t0 || t >= chunk_t0 + chunk) {
+      chunk_t0 = reverse ? std::max(0, t - chunk + 1) : t;
+      chunk_t.reset();  // frees the last chunk first, for the next to reuse its memory
+      chunk_t = project(chunk_t0, std::min(chunk, Tn - chunk_t0));
+    }
+    return chunk_t.data_ptr<T>() + int64_t(t - chunk_t0) * Bn * G;
+  };
+
+  // Pre-transposed recurrent weights W_hh^T (H, G): the per-step GEMM reads them row by row.
+  // A call of one or two steps skips the transpose (it would cost more than it saves), and so
+  // does oneDNN, which takes W_hh (G, H) as it is.
+  const bool transpose = !few_steps && team == 1 && !dnn_step;
+  at::Tensor wt_t = transpose ? pooled_empty({Hn, G}, opt) : at::Tensor();
+  T* wt = transpose ? wt_t.data_ptr<T>() : nullptr;
+  if (transpose) k.transpose(w.w_hh, G, Hn, wt, G);
+
+  at::Tensor zero_bias_t = w.b_hh ? at::Tensor() : at::zeros({G}, opt);  // GRU without bias
+  FwdStep<T> s{};
+  s.mode = mode; s.B = Bn; s.H = Hn; s.G = G; s.ldo = ldo; s.len = len; s.n = Hn;
+  s.b_hh = w.b_hh ? w.b_hh : zero_bias_t.data_ptr<T>();
+  s.xb = team == 1 && !dnn_big && bias.defined() ? bias.data_ptr<T>() : nullptr;
+  s.hin = h; s.h = h; s.c = c; s.ghs = Hn; s.ldgh = G;
+  s.out = out;  // the base; forward_at moves it to each step
+  at::Tensor act_t, hprev_t, cprev_t, tanhc_t, gh_t;
+  if (keep) {
+    hprev_t = pooled_empty({Tn, Bn, Hn}, opt);
+    if (mode == GRU) act_t = pooled_empty({Tn, Bn, 4 * Hn}, opt);
+    if (mode == LSTM) {
+      cprev_t = pooled_empty({Tn, Bn, Hn}, opt);
+      tanhc_t = pooled_empty({Tn, Bn, Hn}, opt);
+    }
+  }
+  if (mode == GRU) {
+    gh_t = at::empty({Bn, G}, opt);
+    s.gh = gh_t.data_ptr<T>();
+  }
+  auto rows = keep ? k.fwd_keep : k.fwd_nokeep;
+  if (team > 1) {
+    forward_team<T>(team, k, rows, s, Tn, reverse, In, x, w,
+                    bias.defined() ? bias.data_ptr<T>() : nullptr, xp,
+                    keep ? hprev_t.data_ptr<T>() : nullptr, act_t, cprev_t, tanhc_t, opt);
+  } else if (split > 1) {
+    at::Tensor wih_t = pooled_empty({In, G}, opt);  // W_ih^T (I, G)
+    k.transpose(w.w_ih, G, In, wih_t.data_ptr<T>(), G);
+    forward_split<T>(split, k, rows, s, Tn, reverse, In, x, wih_t.data_ptr<T>(),
+                     bias.defined() ? bias.data_ptr<T>() : nullptr, xp, wt,
+                     keep ? hprev_t.data_ptr<T>() : nullptr, act_t, cprev_t, tanhc_t, opt);
+  } else {
+    forward_loop<T>(k, rows, s, Tn, reverse, xp_at, wt, few_steps ? w.w_hh : nullptr,
+                    dnn_step ? w.w_hh_t : at::Tensor(), keep ? hprev_t.data_ptr<T>() : nullptr,
+                    act_t, cprev_t, tanhc_t, opt);
+  }
+  if (keep) {
+    saved.push_back(mode == GRU ? act_t : xp_t);  // RNN/LSTM: activations over pre-activations
+    saved.push_back(hprev_t);
+    if (mode == LSTM) {
+      saved.push_back(cprev_t);
+      saved.push_back(tanhc_t);
+    }
+  }
+}
+
+#include "layer_backward.h"
+
+template <typename T>
+Dir<T> dir_weights(const std::vector<at::Tensor>& w, int d) {
+  const bool has_bias = w[4 * d + 2].numel() > 0;
+  return Dir<T>{w[4 * d], w[4 * d + 1], w[4 * d + 2], w[4 * d + 3],
+                w[4 * d].data_ptr<T>(), w[4 * d + 1].data_ptr<T>(),
+                has_bias ? w[4 * d + 2].data_ptr<T>() : nullptr,
+                has_bias ? w[4 * d + 3].data_ptr<T>() : nullptr};
+}
+
+int saved_per_dir(int64_t mode) { return mode == LSTM ? 4 : 2; }
+
+// Forward of one layer, all directions. x (T, B, I); h0, c0 (D, B, H) (c0 empty unless LSTM);
+// w = per direction (w_ih, w_hh, b_ih, b_hh), empty biases when the layer has none;
+// lengths (B) int64 or empty. Returns out (T, B, D*H), h_n, c_n, then what the backward needs.
+std::vector<at::Tensor> contiguous_all(const std::vector<at::Tensor>& ts) {
+  std::vector<at::Tensor> out;
+  out.reserve(ts.size());
+  for (const auto& t : ts) out.push_back(t.contiguous());
+  return out;
+}
+
+std::vector<at::Tensor> layer_forward(int64_t mode, const at::Tensor& x_in, const at::Tensor& h0,
+                                      const at::Tensor& c0, const std::vector<at::Tensor>& w_in,
+                                      const at::Tensor& lengths_in, bool keep) {
+  rk_checks::layer_forward(mode, x_in, h0, c0, w_in, lengths_in);  // before any pointer
+  rk_common::init_threads();
+  const at::Tensor x = x_in.contiguous(), lengths = lengths_in.contiguous();
+  const std::vector<at::Tensor> w = contiguous_all(w_in);
+  const int Tn = x.size(0), Bn = x.size(1), In = x.size(2);
+  const int D = int(w.size() / 4), Hn = h0.size(2);
+  auto opt = x.options();
+  at::Tensor out = pooled_empty({Tn, Bn, D * Hn}, opt);
+  at::Tensor hT = h0.clone(at::MemoryFormat::Contiguous);
+  at::Tensor cT = mode == LSTM ? c0.clone(at::MemoryFormat::Contiguous) : at::Tensor();
+  const int64_t* len = lengths.numel() ? lengths.data_ptr<int64_t>() : nullptr;
+  std::vector<at::Tensor> res{out, hT, mode == LSTM ? cT : at::empty({0}, opt)};
+  const int64_t G = gate_count(mode) * Hn;
+  BlasThreads threads(int64_t(Tn) * Bn * G * (In + Hn) * D, tuned.serial_layer_macs);
+  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "rnnkit_layer_forward", [&] {
+    for (int d = 0; d < D; ++d) {
+      scalar_t* c = mode == LSTM ? cT.data_ptr<scalar_t>() + int64_t(d) * Bn * Hn : nullptr;
+      forward_dir<scalar_t>(mode, Tn, Bn, In, Hn, x.data_ptr<scalar_t>(), dir_weights<scalar_t>(w, d),
+                            len, d == 1, hT.data_ptr<scalar_t>() + int64_t(d) * Bn * Hn, c,
+                            out.data_ptr<scalar_t>() + int64_t(d) * Hn, D * Hn, res, keep, opt);
+    }
+  });
+  return res;
+}
+
+// Backward of one layer. saved = what layer_forward returned after (out, h_n, c_n).
+// Returns dx (empty unless need_dx), dh0, dc0 (empty unless LSTM), then per direction
+// (dw_ih, dw_hh, db_ih, db_hh) with empty biases when the layer has none.
+std::vector<at::Tensor> layer_backward(int64_t mode, const at::Tensor& x_in,
+                                       const std::vector<at::Tensor>& w_in,
+                                       const at::Tensor& lengths_in,
+                                       const std::vector<at::Tensor>& saved,
+                                       const at::Tensor& dout_in, const at::Tensor& dhT,
+                                       const at::Tensor& dcT, bool need_dx) {
+  rk_checks::layer_backward(mode, x_in, w_in, lengths_in, saved, dout_in, dhT, dcT);
+  rk_common::init_threads();
+  const at::Tensor x = x_in.contiguous(), lengths = lengths_in.contiguous();
+  const std::vector<at::Tensor> w = contiguous_all(w_in);
+  const int Tn = x.size(0), Bn = x.size(1), In = x.size(2);
+  const int D = int(w.size() / 4), Hn = w[1].size(1);
+  auto opt = x.options();
+  at::Tensor dout = dout_in;  // (a loss like out.sum() gives an expanded, stride-0 gradient)
+  if (!dout.is_contiguous()) dout = pooled_empty(dout_in.sizes(), opt).copy_(dout_in);
+  at::Tensor dh = dhT.clone(at::MemoryFormat::Contiguous);
+  at::Tensor dc = mode == LSTM ? dcT.clone(at::MemoryFormat::Contiguous) : at::empty({0}, opt);
+  at::Tensor dx = need_dx ? pooled_empty({Tn, Bn, In}, opt) : at::empty({0}, opt);
+  const int64_t* len = lengths.numel() ? lengths.data_ptr<int64_t>() : nullptr;
+  std::vector<at::Tensor> res{dx, dh, dc};
+  const int64_t G = gate_count(mode) * Hn;
+  BlasThreads threads(3 * int64_t(Tn) * Bn * G * (In + Hn) * D, tuned.serial_layer_macs);
+  const int k = saved_per_dir(mode);
+  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "rnnkit_layer_backward", [&] {
+    for (int d = 0; d < D; ++d) {
+      const bool has_bias = w[4 * d + 2].numel() > 0;
+      at::Tensor dw_ih = at::empty_like(w[4 * d]), dw_hh = at::empty_like(w[4 * d + 1]);
+      at::Tensor db_ih = has_bias ? at::empty_like(w[4 * d + 2]) : at::empty({0}, opt);
+      at::Tensor db_hh = has_bias ? at::empty_like(w[4 * d + 3]) : at::empty({0}, opt);
+      scalar_t* c = mode == LSTM ? dc.data_ptr<scalar_t>() + int64_t(d) * Bn * Hn : nullptr;
+      backward_dir<scalar_t>(
+          mode, Tn, Bn, In, Hn, x.data_ptr<scalar_t>(), dir_weights<scalar_t>(w, d), len, d == 1,
+          saved.data() + d * k, dout.data_ptr<scalar_t>() + int64_t(d) * Hn, D * Hn,
+          dh.data_ptr<scalar_t>() + int64_t(d) * Bn * Hn, c,
+          need_dx ? dx.data_ptr<scalar_t>() : nullptr, d > 0, dw_ih.data_ptr<scalar_t>(),
+          dw_hh.data_ptr<scalar_t>(), has_bias ? db_ih.data_ptr<scalar_t>() : nullptr,
+          has_bias ? db_hh.data_ptr<scalar_t>() : nullptr, opt);
+      res.insert(res.end(), {dw_ih, dw_hh, db_ih, db_hh});
+    }
+  });
+  return res;
+}
+
+}  // namespace
+
+namespace rk_bind {
+
+// The layer kernels' entry points, on the engine's one module (bindings.cpp).
+void layer_kernels(pybind11::module_& m) {
+  m.def("layer_forward", &layer_forward, "forward of one layer, all directions",
+        py::call_guard<py::gil_scoped_release>());
+  m.def("layer_backward", &layer_backward, "BPTT backward of one layer, all directions",
+        py::call_guard<py::gil_scoped_release>());
+  m.def("has_onednn", [] { return onednn::ops() != nullptr; },
+        "whether libtorch's oneDNN matrix products are available");
+}
+
+}  // namespace rk_bind

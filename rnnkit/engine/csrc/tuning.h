@@ -1,0 +1,90 @@
+// The engine's tuning: every threshold by which a schedule is chosen, in one structure, read and
+// replaced from Python as a dict (`tuning`, `set_tuning`; `rnnkit.engine.tuning` derives the
+// defaults from the machine, applies what `rnnkit tune` measured and offers a context manager).
+// One instance per process, shared by every kernel; the kernels read it, only the bindings
+// write it. "macs" counts multiply-adds.
+#pragma once
+
+#include <cstdint>
+
+namespace rk_tuning {
+
+struct Tuning {
+  // -- the layer kernels (RNN, LSTM, GRU, all directions in one call) --
+  // A whole layer call below this many multiply-adds runs every BLAS call on one thread: on a
+  // busy machine waking a thread team costs more than it saves, and its spinning steals the core.
+  int64_t serial_layer_macs = int64_t(1) << 24;
+  // Per-step BLAS products below this run on one thread (each step is a fork-join); above it,
+  // on an idle 2-core machine, threaded steps won (LSTM (64, 100, 512): 0.72x -> 0.91x torch.nn).
+  int64_t serial_step_macs = int64_t(1) << 24;
+  // Register-blocked step products of at least this many multiply-adds split their columns
+  // over torch's threads.
+  int64_t parallel_step_macs = int64_t(1) << 19;
+  // Batches up to this size use the register-blocked step product instead of BLAS.
+  int64_t small_batch = 16;
+  // Batches up to team_batch whose step product has at least team_macs multiply-adds run their
+  // step loop on a thread team (one OpenMP region for all steps); 0 macs: every size.
+  int64_t team_batch = 16;
+  int64_t team_macs = int64_t(1) << 14;
+  // Larger batches run on a team while their step products are at most this (measured at
+  // B = 32 to 128: the team beat a fork-join per product up to the (64, 256) GRU's 12.6M; from
+  // 16M on BLAS's product ran 5-15% faster).
+  int64_t team_large_macs = 13000000;
+  // A step loop splits by batch rows when every thread gets at least this many rows (0: never).
+  int64_t split_rows = 4;
+  // Rows of dG per chunk of the pipelined backward's parameter gradients (0: no pipeline).
+  int64_t pipeline_rows = 256;
+  // Rows of the input projections computed at a time in inference.
+  int64_t xp_chunk_rows = 1024;
+  // oneDNN for float32 products: 0 never, 1 when large enough and not on an Intel CPU, 2 always.
+  int64_t onednn = 1;
+  // Gate elements per step from which a row pass splits its rows over threads.
+  int64_t parallel_row_elems = int64_t(1) << 14;
+
+  // -- the direction kernels (any cell, recurrent dropout, zoneout) --
+  // Batches from 2 up to direction_team_batch with step products of at least
+  // direction_team_macs run a direction's step loop on a thread team.
+  int64_t direction_team_batch = 16;
+  int64_t direction_team_macs = int64_t(1) << 16;
+  // Step products up to this many multiply-adds use the register-blocked kernel, else BLAS.
+  int64_t direction_own_step_macs = int64_t(1) << 22;
+  // Row passes from this many gate elements split their rows (these rows do more work).
+  int64_t direction_parallel_row_elems = int64_t(1) << 12;
+
+  // -- a machine shared with other work (engine_common.h) --
+  // A thread that waits this long at a team's barrier means a partner lost its core to another
+  // process; then for contended_backoff_ms every step loop runs on one thread.
+  int64_t contended_wait_us = 500;
+  int64_t contended_backoff_ms = 2000;
+};
+
+// The process's tuning (C++17 inline variable: one instance however many files include this).
+inline Tuning current;
+
+// Name -> field, for the bindings; the order is the order `tuning()` reports.
+struct Field {
+  const char* name;
+  int64_t Tuning::*member;
+};
+inline constexpr Field kFields[] = {
+    {"serial_layer_macs", &Tuning::serial_layer_macs},
+    {"serial_step_macs", &Tuning::serial_step_macs},
+    {"parallel_step_macs", &Tuning::parallel_step_macs},
+    {"small_batch", &Tuning::small_batch},
+    {"team_batch", &Tuning::team_batch},
+    {"team_macs", &Tuning::team_macs},
+    {"team_large_macs", &Tuning::team_large_macs},
+    {"split_rows", &Tuning::split_rows},
+    {"pipeline_rows", &Tuning::pipeline_rows},
+    {"xp_chunk_rows", &Tuning::xp_chunk_rows},
+    {"onednn", &Tuning::onednn},
+    {"parallel_row_elems", &Tuning::parallel_row_elems},
+    {"direction_team_batch", &Tuning::direction_team_batch},
+    {"direction_team_macs", &Tuning::direction_team_macs},
+    {"direction_own_step_macs", &Tuning::direction_own_step_macs},
+    {"direction_parallel_row_elems", &Tuning::direction_parallel_row_elems},
+    {"contended_wait_us", &Tuning::contended_wait_us},
+    {"contended_backoff_ms", &Tuning::contended_backoff_ms},
+};
+
+}  // namespace rk_tuning
