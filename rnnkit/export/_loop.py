@@ -10,6 +10,7 @@ changing after its last valid step and its outputs there are zero, as `rnnkit.la
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -61,8 +62,14 @@ def make_loop(cell_cls: Any, params: Sequence[Tensor | None], options: dict[str,
     p0 = next(p for p in params if p is not None)
     example = (torch.zeros(2, shapes[0][1], dtype=p0.dtype),
                torch.zeros(2, sum(sizes), dtype=p0.dtype), flat_parameters(params))
-    traced = torch.jit.trace(step, example, check_trace=False)
-    _fold_feature_sizes(traced.graph)
+    with warnings.catch_warnings():
+        # torch deprecates TorchScript; its ONNX exporter is still the one that writes loops
+        warnings.filterwarnings("ignore", r"`torch\.jit\.\w+` is deprecated", DeprecationWarning)
+        # the step's Python-level loops run over parameter rows and state fields, whose
+        # counts are fixed by the layer, never by B or T
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        traced = torch.jit.trace(step, example, check_trace=False)
+        _fold_feature_sizes(traced.graph)
 
     def loop(x: Tensor, state: Tensor, valid: Tensor, flat: Tensor) -> tuple[Tensor, Tensor]:
         outs: list[Tensor] = []
@@ -73,7 +80,9 @@ def make_loop(cell_cls: Any, params: Sequence[Tensor | None], options: dict[str,
             outs.append(torch.where(keep, h, torch.zeros_like(h)))
         return torch.stack(outs), state
 
-    return torch.jit.script(loop)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", r"`torch\.jit\.\w+` is deprecated", DeprecationWarning)
+        return torch.jit.script(loop)
 
 
 def _fold_feature_sizes(graph: torch._C.Graph) -> None:

@@ -131,11 +131,7 @@ def _write(module: nn.Module, args: tuple[Tensor, ...], path: Path,
 @contextlib.contextmanager
 def _quiet_native_log() -> Iterator[None]:
     """Hold back what C++ writes to stderr meanwhile; pass on all but the `_HARMLESS` lines."""
-    try:
-        fd = sys.stderr.fileno()
-    except (AttributeError, OSError, ValueError):  # no real stderr (a notebook, a capture)
-        yield
-        return
+    fd = 2  # where C++ writes, whatever sys.stderr is
     sys.stderr.flush()
     saved = os.dup(fd)
     with tempfile.TemporaryFile(mode="w+b") as held:
