@@ -63,7 +63,7 @@ def test_language_model_equals_each_sequence_alone(tmp_path, cell, backend):
         tokens, lengths = torch.randint(0, 11, (T, B)), lengths_for(T, B, T)
         start = [torch.randn(2, B, 6) for _ in range(n_fields)]
         logits, *final = run(g.path, {"tokens": tokens, "lengths": lengths,
-                                      **dict(zip(["h0", "c0"], start))})
+                                      **dict(zip(["h0", "c0"], start, strict=False))})
         for b in range(B):  # each sequence alone, unpadded, from its own start state
             n = int(lengths[b])
             state = tuple(s[:, b:b + 1] for s in start)

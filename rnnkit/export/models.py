@@ -140,8 +140,8 @@ def _as_tuple(state: Any) -> tuple[Tensor, ...]:
     return tuple(state) if isinstance(state, (tuple, list)) else (state,)
 
 
-def _sequence_model(model: nn.Module, exported: nn.Module, vocab: int | None, features: int,
-                    output: str, out_axes: dict[int, str], what: str) -> list[Graph]:
+def _sequence_model(exported: nn.Module, vocab: int | None, features: int, output: str,
+                    out_axes: dict[int, str], what: str) -> list[Graph]:
     name = "tokens" if vocab else "x"
     x = _tokens(vocab) if vocab else torch.randn(_T, _B, features)
     return [Graph("", _Call(exported), {name: x, "lengths": _LENGTHS}, [output], what,
@@ -149,7 +149,7 @@ def _sequence_model(model: nn.Module, exported: nn.Module, vocab: int | None, fe
 
 
 def _seq2seq(model: Seq2Seq, exported: Seq2Seq) -> list[Graph]:
-    fields = [f for f in _fields(exported.decoder)]
+    fields = list(_fields(exported.decoder))
     B, S, H = _B, _T, model.hidden_size
     L = model.num_layers
     src = torch.randint(4, model.src_embedding.num_embeddings, (S, B))
@@ -171,7 +171,7 @@ def _seq2seq(model: Seq2Seq, exported: Seq2Seq) -> list[Graph]:
     dec_out = ["logits", *[f"{f}_n" for f in fields]]
     dec_out += ["feed_n"] if model.input_feeding else []
     dec_out += ["attention"] if model.attention is not None else []
-    dec_axes = {k: v for k, v in axes.items()}
+    dec_axes = dict(axes)
     dec_axes.update({"tokens": {0: "B"}, "logits": {0: "B"}, "feed_n": {0: "B"},
                      "attention": {0: "B", 1: "S"}}, **_state_axes([f"{f}_n" for f in fields]))
     encoder = Graph(".encoder", _Encoder(exported), {"src": src, "src_len": _LENGTHS}, enc_out,
@@ -228,18 +228,18 @@ def graphs(model: nn.Module) -> list[Graph]:
                       {"condition": {0: "B"}, "tokens": {0: "T", 1: "B"}, "lengths": {0: "B"},
                        "logits": {0: "T", 1: "B"}, **_state_axes(outs[1:])})]
     if isinstance(model, PianoRollModel):
-        return _sequence_model(model, exported, None, model.num_keys, "logits",
+        return _sequence_model(exported, None, model.num_keys, "logits",
                                {0: "T", 1: "B"}, "next-frame key logits at every step")
     if isinstance(model, (SequenceClassifier, SequenceTagger)):
         enc = model.inputs
         per_step = isinstance(model, SequenceTagger)
-        return _sequence_model(model, exported, enc.vocab_size, enc.input_size, "logits",
+        return _sequence_model(exported, enc.vocab_size, enc.input_size, "logits",
                                {0: "T", 1: "B"} if per_step else {0: "B"},
                                "tag logits at every step" if per_step else "class logits")
     # the lab's task model: embedded symbols or raw values -> one layer -> a read-out
     vocab = model.embed.num_embeddings if model.embed is not None else None
     features = model.rnn.input_size
-    return _sequence_model(model, exported, vocab, features, "y",
+    return _sequence_model(exported, vocab, features, "y",
                            {0: "T", 1: "B"} if model.per_step else {0: "B"},
                            "the task's read-out (every step for copy, else the last step)")
 
