@@ -103,3 +103,26 @@ def test_export_seq2seq_run_writes_encoder_and_decoder(tmp_path, capsys):
     with torch.no_grad():
         want, _, _ = model.decode_step(tokens, model.init_decoder(src, src_len))
     np.testing.assert_allclose(logits, want, rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("task", ["copy", "adding"])
+def test_export_lab_run(tmp_path, capsys, task):
+    from rnnkit.export.runs import load_run_model
+
+    run = tmp_path / "run"
+    assert main(["lab", task, "--preset", "tiny", "--cell", "lstm", "--out", str(run)]) == 0
+    capsys.readouterr()
+    assert main(["export", str(run), "--onnx", str(tmp_path / "lab.onnx")]) == 0
+    name = "tokens" if task == "copy" else "x"  # copy's symbols go through an embedding
+    assert f"inputs:  {name}, lengths" in capsys.readouterr().out
+    model = load_run_model(run)
+    for m in model.modules():
+        if hasattr(m, "engine"):
+            m.engine = "reference"
+    T, B = 9, 4
+    x = torch.randint(0, 10, (T, B)) if task == "copy" else torch.rand(T, B, 2)
+    lengths = torch.tensor([9, 3, 6, 1])
+    (y,) = ort.InferenceSession(str(tmp_path / "lab.onnx")).run(
+        None, {name: x.numpy(), "lengths": lengths.numpy()})
+    with torch.no_grad():
+        np.testing.assert_allclose(y, model(x, lengths), rtol=0, atol=1e-5)

@@ -96,8 +96,12 @@ def export_model(model: nn.Module, path: str | os.PathLike, opset: int = 17
     from rnnkit.export.models import graphs
 
     path = Path(path)
+    dtype = next((p.dtype for p in model.parameters() if p.is_floating_point()), None)
     written = []
     for g in graphs(model):
+        if dtype is not None:  # the examples are float32; a float64 model takes float64
+            g.inputs = {k: v.to(dtype) if v.is_floating_point() else v
+                        for k, v in g.inputs.items()}
         target = path if not g.suffix else path.with_name(f"{path.stem}{g.suffix}{path.suffix}")
         names = [*g.inputs, *g.outputs]
         axes = {k: v for k, v in g.axes.items() if k in names}
