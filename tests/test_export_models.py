@@ -165,3 +165,14 @@ def test_unknown_model_and_unexportable_module_are_refused(tmp_path):
     with pytest.raises(ValueError, match="its 'extra' is a FourDirectionRNN, and it sweeps"):
         export_model(model, tmp_path / "x.onnx")
     assert not list(tmp_path.iterdir())
+
+
+def test_float64_model_runs_in_float64(tmp_path):
+    # onnxruntime's LSTM takes float32 only, so a float64 model's layers become Loops
+    torch.manual_seed(5)
+    model = reference(SequenceTagger(3, vocab_size=None, input_size=4, hidden_size=5).double())
+    (g,) = export_model(model, tmp_path / "tagger64.onnx")
+    x, lengths = torch.randn(6, 2, 4, dtype=torch.float64), torch.tensor([6, 3])
+    (logits,) = run(g.path, {"x": x, "lengths": lengths})
+    assert logits.dtype == np.float64
+    np.testing.assert_allclose(logits, model(x, lengths).detach().numpy(), rtol=0, atol=1e-12)

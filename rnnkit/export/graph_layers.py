@@ -74,8 +74,10 @@ class GraphLayer(nn.Module):
         self.num_directions = 2 if layer.bidirectional else 1
         self.sizes = tuple(cell_cls.state_sizes(layer.hidden_size, **options))
         self.fields = tuple(cell_cls.State._fields)  # the state's field names: h, c, past
-        self.native = native
-        if native:
+        # onnxruntime's LSTM / GRU / RNN kernels take float32 only: other dtypes loop
+        dtype = next(p for p in weights[0, 0] if p is not None).dtype
+        self.native = native and dtype == torch.float32
+        if self.native:
             twin = torch_twin(layer) if isinstance(layer, RecurrentLayer) else copy.deepcopy(layer)
             twin.batch_first = False  # this module hands it time-major input
             self.twin = twin.eval()
