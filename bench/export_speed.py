@@ -2,7 +2,8 @@
 against the same model run by rnnkit (its fused CPU engine), at several batch sizes.
 
 Both candidates run the same padded batch with its lengths, in one process, in turns (one call
-each per round, the order alternating), with the same number of threads; the table gives the
+each per round, the order alternating; onnxruntime's threads do not spin between runs, as they
+would slow the call after them), with the same number of threads; the table gives the
 median milliseconds per call and the ratio onnxruntime / rnnkit (above 1: rnnkit is faster).
 Each exported graph is checked against the model on the batch before timing.
 
@@ -86,6 +87,8 @@ def measure(name: str, hidden: int, T: int, B: int, rounds: int, threads: int,
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
+    # no spinning pool threads after a run: they would slow the rnnkit call that follows
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     session = ort.InferenceSession(str(graph.path), options,
                                    providers=["CPUExecutionProvider"])
     feeds = _feeds(model, T, B, hidden)

@@ -87,3 +87,16 @@ def test_model_holding_a_variant(tmp_path):
     (logits,) = session.run(None, {"tokens": tokens.numpy(), "lengths": lengths.numpy()})
     np.testing.assert_allclose(logits, model(tokens, lengths).detach().numpy(), rtol=0,
                                atol=1e-5)
+
+
+@pytest.mark.parametrize("sweep", ["renet", "parallel"])
+def test_four_direction_grid_with_dynamic_sizes(tmp_path, sweep):
+    torch.manual_seed(2)
+    grid = rk.FourDirectionRNN(2, 4, sweep=sweep, engine="reference").eval()
+    axes = {0: "B", 2: "R", 3: "C"}
+    path = export_onnx(grid, (torch.randn(2, 2, 3, 4),), tmp_path / "grid.onnx",
+                       input_names=["x"], output_names=["y"],
+                       dynamic_axes={"x": axes, "y": axes})
+    x = torch.randn(3, 2, 5, 6)
+    (y,) = ort.InferenceSession(str(path)).run(None, {"x": x.numpy()})
+    np.testing.assert_allclose(y, grid(x).detach().numpy(), rtol=0, atol=1e-5)

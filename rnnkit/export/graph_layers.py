@@ -27,7 +27,6 @@ __all__ = ["GraphLayer", "for_export", "NOT_EXPORTABLE"]
 #: Modules with no ONNX form over a dynamic time axis, and why (checked by class name so that
 #: importing them is not needed).
 NOT_EXPORTABLE = {
-    "FourDirectionRNN": "it sweeps a 2-D grid whose sizes the export would fix",
     "ChildSumTreeLSTM": "its recursion follows each input tree's structure",
     "TreeRNN": "its recursion follows each input tree's structure",
     "EchoStateNetwork": "its reservoir runs a Python loop over time that tracing would unroll",
