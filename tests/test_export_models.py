@@ -161,7 +161,7 @@ def test_unknown_model_and_unexportable_module_are_refused(tmp_path):
     with pytest.raises(ValueError, match="cannot export a Linear: rnnkit exports Language"):
         export_model(torch.nn.Linear(2, 3), tmp_path / "x.onnx")
     model = SequenceTagger(3, vocab_size=5, input_size=4, hidden_size=4)
-    model.extra = rk.EchoStateNetwork(4, 6, 2)
+    model.extra = rk.EchoStateNetwork(4, 20, 2, density=0.5, seed=0)
     with pytest.raises(ValueError, match="its 'extra' is a EchoStateNetwork, and its reserv"):
         export_model(model, tmp_path / "x.onnx")
     assert not list(tmp_path.iterdir())
