@@ -8,6 +8,7 @@ median milliseconds per call and the ratio onnxruntime / rnnkit (above 1: rnnkit
 Each exported graph is checked against the model on the batch before timing.
 
     python bench/export_speed.py --batch 1 16 --steps 100 --rounds 30
+    python bench/export_speed.py --precision     # float32 paths against float64, no timing
 """
 
 from __future__ import annotations
@@ -114,6 +115,30 @@ def measure(name: str, hidden: int, T: int, B: int, rounds: int, threads: int,
             "max_abs_diff": error}
 
 
+def precision(name: str, hidden: int, T: int, B: int, folder: Path) -> dict[str, float]:
+    """Max |difference| to the same model in float64 of onnxruntime, the fused engine and the
+    reference path, on the timed batch (how much of the disagreement is float32 rounding)."""
+    import onnxruntime as ort
+
+    torch.manual_seed(0)
+    model = CASES[name][0](hidden).eval()
+    (graph,) = export_model(model, folder / f"{name}.onnx")
+    feeds = _feeds(model, T, B, hidden)
+    got = ort.InferenceSession(str(graph.path)).run(None, {k: v.numpy()
+                                                           for k, v in feeds.items()})[0]
+    with torch.no_grad():
+        fused = _rnnkit_call(model, feeds)().numpy()
+        for m in model.modules():
+            if isinstance(m, rk.layers.base.RecurrentLayer):
+                m.engine = "reference"
+        ref = _rnnkit_call(model, feeds)().numpy()
+        model.double()
+        wide = {k: v.double() if v.is_floating_point() else v for k, v in feeds.items()}
+        exact = _rnnkit_call(model, wide)().numpy()
+    return {who: float(np.abs(v - exact).max())
+            for who, v in (("onnxruntime", got), ("fused", fused), ("reference", ref))}
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--cases", nargs="+", default=list(CASES), choices=list(CASES))
@@ -122,8 +147,20 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--hidden-size", type=int, default=256)
     p.add_argument("--rounds", type=int, default=30)
     p.add_argument("--threads", type=int, default=torch.get_num_threads())
+    p.add_argument("--precision", action="store_true",
+                   help="instead of timing: each float32 path's distance to float64")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
+    if args.precision:
+        print("| model | B | max abs diff to float64: onnxruntime | fused | reference |")
+        print("|---|---:|---:|---:|---:|")
+        with tempfile.TemporaryDirectory() as d:
+            for name in args.cases:
+                for B in args.batch:
+                    r = precision(name, args.hidden_size, args.steps, B, Path(d))
+                    print(f"| {name} | {B} | {r['onnxruntime']:.1e} | {r['fused']:.1e} | "
+                          f"{r['reference']:.1e} |", flush=True)
+        return
     import onnxruntime as ort
 
     print(f"# {platform.processor() or platform.machine()}, {args.threads} threads, torch "
