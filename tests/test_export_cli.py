@@ -126,3 +126,29 @@ def test_export_lab_run(tmp_path, capsys, task):
         None, {name: x.numpy(), "lengths": lengths.numpy()})
     with torch.no_grad():
         np.testing.assert_allclose(y, model(x, lengths), rtol=0, atol=1e-5)
+
+
+def test_export_classify_run(tmp_path, capsys):
+    from rnnkit.train.classify import load_classifier
+
+    data = tmp_path / "pairs.tsv"
+    data.write_text("".join(f"{w}\t{w[-1].upper()}\n" for w in
+                            ["banta", "kesto", "mirda", "polto", "sanda", "tirmo"] * 6))
+    run = tmp_path / "run"
+    assert main(["train", "classify", "--data", str(data), "--out", str(run), "--max-steps",
+                 "2", "--time-budget", "0", "--eval-every", "2", "--no-progress",
+                 "--hidden-size", "8", "--embedding-size", "4"]) == 0
+    capsys.readouterr()
+    assert main(["export", str(run), "--onnx", str(tmp_path / "clf.onnx")]) == 0
+    assert "inputs:  tokens, lengths" in capsys.readouterr().out
+    model, vocab, _ = load_classifier(run)
+    model.rnn.engine = "reference"
+    ids = [vocab.encode(w) for w in ("banta", "po", "mirdasanda")]
+    lengths = torch.tensor([len(i) for i in ids])
+    tokens = torch.zeros(int(lengths.max()), len(ids), dtype=torch.long)
+    for b, seq in enumerate(ids):
+        tokens[:len(seq), b] = seq
+    (logits,) = ort.InferenceSession(str(tmp_path / "clf.onnx")).run(
+        None, {"tokens": tokens.numpy(), "lengths": lengths.numpy()})
+    with torch.no_grad():
+        np.testing.assert_allclose(logits, model(tokens, lengths), rtol=0, atol=1e-5)

@@ -8,6 +8,7 @@ submodules, after `for_export` has put GraphLayers in place of its recurrent lay
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -196,6 +197,8 @@ def graphs(model: nn.Module) -> list[Graph]:
                          f"{', '.join(c.__name__ for c in SUPPORTED)} and the lab task model "
                          f"(for any other module use rnnkit.export.export_onnx with your own "
                          f"example inputs)")
+    if any(t.device.type != "cpu" for t in [*model.parameters(), *model.buffers()]):
+        model = copy.deepcopy(model).cpu()  # the graph is written from CPU examples
     exported = for_export(model)
     if isinstance(model, LanguageModel):
         fields = _fields(exported.rnn)
