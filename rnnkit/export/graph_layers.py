@@ -43,7 +43,8 @@ class GraphLayer(nn.Module):
     `forward(input, hx=None, *, lengths=None)` has the layer's contract (its layout, its state
     form): with `lengths`, outputs past each length are zero and the final state is the state at
     each sequence's own last step (the reverse direction starts there). `lengths` may be a
-    graph input: nothing here depends on its values at export time.
+    graph input: nothing here depends on its values at export time. Input is batched
+    ((T, B, I), or (B, T, I) with batch_first), as the task models give it.
 
     Args:
         layer: an rnnkit RecurrentLayer (any cell) or a torch.nn RNN / LSTM / GRU.
