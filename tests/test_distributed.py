@@ -186,7 +186,7 @@ def runs(tmp_path_factory, ext):
         finally:
             log.close()
     results = [json.loads((two / f"rank{r}.json").read_text()) for r in range(2)]
-    return {"one": one, "two": two, "tmp": tmp, "results": results,
+    return {"one": one, "two": two, "tmp": tmp, "data": data, "results": results,
             "exit_codes": [p.returncode for p, _ in procs],
             "logs": [(base / f"rank{r}.log").read_text() for r in range(2)]}
 
@@ -228,6 +228,23 @@ def test_language_model_checkpoint_holds_the_global_carried_state(runs):
     assert "rng.rank1.torch" in two and "rng.rank1.torch" not in one
 
 
+def test_a_two_process_checkpoint_resumes_on_one_process(runs, tmp_path):
+    """Step 6 on one process, resumed from the 2-process run and from the 1-process run."""
+    import shutil
+
+    rows = {}
+    for side in ("one", "two"):
+        run = tmp_path / side
+        shutil.copytree(runs[side] / "lm", run)
+        argv = _with(_commands(runs["data"], tmp_path)["lm"], out=str(run), max_steps="6")
+        code, err = _run([*argv, "--resume"])
+        assert code == 0, err
+        rows[side] = read_metrics(run / "metrics.jsonl")
+    assert [r["step"] for r in rows["two"]] == [s for s in range(1, 7) for _ in range(2)]
+    for a, b in zip(rows["one"][-2:], rows["two"][-2:], strict=True):
+        assert b["loss"] == pytest.approx(a["loss"], rel=1e-5, abs=1e-6), (a, b)
+
+
 def test_other_ranks_write_nothing_that_stays(runs):
     # Rank 1's scratch folders (its config.json) are gone after each run it finished; the
     # killed run's stays, as anything a killed process leaves.
@@ -249,6 +266,8 @@ def test_a_killed_process_fails_the_run_with_a_clear_error(runs):
     assert code == 2 and err.count("\n") == 1, err
     assert "process 0 of 2 lost the others at step 3" in err
     assert "stopped (killed or crashed)" in err and "--resume" in err
+    said = err.split("torch.distributed said: ")[1]
+    assert "Connection" in said and "GLHF" not in said  # gloo's reason, without its advice
     assert seconds < 60  # found out when the connection closed, not after a hang
     assert runs["exit_codes"][0] == 0
     saved = read_metrics(runs["two"] / "killed" / "metrics.jsonl")
@@ -294,6 +313,8 @@ def test_single_process_needs_no_group(monkeypatch):
     monkeypatch.delenv("WORLD_SIZE", raising=False)
     assert distributed.init() is False and not distributed.is_active()
     assert distributed.rank() == 0 and distributed.world_size() == 1 and distributed.is_main()
+    # On one process a collective error stays what it is (nothing is converted).
+    assert distributed.raise_if_lost(RuntimeError("gloo: Connection reset"), "at step 1") is None
     monkeypatch.setenv("WORLD_SIZE", "2")
     monkeypatch.delenv("MASTER_ADDR", raising=False)
     with pytest.raises(ValueError, match="MASTER_ADDR.* is not set; start the run with torchrun"):

@@ -37,8 +37,10 @@ class _LossModule(nn.Module):
         self.model, self.loss_fn = model, loss_fn
 
     def forward(self, batch: Any, state: Any) -> tuple[Tensor, Any, int]:
-        if batch is None:  # no rows left for this rank: a zero loss that still reaches every
-            zero = sum(p.sum() for p in self.model.parameters() if p.requires_grad)  # weight
+        if batch is None:
+            # No rows left for this rank (a short last batch): a zero loss that still reaches
+            # every weight, so that DDP's reduction gets a (zero) gradient from this rank too.
+            zero = sum(p.sum() for p in self.model.parameters() if p.requires_grad)
             return zero * 0.0, None, 0
         return self.loss_fn(self.model, batch, state)
 
@@ -140,13 +142,14 @@ class Replicas:
         t.carry = shard_batch(t.carry) if t.carry is not None else None
         self.rng_restored = True
         saved = meta.get("rng_ranks")
-        if self.rank == 0:
-            return None
         if not saved or saved.get("world_size") != self.world:
-            self._reseed(t.generators, t.step)
+            if self.rank > 0:
+                self._reseed(t.generators, t.step)
             return (f"note: the checkpoint was written by {saved['world_size'] if saved else 1}"
                     f" process(es), this run has {self.world}: ranks > 0 draw fresh random "
                     f"streams from step {t.step}")
+        if self.rank == 0:  # the trainer restored rank 0's streams (a single process's)
+            return None
         torch.set_rng_state(tensors[f"rng.rank{self.rank}.torch"])
         v, internal, gauss = saved["python"][self.rank]
         random.setstate((v, tuple(internal), gauss))
