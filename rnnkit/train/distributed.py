@@ -265,7 +265,7 @@ def raise_if_lost(err: BaseException, where: str, run_dir: Any = None) -> None:
                                any(w in text.lower() for w in _COMM_WORDS)):
         return
     said = re.sub(r"^\[[^\]]*\]\s*", "", text.strip().splitlines()[0] if text.strip() else "")
-    said = said.split(". ")[0].rstrip(".") + "."  # gloo adds advice and an emoji after it
+    said = said.split(". ")[0].rstrip(".")  # gloo adds advice and an emoji after it
     hint = f"; checkpoints so far are in {run_dir}, continue with --resume" if run_dir else ""
     raise DistributedError(
         f"process {rank()} of {world_size()} lost the others {where}: another process of the "
