@@ -217,6 +217,15 @@ def test_two_processes_train_as_one(runs, task):
     assert sorted(p.name for p in two.iterdir()) == sorted(p.name for p in one.iterdir())
 
 
+def test_the_runs_above_train_through_the_fused_engine(ext):
+    """What DDP's hooks saw in the lm run: the gradients of the engine's autograd Function."""
+    from rnnkit.models import LanguageModel
+
+    model = LanguageModel(29, 8, 16, 1, "lstm", 0.0, False, "rnnkit")
+    out, _ = model.rnn(torch.randn(8, 2, 8))
+    assert "Fused" in type(out.grad_fn).__name__
+
+
 def test_language_model_checkpoint_holds_the_global_carried_state(runs):
     from safetensors.torch import load_file
 
