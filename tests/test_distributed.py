@@ -201,6 +201,9 @@ def _weights(run: Path) -> dict[str, torch.Tensor]:
 def test_two_processes_train_as_one(runs, task):
     codes = [res[task] for res in runs["results"]]
     assert all(c == [0, ""] for c in codes), (codes, runs["logs"][0][-2000:])
+    if task == "lm":  # 3 steps, then --resume to 5
+        assert all(res["lm_part1"] == [0, ""] for res in runs["results"])
+        assert f"resumed from {runs['two'] / 'lm' / 'last'} at step 3" in runs["logs"][0]
     one, two = runs["one"] / task, runs["two"] / task
     rows_one, rows_two = read_metrics(one / "metrics.jsonl"), read_metrics(two / "metrics.jsonl")
     # One train and one valid row per step, written once (by rank 0); the language model's
@@ -257,8 +260,9 @@ def test_a_two_process_checkpoint_resumes_on_one_process(runs, tmp_path):
 def test_other_ranks_write_nothing_that_stays(runs):
     # Rank 1's scratch folders (its config.json) are gone after each run it finished; the
     # killed run's stays, as anything a killed process leaves.
-    assert runs["results"][1]["scratch_left"] == []
-    assert [p.name[:13] for p in runs["tmp"].iterdir()] == ["rnnkit-rank1-"]
+    assert [n for n in runs["results"][1]["scratch_left"] if n.startswith("rnnkit-")] == []
+    left = [p.name[:13] for p in runs["tmp"].iterdir() if p.name.startswith("rnnkit-")]
+    assert left == ["rnnkit-rank1-"]
 
 
 def test_a_global_batch_that_does_not_divide_is_refused(runs):
@@ -273,7 +277,7 @@ def test_a_killed_process_fails_the_run_with_a_clear_error(runs):
     assert runs["exit_codes"][1] == 17  # process 1 died at step KILL_AT_STEP
     code, err, seconds = runs["results"][0]["killed"]
     assert code == 2 and err.count("\n") == 1, err
-    assert "process 0 of 2 lost the others at step 3" in err
+    assert f"process 0 of 2 lost the others after step {KILL_AT_STEP - 1}:" in err
     assert "stopped (killed or crashed)" in err and "--resume" in err
     said = err.split("torch.distributed said: ")[1]
     assert "Connection" in said and "GLHF" not in said  # gloo's reason, without its advice

@@ -105,6 +105,9 @@ def threads_per_rank(cores: int | None = None, local_world: int | None = None) -
     return max(1, cores // max(1, local_world))
 
 
+_timeout = DEFAULT_TIMEOUT_S  # the running group's, for messages
+
+
 def init(timeout: float | None = None) -> bool:
     """Join the process group torchrun describes (WORLD_SIZE, RANK, MASTER_ADDR, MASTER_PORT)
     and give this process its share of the cores; returns True when it started the group.
@@ -134,9 +137,6 @@ def init(timeout: float | None = None) -> bool:
     _timeout = seconds
     torch.set_num_threads(threads_per_rank())
     return True
-
-
-_timeout = DEFAULT_TIMEOUT_S
 
 
 @contextlib.contextmanager

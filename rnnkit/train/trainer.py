@@ -296,7 +296,7 @@ class Trainer:
                 self._rng_restore(self._rng_before)  # discard the half-done step
                 self.phase = "idle"
         except RuntimeError as err:  # a collective failed: another process is lost
-            distributed.raise_if_lost(err, f"at step {self.step + 1}", self.run_dir)
+            distributed.raise_if_lost(err, f"after step {self.step}", self.run_dir)
             raise
         finally:
             if installed:
