@@ -266,7 +266,8 @@ def raise_if_lost(err: BaseException, where: str, run_dir: Any = None) -> None:
         return
     said = re.sub(r"^\[[^\]]*\]\s*", "", text.strip().splitlines()[0] if text.strip() else "")
     said = said.split(". ")[0].rstrip(".")  # gloo adds advice and an emoji after it
-    hint = f"; checkpoints so far are in {run_dir}, continue with --resume" if run_dir else ""
+    hint = (f"; checkpoints so far are in {run_dir}, continue with --resume"
+            if run_dir and is_main() else "")  # the other ranks' run_dir is a scratch folder
     raise DistributedError(
         f"process {rank()} of {world_size()} lost the others {where}: another process of the "
         f"run stopped (killed or crashed) or did not answer within the {_timeout:g} s timeout "
