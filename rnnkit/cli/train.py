@@ -27,8 +27,9 @@ def add_config_task(tasks: argparse._SubParsersAction, name: str, config_cls: ty
                     main: Callable[[Any], Any], help: str, description: str,
                     presets: dict[str, dict[str, Any]] | None = None) -> None:
     """Add `rnnkit train NAME`: one flag per field of `config_cls`, `--config FILE.json`,
-    `--preset` when there are presets; runs `main(config)`. Bad settings or data end with a
-    one-line error and exit code 2 (`rnnkit.cli.main` reports them)."""
+    `--preset` when there are presets; runs `main(config)`, as one of several processes when
+    torchrun started it (rnnkit.train.distributed). Bad settings or data end with a one-line
+    error and exit code 2 (`rnnkit.cli.main` reports them)."""
     from rnnkit.train.config import add_config_flags, resolve_config
 
     parser = tasks.add_parser(name, help=help, description=description + " Settings resolve "
@@ -41,7 +42,14 @@ def add_config_task(tasks: argparse._SubParsersAction, name: str, config_cls: ty
     add_config_flags(parser, config_cls)
 
     def run(args: argparse.Namespace) -> int:
-        main(resolve_config(config_cls, args, presets))
+        from rnnkit.train import distributed
+
+        config = resolve_config(config_cls, args, presets)
+        with distributed.session():  # under torchrun: join the other processes; rank 0 logs
+            if distributed.is_main():
+                main(config)
+            else:
+                main(config, log=lambda line: None)
         return 0
 
     parser.set_defaults(func=run)

@@ -21,10 +21,11 @@ from rnnkit.train.integrity import (
     verify_checkpoint,
     write_manifest,
 )
+from rnnkit.train.run_dir import ResumeMismatchError, resume_mismatches
 
 __all__ = ["save_checkpoint", "load_checkpoint_meta", "load_model_weights", "load_trainer_state",
            "find_checkpoint", "checkpoint_step", "state_to_flat", "state_from_flat", "rng_state",
-           "set_rng_state"]
+           "set_rng_state", "read_for_resume"]
 
 MODEL_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
@@ -180,6 +181,34 @@ def load_trainer_state(path: str | os.PathLike) -> tuple[dict[str, Tensor], dict
                               f"{str(err).splitlines()[0] if str(err) else type(err).__name__}"
                               ) from err
     return tensors, meta
+
+
+def read_for_resume(path: str | os.PathLike | None, run_dir: str | os.PathLike,
+                    model: nn.Module, current: dict[str, Any]
+                    ) -> tuple[Path, dict[str, Tensor], dict[str, Tensor], dict[str, Any]] | None:
+    """What a Trainer resumes from: the newest checkpoint in `path` (default: `run_dir`, where
+    finding none returns None), checked against the run's `current` config.json contents; its
+    weights are loaded into `model`. Returns (where, the model's state dict, trainer tensors,
+    trainer meta).
+
+    Raises:
+        ResumeMismatchError: task, data fingerprint, vocabulary or model arguments differ.
+        CheckpointError: the checkpoint fails its checks.
+    """
+    try:
+        where = find_checkpoint(path or run_dir, prefer="last")
+    except FileNotFoundError:
+        if path is not None:
+            raise
+        return None
+    diffs = resume_mismatches(load_checkpoint_meta(where), current)
+    if diffs:
+        raise ResumeMismatchError(
+            f"cannot resume from {where}: the saved run differs in " + "; ".join(diffs) +
+            "; pass --overwrite to replace it, or choose another --out")
+    load_model_weights(where, model)
+    tensors, meta = load_trainer_state(where)
+    return where, dict(model.state_dict()), tensors, meta
 
 
 def state_to_flat(state: Any, prefix: str) -> tuple[dict[str, Tensor], Any]:

@@ -22,6 +22,7 @@ from rnnkit.data.text_files import check_encoding
 from rnnkit.data.vocab import Vocabulary
 from rnnkit.models.classifier import POOLINGS, SequenceClassifier
 from rnnkit.train import checkpoint as ckpt
+from rnnkit.train import distributed
 from rnnkit.train.config import TrainConfig, config_to_dict, option, start_run
 from rnnkit.train.run_dir import fingerprint
 from rnnkit.train.trainer import Trainer
@@ -128,6 +129,8 @@ def _train(cfg: ClassifyConfig, out: Path, log: Callable[[str], None]) -> dict[s
     if cfg.resume:
         trainer.resume()
     summary = trainer.fit()
+    if not distributed.is_main():  # rank 0 reports and writes the run's results
+        return summary
     if test:
         best, vocab, labels = load_classifier(out)
         summary["test"] = evaluate(best, LabeledBatches(test, vocab, labels, 256,

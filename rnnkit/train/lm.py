@@ -19,6 +19,7 @@ from rnnkit.data.text_files import check_encoding
 from rnnkit.decoding import generate
 from rnnkit.models import LanguageModel
 from rnnkit.train import checkpoint as ckpt
+from rnnkit.train import distributed
 from rnnkit.train.config import TrainConfig, config_to_dict, option, start_run
 from rnnkit.train.run_dir import fingerprint
 from rnnkit.train.trainer import Trainer
@@ -148,6 +149,8 @@ def _train(cfg: LMConfig, out: Path, log: Callable[[str], None]) -> dict[str, An
     if cfg.resume:
         trainer.resume()
     summary = trainer.fit()
+    if not distributed.is_main():  # rank 0 reports and writes the run's results
+        return summary
     summary.update(run_dir=str(out), vocab_size=len(vocab), parameters=n_params)
     summary["last_val_loss"] = _last_valid_loss(out / "metrics.jsonl")
     log(f"done: {summary['stop_reason']} after {summary['step']} steps, "

@@ -1,4 +1,5 @@
-"""Run metrics: one JSON object per evaluation in metrics.jsonl, and the loss.png plot."""
+"""Run metrics: one JSON object per evaluation in metrics.jsonl, and the loss.png plot
+(written by rank 0 alone when several processes train together)."""
 
 from __future__ import annotations
 
@@ -7,24 +8,29 @@ import os
 from pathlib import Path
 from typing import Any
 
+from rnnkit.train import distributed
+
 __all__ = ["MetricsLog", "StepWindow", "read_metrics", "plot_losses"]
 
 
 class MetricsLog:
-    """Appends one JSON object per line to `path` (kept across resumes)."""
+    """Appends one JSON object per line to `path` (kept across resumes); on ranks other than
+    0 of a multi-process run it writes nothing (their rows are rank 0's, averaged)."""
 
     def __init__(self, path: str | os.PathLike) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
 
     def write(self, row: dict[str, Any]) -> None:
+        if not distributed.is_main():
+            return
         with open(self.path, "a", encoding="utf-8") as fh:
             fh.write(json.dumps(row) + "\n")
 
     def truncate_after(self, step: int) -> None:
         """Drop rows past `step` (rows a crashed run wrote after its last checkpoint); the file
         is rewritten to a temporary name and renamed."""
-        if not self.path.exists():
+        if not distributed.is_main() or not self.path.exists():
             return
         rows = [r for r in read_metrics(self.path) if r.get("step", 0) <= step]
         tmp = self.path.with_name(f".{self.path.name}.tmp-{os.getpid()}")
@@ -49,7 +55,10 @@ def read_metrics(path: str | os.PathLike) -> list[dict[str, Any]]:
 
 def plot_losses(metrics_path: str | os.PathLike, out_path: str | os.PathLike,
                 title: str = "loss") -> Path | None:
-    """Plot train and validation loss against step from metrics.jsonl; None if nothing to plot."""
+    """Plot train and validation loss against step from metrics.jsonl; None if nothing to plot
+    (or on a rank other than 0)."""
+    if not distributed.is_main():
+        return None
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 

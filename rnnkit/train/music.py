@@ -13,6 +13,7 @@ import torch
 from rnnkit.data.music import NUM_KEYS, PianoRollBatches, load_piano_rolls
 from rnnkit.models.piano_roll import PianoRollModel
 from rnnkit.train import checkpoint as ckpt
+from rnnkit.train import distributed
 from rnnkit.train.config import TrainConfig, config_to_dict, option, start_run
 from rnnkit.train.integrity import file_sha256
 from rnnkit.train.trainer import Trainer
@@ -83,6 +84,8 @@ def _train(cfg: MusicConfig, out: Path, log: Callable[[str], None]) -> dict[str,
     if cfg.resume:
         trainer.resume()
     summary = trainer.fit()
+    if not distributed.is_main():  # rank 0 reports and writes the run's results
+        return summary
     best = load_music_model(out)
     summary["test_nll"] = evaluate(best, PianoRollBatches(splits["test"], 64,
                                                           shuffle=False))["loss"]

@@ -9,10 +9,13 @@ import os
 import re
 import shutil
 import socket
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+
+from rnnkit.train import distributed
 
 __all__ = ["LOCK_FILE", "RUN_FILES", "RunInUseError", "RunExistsError", "ResumeMismatchError",
            "open_run", "acquire_lock", "release_lock", "holds_run", "clear_run", "run_progress",
@@ -201,7 +204,9 @@ def open_run(out: str | os.PathLike, resume: bool = False, overwrite: bool = Fal
 
     Creates it, takes its lock (released on exit), refuses an existing run unless `resume`
     (continue it) or `overwrite` (its files are removed first), and cleans temporaries that
-    dead processes left.
+    dead processes left. In a multi-process run rank 0 alone does this and holds `out`; the
+    other ranks learn its outcome (its error, if any) and get a scratch folder, removed at
+    the end, for the little they write (config.json).
 
     Raises:
         NotADirectoryError: `out` is a file. RunInUseError, RunExistsError: see above.
@@ -210,6 +215,19 @@ def open_run(out: str | os.PathLike, resume: bool = False, overwrite: bool = Fal
         raise ValueError("resume and overwrite exclude each other: --resume continues the run "
                          "in --out, --overwrite replaces it")
     d = Path(out)
+    created = distributed.from_main(lambda: _enter(d, resume, overwrite, log))
+    if not distributed.is_main():
+        with tempfile.TemporaryDirectory(prefix=f"rnnkit-rank{distributed.rank()}-") as scratch:
+            yield Path(scratch)
+        return
+    try:
+        yield d
+    finally:
+        _leave(d, created)
+
+
+def _enter(d: Path, resume: bool, overwrite: bool, log: Callable[[str], None] | None) -> bool:
+    """open_run's checks and set-up; returns whether it created the directory."""
     if d.exists() and not d.is_dir():
         raise NotADirectoryError(f"out {str(d)!r} is a file; expected a run directory")
     created = not d.exists()
@@ -228,8 +246,13 @@ def open_run(out: str | os.PathLike, resume: bool = False, overwrite: bool = Fal
             clear_run(d)
             if log is not None:
                 log(f"note: --overwrite removed the earlier run in {d}")
-        yield d
-    finally:
-        release_lock(d)
-        if created and not any(d.iterdir()):
-            d.rmdir()  # a run that failed at once leaves no empty folder behind
+    except BaseException:
+        _leave(d, created)
+        raise
+    return created
+
+
+def _leave(d: Path, created: bool) -> None:
+    release_lock(d)
+    if created and not any(d.iterdir()):
+        d.rmdir()  # a run that failed at once leaves no empty folder behind

@@ -29,6 +29,7 @@ from rnnkit.decoding.beam import beam_search
 from rnnkit.decoding.greedy import Hypothesis, greedy_decode
 from rnnkit.models.seq2seq import ATTENTION_CHOICES, Seq2Seq
 from rnnkit.train import checkpoint as ckpt
+from rnnkit.train import distributed
 from rnnkit.train.config import TrainConfig, config_to_dict, option, start_run
 from rnnkit.train.run_dir import fingerprint
 from rnnkit.train.trainer import Trainer
@@ -267,6 +268,8 @@ def _train(cfg: Seq2SeqConfig, out: Path, log: Callable[[str], None]) -> dict[st
     if cfg.resume:
         trainer.resume()
     summary = trainer.fit()
+    if not distributed.is_main():  # rank 0 reports and writes the run's results
+        return summary
     summary.update(run_dir=str(out), parameters=n_params)
     log(f"done: {summary['stop_reason']} after {summary['step']} steps, "
         f"{summary['elapsed_s']:.0f}s; best valid loss {summary['best_val_loss']:.4f}; "

@@ -18,7 +18,9 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from rnnkit.train import checkpoint as ckpt
+from rnnkit.train import distributed
 from rnnkit.train.config import TrainConfig, config_to_dict
+from rnnkit.train.ddp import Replicas
 from rnnkit.train.integrity import CheckpointError
 from rnnkit.train.metrics import MetricsLog, StepWindow, plot_losses
 from rnnkit.train.optim import (
@@ -28,7 +30,6 @@ from rnnkit.train.optim import (
     optimizer_state_from_flat,
     optimizer_state_to_flat,
 )
-from rnnkit.train.run_dir import ResumeMismatchError, resume_mismatches
 
 __all__ = ["Trainer", "BatchSource", "LossFn", "EvalFn", "detach_state",
            "TrainingDivergedError", "NonFiniteLossWarning"]
@@ -119,6 +120,7 @@ class Trainer:
         self._rng_before: tuple = ()
         self.history: list[dict[str, float]] = []  # this process's steps: step, loss, lr
         self._window = StepWindow()
+        self.replicas = Replicas.join(self) if distributed.is_active() else None  # torchrun
 
     # ---- schedule and stopping -------------------------------------------------------------
     def progress(self) -> float:
@@ -135,6 +137,8 @@ class Trainer:
 
     def _stop_reason(self) -> str | None:
         c = self.cfg
+        if self.replicas is not None:  # every process stops at the same step
+            self.replicas.agree()
         if c.max_steps and self.step >= c.max_steps:
             return "max_steps"
         if c.max_epochs and self.epoch >= c.max_epochs:
@@ -180,7 +184,8 @@ class Trainer:
             group["lr"] = lr
         self.model.train()
         state = self.carry if c.carry_state else None
-        loss, state, n_tokens = self.loss_fn(self.model, self.batches.batch(self.index), state)
+        forward = self.replicas.loss if self.replicas is not None else self.loss_fn
+        loss, state, n_tokens = forward(self.model, self.batches.batch(self.index), state)
         self._hook_at("loss")
         if not torch.isfinite(loss):
             return self._skip_step(f"the loss is {loss.item()}", lr)
@@ -255,10 +260,12 @@ class Trainer:
         by_time = total is None  # a time budget alone: the bar counts seconds of the budget
         bar = tqdm(total=round(c.time_budget * 60) if by_time else total,
                    initial=round(self.elapsed) if by_time else self.step,
-                   disable=not c.progress, unit="s" if by_time else "step",
-                   dynamic_ncols=True, leave=False)
+                   disable=not c.progress or distributed.rank() > 0, dynamic_ncols=True,
+                   unit="s" if by_time else "step", leave=False)
         reason = None
         self._stop_requested = False
+        if self.replicas is not None:
+            self.replicas.start(self.generators)
         installed, previous = False, None
         if threading.current_thread() is threading.main_thread():
             previous = signal.signal(signal.SIGINT, self._on_sigint)
@@ -288,6 +295,9 @@ class Trainer:
             if self.phase == "forward":
                 self._rng_restore(self._rng_before)  # discard the half-done step
                 self.phase = "idle"
+        except RuntimeError as err:  # a collective failed: another process is lost
+            distributed.raise_if_lost(err, f"after step {self.step}", self.run_dir)
+            raise
         finally:
             if installed:
                 signal.signal(signal.SIGINT, signal.SIG_DFL if previous is None else previous)
@@ -311,7 +321,7 @@ class Trainer:
         w, self._window = self._window, StepWindow()
         self.model.eval()
         with torch.no_grad():
-            val = dict(self.evaluate_fn(self.model))
+            val = distributed.mean_over_ranks(dict(self.evaluate_fn(self.model)))
         train_loss = w.mean_loss()
         common = {"step": self.step, "epoch": self.epoch,
                   "elapsed_s": round(self.elapsed, 2), "tokens_per_s": round(w.rate(), 1)}
@@ -335,46 +345,42 @@ class Trainer:
 
     # ---- checkpoints -----------------------------------------------------------------------
     def save(self, path: str | Path, val_loss: float | None = None) -> Path:
-        """Write a full checkpoint (model + trainer state) to `path`."""
+        """Write a full checkpoint (model + trainer state) to `path`; with several processes,
+        every process calls it (their carried states and random streams are gathered)."""
         tensors, optim_meta = optimizer_state_to_flat(self.optimizer)
-        carry_tensors, carry_layout = ckpt.state_to_flat(self.carry, "carry")
+        carry_tensors, carry_layout = ckpt.state_to_flat(distributed.gather_rows(self.carry),
+                                                         "carry")
         rng_tensors, rng_meta = ckpt.rng_state()
         rng_tensors.update({f"rng.gen.{k}": g.get_state() for k, g in self.generators.items()})
+        ranks = self.replicas.rng_to_flat() if self.replicas is not None else ({}, None)
+        if not distributed.is_main():
+            return Path(path)
         meta = {"step": self.step, "epoch": self.epoch, "index": self.index,
                 "best_loss": None if math.isinf(self.best_loss) else self.best_loss,
                 "bad_evals": self.bad_evals, "bad_steps": self.bad_steps,
-                "elapsed_s": self.elapsed,
-                "carry": carry_layout, "rng": rng_meta, "optimizer": optim_meta,
+                "elapsed_s": self.elapsed, "carry": carry_layout, "rng": rng_meta,
+                "rng_ranks": ranks[1], "optimizer": optim_meta,
                 "train_config": config_to_dict(self.cfg)}
         config = {**self.checkpoint_config, "step": self.step, "val_loss": val_loss}
         return ckpt.save_checkpoint(path, self.model, config,
-                                    {**tensors, **carry_tensors, **rng_tensors}, meta)
+                                    {**tensors, **carry_tensors, **rng_tensors, **ranks[0]}, meta)
 
     def resume(self, path: str | Path | None = None) -> bool:
         """Restore model, optimiser, RNGs, step and data position from the newest checkpoint
         (default: of `run_dir`, see `find_checkpoint(prefer="last")`). Returns False when there
-        is nothing to resume from.
+        is nothing to resume from; with several processes, rank 0 reads it for all of them.
 
         Raises:
             ResumeMismatchError: the checkpoint's task, data fingerprint, vocabulary or model
                 arguments differ from this run's, naming each difference.
             CheckpointError: the checkpoint fails its checks.
         """
-        try:
-            where = ckpt.find_checkpoint(path or self.run_dir, prefer="last")
-        except FileNotFoundError:
-            if path is not None:
-                raise
+        found = distributed.from_main(lambda: ckpt.read_for_resume(
+            path, self.run_dir, self.model, self.checkpoint_config))
+        if found is None:
             self.metrics.truncate_after(0)
             return False
-        saved = ckpt.load_checkpoint_meta(where)
-        diffs = resume_mismatches(saved, self.checkpoint_config)
-        if diffs:
-            raise ResumeMismatchError(
-                f"cannot resume from {where}: the saved run differs in " + "; ".join(diffs) +
-                "; pass --overwrite to replace it, or choose another --out")
-        ckpt.load_model_weights(where, self.model)
-        tensors, meta = ckpt.load_trainer_state(where)
+        where, weights, tensors, meta = found
         try:
             optimizer_state_from_flat(self.optimizer, tensors, meta["optimizer"])
             self.carry = ckpt.state_from_flat(tensors, meta["carry"], "carry")
@@ -385,9 +391,10 @@ class Trainer:
             self.best_loss = math.inf if meta["best_loss"] is None else meta["best_loss"]
             self.bad_evals, self.elapsed = meta["bad_evals"], meta["elapsed_s"]
             self.bad_steps = meta.get("bad_steps", 0)
+            note = self.replicas.restore(weights, tensors, meta) if self.replicas else None
         except (KeyError, TypeError, ValueError, IndexError, RuntimeError) as err:
             raise CheckpointError(f"checkpoint {str(where)!r} has unusable trainer state "
                                   f"({type(err).__name__}: {err})") from err
         self.metrics.truncate_after(self.step)
-        self.log(f"resumed from {where} at step {self.step}")
+        self.log(f"resumed from {where} at step {self.step}" + (f"; {note}" if note else ""))
         return True
