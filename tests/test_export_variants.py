@@ -9,9 +9,8 @@ import torch
 from torch import nn
 
 import rnnkit as rk
-from rnnkit import engine
-from rnnkit.engine import variants
 from rnnkit.export import export_model, export_onnx
+from rnnkit.layers import stack
 from rnnkit.models import SequenceClassifier
 
 ort = pytest.importorskip("onnxruntime")
@@ -54,8 +53,7 @@ def test_layer_with_lengths_in_onnxruntime(tmp_path, monkeypatch, name):
     n_fields = len(layer.cell_cls.State._fields)
     bf = layer.batch_first
     axes = {0: "B", 1: "T"} if bf else {0: "T", 1: "B"}
-    monkeypatch.setattr(engine, "run_stack", _no_engine)
-    monkeypatch.setattr(variants, "run_stack", _no_engine)
+    monkeypatch.setattr(stack, "run_fused", _no_engine)
     x = torch.randn(3, 5, 3) if bf else torch.randn(5, 3, 3)
     outputs = ["y", "h", "c"][:1 + n_fields]
     path = export_onnx(WithLengths(layer), (x, torch.tensor([5, 2, 4])), tmp_path / "l.onnx",
