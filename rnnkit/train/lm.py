@@ -126,7 +126,7 @@ def prepare_engine(model: torch.nn.Module, log: Callable[[str], None] | None = p
     if _engine_cached():
         say("engine: loading the fused engine from the cache ...")
     else:
-        say("engine: building the fused engine (once per machine, about 1-4 min; "
+        say("engine: building the fused engine (once per machine, about 3 min on 2 cores; "
             "`rnnkit build` does it ahead of time) ...")
     sys.stdout.flush()
     start = time.perf_counter()
