@@ -77,6 +77,15 @@ class ConditionalGenerator(nn.Module):
         """One token of an unbounded stream under the condition v (B, F): the logits for the
         next token (B, V) and the new state; the first call (state None) starts from
         `initial_state(v)`. Equal to `forward(v, tokens)` fed one token at a time.
+
+        Example:
+            >>> gen = ConditionalGenerator(4, vocab_size=10, embedding_size=8, hidden_size=16)
+            >>> v = torch.randn(2, 4)
+            >>> with torch.no_grad():
+            ...     logits, state = gen.step(v, torch.tensor([0, 0]))
+            ...     logits, state = gen.step(v, logits.argmax(-1), state)
+            >>> tuple(logits.shape)
+            (2, 10)
         """
         if not isinstance(token, Tensor) or token.dim() != 1 or token.is_floating_point() or \
                 v.dim() != 2 or v.shape[0] != token.shape[0]:

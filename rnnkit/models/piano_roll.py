@@ -56,6 +56,14 @@ class PianoRollModel(nn.Module):
 
         Shape: frame (B, K) (or (K,) unbatched) -> logits (B, K) (or (K,)); the state
         (L, B, H) per field.
+
+        Example:
+            >>> model = PianoRollModel(hidden_size=16).eval()
+            >>> with torch.no_grad():
+            ...     logits, state = model.step(torch.zeros(2, 88))
+            ...     logits, state = model.step(torch.bernoulli(torch.sigmoid(logits)), state)
+            >>> tuple(logits.shape)
+            (2, 88)
         """
         if not isinstance(frame, Tensor) or frame.dim() not in (1, 2) or \
                 frame.shape[-1] != self.num_keys:
