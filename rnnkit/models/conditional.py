@@ -10,6 +10,7 @@ from torch import Tensor, nn
 
 from rnnkit.decoding.sampling import sample_next
 from rnnkit.layers._regularisers import Dropout
+from rnnkit.models._streaming import rnn_step
 from rnnkit.models.factory import make_rnn
 
 __all__ = ["ConditionalGenerator"]
@@ -71,6 +72,33 @@ class ConditionalGenerator(nn.Module):
             emb = torch.cat([emb, v.unsqueeze(0).expand(emb.shape[0], -1, -1)], dim=-1)
         out, state = self.rnn(emb, self.initial_state(v) if state is None else state)
         return self.decoder(self.drop(out)), state  # (T, B, V)
+
+    def step(self, v: Tensor, token: Tensor, state: Any = None) -> tuple[Tensor, Any]:
+        """One token of an unbounded stream under the condition v (B, F): the logits for the
+        next token (B, V) and the new state; the first call (state None) starts from
+        `initial_state(v)`. Equal to `forward(v, tokens)` fed one token at a time.
+
+        Example:
+            >>> gen = ConditionalGenerator(4, vocab_size=10, embedding_size=8, hidden_size=16)
+            >>> v = torch.randn(2, 4)
+            >>> with torch.no_grad():
+            ...     logits, state = gen.step(v, torch.tensor([0, 0]))
+            ...     logits, state = gen.step(v, logits.argmax(-1), state)
+            >>> tuple(logits.shape)
+            (2, 10)
+        """
+        if not isinstance(token, Tensor) or token.dim() != 1 or token.is_floating_point() or \
+                v.dim() != 2 or v.shape[0] != token.shape[0]:
+            got = (f"{tuple(token.shape)} {token.dtype}" if isinstance(token, Tensor)
+                   else type(token).__name__)
+            raise ValueError(f"step() takes v (B, F) and token (B,) integer ids, one per row "
+                             f"of v; got v {tuple(v.shape)}, token {got}")
+        emb = self.drop(self.embedding(token))  # (B, E)
+        if self.condition_every_step:
+            emb = torch.cat([emb, v], dim=-1)  # (B, E + F)
+        out, state = rnn_step(self.rnn, emb, self.initial_state(v) if state is None else state,
+                              "ConditionalGenerator")  # (B, H)
+        return self.decoder(self.drop(out)), state  # (B, V)
 
     def loss(self, v: Tensor, targets: Tensor, bos: int, pad: int | None = None) -> Tensor:
         """Teacher-forced cross-entropy of `targets` (T, B), averaged over non-pad steps."""

@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from rnnkit.models._streaming import rnn_step
 from rnnkit.models.factory import make_rnn
 
 __all__ = ["Forecaster", "windows"]
@@ -76,6 +77,34 @@ class Forecaster(nn.Module):
         out, _ = self.rnn((x - self.mean) / self.scale)  # (T, B, H)
         y = self.head(out[-1]).view(x.shape[1], self.horizon, self.num_features)
         return y * self.scale + self.mean  # (B, horizon, F)
+
+    def step(self, x_t: Tensor, state: Any = None) -> tuple[Tensor, Any]:
+        """One value of an unbounded stream: the forecast after it and the new state.
+
+        After feeding x_1..x_t one call at a time (each call's state into the next), the
+        prediction is `forward(x_1..x_t)`, the next `horizon` values, in memory that does not
+        grow with the stream (under `torch.no_grad()`, or with the state detached).
+
+        Shape: x_t (B, F) (or (F,) unbatched) -> (B, horizon, F) (or (horizon, F)); the
+        state (L, B, H) per field.
+
+        Example:
+            >>> model = Forecaster(1, horizon=2, hidden_size=8).eval()
+            >>> with torch.no_grad():
+            ...     y, state = model.step(torch.randn(4, 1))
+            ...     y, state = model.step(torch.randn(4, 1), state)
+            >>> tuple(y.shape)
+            (4, 2, 1)
+        """
+        if not isinstance(x_t, Tensor) or x_t.dim() not in (1, 2) or \
+                x_t.shape[-1] != self.num_features:
+            got = tuple(x_t.shape) if isinstance(x_t, Tensor) else type(x_t).__name__
+            raise ValueError(f"x_t must be one step, (B, {self.num_features}) or "
+                             f"({self.num_features},), got {got}")
+        out, state = rnn_step(self.rnn, (x_t - self.mean) / self.scale, state,
+                              "Forecaster")  # (B, H)
+        y = self.head(out).view(*x_t.shape[:-1], self.horizon, self.num_features)
+        return y * self.scale + self.mean, state  # (B, horizon, F)
 
     def loss(self, x: Tensor, y: Tensor) -> Tensor:
         """Mean squared error in standardised units."""

@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from rnnkit.layers._regularisers import Dropout
+from rnnkit.models._streaming import rnn_step
 from rnnkit.models.factory import make_rnn
 
 __all__ = ["LanguageModel", "State"]
@@ -71,6 +72,33 @@ class LanguageModel(nn.Module):
         emb = self.drop(self.embedding(x))                 # (T, B, E)
         out, state = self.rnn(emb, state)                  # (T, B, H)
         return self.decoder(self.drop(out)), state         # (T, B, V)
+
+    def step(self, token: Tensor, state: State | None = None) -> tuple[Tensor, State]:
+        """One token of an unbounded stream: the logits for the next token and the new state.
+
+        Feeding a stream token by token, each call's state into the next, gives the logits
+        `forward` gives on the whole sequence, in memory that does not grow with the stream
+        (under `torch.no_grad()`, or with the state detached between calls).
+
+        Shape: token (B,) ids (or a 0-d id, unbatched) -> logits (B, V) (or (V,)); the state
+        as in `forward`, (L, B, H) per field.
+
+        Example:
+            >>> m = LanguageModel(vocab_size=7, embedding_size=4, hidden_size=5).eval()
+            >>> with torch.no_grad():
+            ...     logits, state = m.step(torch.tensor([1, 2]))
+            ...     logits, state = m.step(logits.argmax(-1), state)
+            >>> tuple(logits.shape)
+            (2, 7)
+        """
+        if not isinstance(token, Tensor) or token.dim() > 1 or token.is_floating_point():
+            got = (f"{tuple(token.shape)} {token.dtype}" if isinstance(token, Tensor)
+                   else type(token).__name__)
+            raise ValueError(f"token must be one step of token ids, (B,) or 0-d integers, "
+                             f"got {got}")
+        out, state = rnn_step(self.rnn, self.drop(self.embedding(token)), state,
+                              "LanguageModel")            # (B, H)
+        return self.decoder(self.drop(out)), state         # (B, V)
 
     def loss(self, x: Tensor, y: Tensor, state: State | None = None,
              teacher_forcing: float = 1.0,

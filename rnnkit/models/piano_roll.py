@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from rnnkit.layers._regularisers import Dropout
+from rnnkit.models._streaming import rnn_step
 from rnnkit.models.factory import make_rnn
 
 __all__ = ["PianoRollModel"]
@@ -48,6 +49,29 @@ class PianoRollModel(nn.Module):
         kwargs = {} if lengths is None else {"lengths": lengths}
         out, _ = self.rnn(x, state, **kwargs)  # (T, B, H)
         return self.head(self.drop(out))  # (T, B, K)
+
+    def step(self, frame: Tensor, state: Any = None) -> tuple[Tensor, Any]:
+        """One frame of an unbounded stream: the logits of the next frame and the new state,
+        equal to `forward` on the whole sequence fed one frame at a time.
+
+        Shape: frame (B, K) (or (K,) unbatched) -> logits (B, K) (or (K,)); the state
+        (L, B, H) per field.
+
+        Example:
+            >>> model = PianoRollModel(hidden_size=16).eval()
+            >>> with torch.no_grad():
+            ...     logits, state = model.step(torch.zeros(2, 88))
+            ...     logits, state = model.step(torch.bernoulli(torch.sigmoid(logits)), state)
+            >>> tuple(logits.shape)
+            (2, 88)
+        """
+        if not isinstance(frame, Tensor) or frame.dim() not in (1, 2) or \
+                frame.shape[-1] != self.num_keys:
+            got = tuple(frame.shape) if isinstance(frame, Tensor) else type(frame).__name__
+            raise ValueError(f"frame must be one step, (B, {self.num_keys}) or "
+                             f"({self.num_keys},), got {got}")
+        out, state = rnn_step(self.rnn, frame, state, "PianoRollModel")  # (B, H)
+        return self.head(self.drop(out)), state  # (B, K)
 
     def nll(self, x: Tensor, y: Tensor, lengths: Tensor | None = None) -> tuple[Tensor, int]:
         """Summed negative log-likelihood (nats) of the valid frames of y, and their count."""

@@ -9,6 +9,7 @@ from torch import Tensor, nn
 
 from rnnkit.layers._regularisers import Dropout
 from rnnkit.models._inputs import InputEncoder, length_mask
+from rnnkit.models._streaming import check_streamable, rnn_step
 from rnnkit.models.factory import make_rnn
 
 __all__ = ["SequenceTagger"]
@@ -53,6 +54,23 @@ class SequenceTagger(nn.Module):
         kwargs = {} if lengths is None else {"lengths": lengths}
         out, _ = self.rnn(self.drop(self.inputs(x)), **kwargs)  # (T, B, D*H)
         return self.head(self.drop(out))  # (T, B, C)
+
+    def step(self, x_t: Tensor, state: Any = None) -> tuple[Tensor, Any]:
+        """Tag one step of an unbounded stream: the logits (B, C) of its tag and the new
+        state, equal to `forward` on the whole sequence fed one step at a time. Only for a
+        unidirectional tagger (`bidirectional=False`): a reverse pass needs the stream's end.
+
+        Shape: x_t (B,) ids or (B, I) features -> logits (B, C); the state (L, B, H) per field.
+        """
+        check_streamable(self.rnn, "SequenceTagger")
+        ids = self.inputs.embedding is not None
+        if not isinstance(x_t, Tensor) or x_t.dim() != (1 if ids else 2):
+            got = tuple(x_t.shape) if isinstance(x_t, Tensor) else type(x_t).__name__
+            want = "(B,) token ids" if ids else f"(B, {self.inputs.input_size})"
+            raise ValueError(f"x_t must be one step, {want}, got {got}")
+        emb = self.inputs(x_t.unsqueeze(0))[0]  # (B, E): the encoder checks ids / features
+        out, state = rnn_step(self.rnn, self.drop(emb), state, "SequenceTagger")  # (B, H)
+        return self.head(self.drop(out)), state  # (B, C)
 
     def loss(self, x: Tensor, y: Tensor, lengths: Tensor | None = None) -> Tensor:
         """Cross-entropy averaged over the valid steps of y (T, B)."""

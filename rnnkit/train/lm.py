@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import sys
+import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,7 +26,7 @@ from rnnkit.train.run_dir import fingerprint
 from rnnkit.train.trainer import Trainer
 
 __all__ = ["LMConfig", "PRESETS", "TINY", "main", "load_language_model", "sample",
-           "UnknownTokensError"]
+           "UnknownTokensError", "prepare_engine"]
 
 
 @dataclass
@@ -92,6 +93,53 @@ TINY: dict[str, Any] = dict(embedding_size=8, hidden_size=16, num_layers=1, batc
                             backend="torch")
 
 
+def _uses_engine(model: torch.nn.Module) -> bool:
+    """True when `model` holds an rnnkit layer on the CPU that may run the fused engine."""
+    for m in model.modules():
+        if type(m).__module__.startswith("rnnkit.layers") and \
+                getattr(m, "engine", None) in ("auto", "fused"):
+            p = next(m.parameters(), None)
+            if p is None or p.device.type == "cpu":
+                return True
+    return False
+
+
+def _engine_cached() -> bool:
+    """Whether a build of the fused engine for this install is in the cache."""
+    try:
+        from rnnkit.engine._build import cache_dir
+
+        return any(cache_dir().glob("*.so"))
+    except Exception:  # a changed build module: say "building", the cautious guess
+        return False
+
+
+def prepare_engine(model: torch.nn.Module, log: Callable[[str], None] | None = print) -> float:
+    """Build (first run on a machine) or load the fused engine that `model` will run on, with
+    a progress line before and after, so that a time budget started afterwards counts training
+    only. Nothing happens for a model without rnnkit layers on the CPU. Returns the seconds."""
+    if not _uses_engine(model):
+        return 0.0
+    from rnnkit import engine
+
+    say = log or (lambda line: None)
+    if _engine_cached():
+        say("engine: loading the fused engine from the cache ...")
+    else:
+        say("engine: building the fused engine (once per machine, about 3 min on 2 cores; "
+            "`rnnkit build` does it ahead of time) ...")
+    sys.stdout.flush()
+    start = time.perf_counter()
+    ready = engine.load_extension(quiet=True) is not None
+    took = time.perf_counter() - start
+    if ready:
+        say(f"engine ready in {took:.1f} s")
+    else:
+        say(f"engine: unavailable after {took:.1f} s ({engine.build_error()}); training on "
+            f"the reference path")
+    return took
+
+
 def _eval_fn(val: StreamBatches, limit: int) -> Callable[[torch.nn.Module], dict[str, float]]:
     def evaluate(model: torch.nn.Module) -> dict[str, float]:
         total, count, state = 0.0, 0, None
@@ -148,6 +196,7 @@ def _train(cfg: LMConfig, out: Path, log: Callable[[str], None]) -> dict[str, An
                       log=log if not cfg.progress else None)
     if cfg.resume:
         trainer.resume()
+    prepare_engine(model, log if distributed.is_main() else None)  # before the budget's clock
     summary = trainer.fit()
     if not distributed.is_main():  # rank 0 reports and writes the run's results
         return summary
