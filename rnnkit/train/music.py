@@ -16,6 +16,7 @@ from rnnkit.train import checkpoint as ckpt
 from rnnkit.train import distributed
 from rnnkit.train.config import TrainConfig, config_to_dict, option, start_run
 from rnnkit.train.integrity import file_sha256
+from rnnkit.train.lm import prepare_engine
 from rnnkit.train.trainer import Trainer
 
 __all__ = ["MusicConfig", "TINY", "main", "evaluate", "load_music_model"]
@@ -83,6 +84,7 @@ def _train(cfg: MusicConfig, out: Path, log: Callable[[str], None]) -> dict[str,
                       log=log if not cfg.progress else None)
     if cfg.resume:
         trainer.resume()
+    prepare_engine(model, log if distributed.is_main() else None)  # before the budget's clock
     summary = trainer.fit()
     if not distributed.is_main():  # rank 0 reports and writes the run's results
         return summary

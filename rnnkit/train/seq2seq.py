@@ -31,6 +31,7 @@ from rnnkit.models.seq2seq import ATTENTION_CHOICES, Seq2Seq
 from rnnkit.train import checkpoint as ckpt
 from rnnkit.train import distributed
 from rnnkit.train.config import TrainConfig, config_to_dict, option, start_run
+from rnnkit.train.lm import prepare_engine
 from rnnkit.train.run_dir import fingerprint
 from rnnkit.train.trainer import Trainer
 
@@ -267,6 +268,7 @@ def _train(cfg: Seq2SeqConfig, out: Path, log: Callable[[str], None]) -> dict[st
     trainer.generators["sampling"] = gen
     if cfg.resume:
         trainer.resume()
+    prepare_engine(model, log if distributed.is_main() else None)  # before the budget's clock
     summary = trainer.fit()
     if not distributed.is_main():  # rank 0 reports and writes the run's results
         return summary
