@@ -75,3 +75,30 @@ def test_compare_refuses_an_existing_run_and_bad_lists(tmp_path, capsys):
         err = capsys.readouterr().err
         assert words in err and err.count("\n") == 1
     assert not (tmp_path / "bad").exists()
+
+
+def test_a_diverging_run_is_reported_and_the_comparison_goes_on(tmp_path):
+    out = tmp_path / "div"
+    assert main(["lab", "compare", "adding", "--preset", "tiny", "--cells", "irnn,gru",
+                 "--no-clip", "--optimizer", "sgd", "--lr", "1e6", "--max-bad-steps", "1",
+                 "--out", str(out)]) == 0
+    table = _table(out)
+    assert table["irnn"][6] == "diverged" and table["gru"][6] == "diverged"
+    assert int(table["irnn"][7]) < 6 and (out / "gru" / "config.json").exists()
+
+
+def test_compare_tables_runs_trained_separately(tmp_path):
+    """Runs trained one by one (in parallel, say) are tabled by `compare --resume`."""
+    out = tmp_path / "sep"
+    for cell in ("rnn", "gru"):
+        assert main(["lab", "adding", "--preset", "tiny", "--cell", cell,
+                     "--out", str(out / cell)]) == 0
+    before = {c: _summary(out / c) for c in ("rnn", "gru")}
+    assert main(["lab", "compare", "adding", "--preset", "tiny", "--cells", "rnn,gru",
+                 "--resume", "--out", str(out)]) == 0
+    table = _table(out)
+    for cell in ("rnn", "gru"):
+        assert table[cell][7] == "6"  # nothing trained again
+        assert float(table[cell][8]) == pytest.approx(before[cell]["elapsed_s"], abs=0.5)
+        assert float(table[cell][3]) == pytest.approx(before[cell]["final_valid_loss"],
+                                                      rel=1e-3)

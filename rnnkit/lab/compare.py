@@ -39,8 +39,12 @@ def compare(config: LabConfig, cells: Sequence[str], out: str | os.PathLike,
     (validation loss curves against the baseline) are rewritten. A run that diverges (too many
     non-finite steps) is reported as such and the comparison goes on.
 
+    Ctrl-C stops the run in progress at a step boundary (see `Trainer.fit`) and the
+    comparison with it; `config.resume` continues every run where it stopped (a finished run
+    stops at once), so a comparison can also be tabled from runs trained separately.
+
     Returns one row per run: cell, clip, final valid loss and error rate, baseline, solved,
-    steps, seconds, diverged.
+    steps, seconds of training (across resumes), diverged, interrupted.
     """
     cells = list(cells)
     unknown = [c for c in cells if c not in CELLS]
@@ -61,13 +65,17 @@ def compare(config: LabConfig, cells: Sequence[str], out: str | os.PathLike,
             log(f"== {name} ({len(rows) + 1}/{len(cells) * len(clips)})")
             rows.append(_run(run_cfg, name, T, log))
             _write_results(out, config, T, rows)
+            if rows[-1]["interrupted"]:
+                log(f"comparison interrupted at {name}; continue it with --resume")
+                return rows
     return rows
 
 
 def _run(cfg: LabConfig, name: str, T: int, log: Callable[[str], None]) -> dict[str, Any]:
     start = time.perf_counter()
     row: dict[str, Any] = {"run": name, "cell": cfg.cell, "clip": cfg.clip_norm,
-                           "baseline": baseline(cfg.task, T), "diverged": False}
+                           "baseline": baseline(cfg.task, T), "diverged": False,
+                           "interrupted": False}
     try:
         summary = main(cfg, log=log)
     except TrainingDivergedError as err:
@@ -76,13 +84,14 @@ def _run(cfg: LabConfig, name: str, T: int, log: Callable[[str], None]) -> dict[
         last = valid[-1] if valid else {"loss": float("nan"), "error_rate": float("nan"),
                                         "step": 0}
         row.update(diverged=True, loss=last["loss"], error_rate=last["error_rate"],
-                   steps=last["step"], solved=False)
+                   steps=last["step"], solved=False,
+                   seconds=last.get("elapsed_s", time.perf_counter() - start))
     else:
         row.update(loss=summary["final_valid_loss"], error_rate=summary["final_error_rate"],
-                   steps=summary["step"],
+                   steps=summary["step"], seconds=summary["elapsed_s"],
+                   interrupted=summary["stop_reason"] == "interrupted",
                    solved=is_solved(cfg.task, T, summary["final_valid_loss"],
                                     summary["final_error_rate"]))
-    row["seconds"] = round(time.perf_counter() - start, 1)
     return row
 
 
@@ -102,9 +111,10 @@ def _write_results(out: Path, config: LabConfig, T: int, rows: list[dict[str, An
              f"{config.lr:g}, {', '.join(budget)}, seed {config.seed}; no-memory baseline "
              f"{base:.4f}.", "",
              "| run | cell | clip | final valid loss | error rate | baseline | solved? | steps "
-             "| time (s) |", "|---|---|---|---|---|---|---|---|---|"]
+             "| training time (s) |", "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        solved = "diverged" if r["diverged"] else ("yes" if r["solved"] else "no")
+        solved = ("diverged" if r["diverged"] else "interrupted" if r["interrupted"]
+                  else "yes" if r["solved"] else "no")
         clip = f"{r['clip']:g}" if r["clip"] > 0 else "off"
         lines.append(f"| {r['run']} | {r['cell']} | {clip} | {r['loss']:.4g} | "
                      f"{r['error_rate']:.3f} | {r['baseline']:.4f} | {solved} | {r['steps']} | "
@@ -114,8 +124,9 @@ def _write_results(out: Path, config: LabConfig, T: int, rows: list[dict[str, An
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
     os.replace(tmp, path)
-    curves = {r["run"]: [(m["step"], m["loss"]) for m in _metrics(out / r["run"])
-                         if m["split"] == "valid"] for r in rows}
+    curves = {r["run"] + (" (diverged)" if r["diverged"] else ""):
+              [(m["step"], m["loss"]) for m in _metrics(out / r["run"]) if m["split"] == "valid"]
+              for r in rows}
     plot_loss_curves(curves, base, out / CURVES_FILE,
                      title=f"{config.task}, T = {T}: validation loss",
                      target=solved_below(config.task, T))
