@@ -33,7 +33,7 @@ def plot_gradient_heatmap(train_steps: Sequence[int], norms: Sequence[Tensor],
     FigureCanvasAgg(fig)
     ax = fig.add_subplot(1, 1, 1)
     cmap = matplotlib.colormaps["magma"].with_extremes(bad="lightgrey")
-    image = ax.imshow(grid, aspect="auto", origin="lower", cmap=cmap,
+    image = ax.imshow(grid, aspect="auto", origin="lower", cmap=cmap, interpolation="nearest",
                       extent=(0, grid.shape[1], 0, grid.shape[0]))
     ax.set_yticks([i + 0.5 for i in range(len(train_steps))][:: max(1, len(train_steps) // 8)])
     ax.set_yticklabels([str(s) for s in train_steps][:: max(1, len(train_steps) // 8)])
