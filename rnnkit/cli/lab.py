@@ -1,4 +1,5 @@
-"""`rnnkit lab gradients`: watch gradients vanish or explode through time, cell by cell."""
+"""`rnnkit lab gradients` (watch gradients vanish or explode through time, cell by cell), the
+long-memory tasks `rnnkit lab adding|copy|temporal-order|pixels`, and `rnnkit lab compare`."""
 
 from __future__ import annotations
 
@@ -65,6 +66,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                    help="rnn: spectral radius of W_hh; irnn: identity scale")
     g.set_defaults(func=_main)
     _add_task_commands(sub)
+    _add_compare_command(sub)
     p.set_defaults(func=lambda args: p.print_help() or 2)
 
 
@@ -88,6 +90,78 @@ def _add_task_commands(sub: argparse._SubParsersAction) -> None:
                         f"against the no-memory baseline (e.g. {baseline(task, 200):.4f} at "
                         "T = 200 for this task).",
             presets={"tiny": TINY})
+
+
+# LabConfig fields `rnnkit lab compare` takes in its own way (the task is positional, the
+# cells and clipping are lists, every run goes to OUT/<cell>)
+_COMPARE_OWN = ("task", "cell", "clip_norm", "out")
+
+
+def _add_compare_command(sub: argparse._SubParsersAction) -> None:
+    """`rnnkit lab compare TASK --cells a,b --out DIR [--clip C[,C...] | --no-clip]` and
+    every other LabConfig field as a flag."""
+    import dataclasses
+
+    from rnnkit.lab.experiments import CELLS as TASK_CELLS
+    from rnnkit.lab.experiments import TASKS, TINY, LabConfig
+    from rnnkit.train.config import add_config_flags
+
+    p = sub.add_parser(
+        "compare", help="train several cells on one task, one table and one plot",
+        description="Train several cells one after the other on the same task with the same "
+                    "budget and seed (each run in OUT/<cell>), then write OUT/results.md "
+                    "(final validation loss, baseline, solved?, steps, time) and OUT/losses.png "
+                    "(every validation loss curve against the task's baseline). Settings "
+                    "resolve as: defaults, then --preset, then --config, then flags.")
+    p.add_argument("task", choices=TASKS, help="the task")
+    p.add_argument("--cells", default=",".join(TASK_CELLS),
+                   help=f"comma-separated, from: {', '.join(TASK_CELLS)} (default: all)")
+    p.add_argument("--out", default="runs/lab-compare", help="output folder (default: "
+                   "runs/lab-compare)")
+    clip = p.add_mutually_exclusive_group()
+    clip.add_argument("--clip", default=None, metavar="C[,C...]",
+                      help="clip the global gradient norm to C (0: off; default 1.0); several "
+                           "values run every cell once per value, e.g. --clip 1,0 for clipping "
+                           "on and off in one plot")
+    clip.add_argument("--no-clip", dest="clip", action="store_const", const="0",
+                      help="no gradient clipping (same as --clip 0)")
+    p.add_argument("--preset", choices=["tiny"], default=None, help="a named set of settings")
+    p.add_argument("--config", default=None, metavar="FILE.json",
+                   help="JSON file of settings (a run's config.json works)")
+    kept = [(f.name, f.type, dataclasses.field(default=f.default, metadata=f.metadata))
+            for f in dataclasses.fields(LabConfig) if f.name not in _COMPARE_OWN]
+    add_config_flags(p, dataclasses.make_dataclass("CompareFlags", kept))
+    p.set_defaults(func=_compare, presets={"tiny": TINY})
+
+
+def _split(text: str, what: str) -> list[str]:
+    from rnnkit.cli import UserError
+
+    items = [part.strip() for part in text.split(",")]
+    if not items or any(not part for part in items):
+        raise UserError(f"{what}: expected a comma-separated list, got {text!r}")
+    return items
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from rnnkit.cli import UserError
+    from rnnkit.lab.compare import compare
+    from rnnkit.lab.experiments import LabConfig
+    from rnnkit.train.config import resolve_config
+
+    cells = _split(args.cells, "--cells")
+    clips = None
+    if args.clip is not None:
+        try:
+            clips = [float(c) for c in _split(args.clip, "--clip")]
+        except ValueError as err:
+            raise UserError(f"--clip: expected numbers >= 0 (0: off), got {args.clip!r}") \
+                from err
+    # positional task and --out are LabConfig fields too; compare sets each run's cell, clip
+    # and folder itself (a --config file's own cell and folder are overridden)
+    cfg = resolve_config(LabConfig, args, args.presets)
+    compare(cfg, cells, args.out, clips)
+    return 0
 
 
 def _main(args: argparse.Namespace) -> int:

@@ -7,6 +7,7 @@ from rnnkit.lab.diagnostics import (
     state_gradient_norms,
 )
 from rnnkit.lab.gradients import decay_per_step, gradient_flow
+from rnnkit.lab.recorder import DiagnosticsRecorder
 from rnnkit.lab.tasks import (
     LISTOPS_OPS,
     TEMPORAL_ORDER_SYMBOLS,
@@ -21,4 +22,4 @@ from rnnkit.lab.tasks import (
 __all__ = ["adding_problem", "copy_problem", "temporal_order", "TEMPORAL_ORDER_SYMBOLS",
            "pixel_digits", "mackey_glass", "list_ops", "LISTOPS_OPS",
            "gradient_flow", "decay_per_step", "state_gradient_norms", "gradient_share",
-           "gate_saturation", "spectral_radius"]
+           "gate_saturation", "spectral_radius", "DiagnosticsRecorder"]

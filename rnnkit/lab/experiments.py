@@ -18,9 +18,11 @@ from torch import Tensor, nn
 import rnnkit as rk
 from rnnkit.lab import tasks
 from rnnkit.train.config import TrainConfig, config_to_dict, option, start_run
+from rnnkit.train.run_dir import fingerprint
 from rnnkit.train.trainer import Trainer
 
-__all__ = ["LabConfig", "TASKS", "CELLS", "TINY", "baseline", "build_model", "main"]
+__all__ = ["LabConfig", "TASKS", "CELLS", "TINY", "baseline", "solved_below", "is_solved",
+           "build_model", "main"]
 
 TASKS = ("adding", "copy", "temporal-order", "pixels")
 CELLS = ("rnn", "irnn", "lstm", "gru", "chrono-lstm")
@@ -50,6 +52,10 @@ class LabConfig(TrainConfig):
     eval_every: int = option(100, "evaluate and checkpoint every N steps", low=1)
     carry_state: bool = option(False, "carry the recurrent state between batches (the tasks' "
                                "sequences are independent: off)")
+    diagnostics_every: int = option(0, "every N steps record ||dL/dh_t|| per step, gradient "
+                                    "share, gate saturation and spectral radius on a fixed "
+                                    "probe batch to diagnostics.jsonl, and draw gradients.png "
+                                    "and gradient_profile.png at the end (0: off)")
 
 
 TINY: dict[str, Any] = dict(T=12, hidden_size=8, batch_size=8, valid_size=16, max_steps=6,
@@ -64,6 +70,27 @@ def baseline(task: str, T: int) -> float:
     if task == "copy":
         return _COPY_LENGTH * math.log(_COPY_SYMBOLS) / (T + 2 * _COPY_LENGTH)
     return math.log(4 if task == "temporal-order" else 10)
+
+
+def solved_below(task: str, T: int) -> float | None:
+    """The validation loss under which a run counts as solving the task: adding MSE 0.01 (Le
+    et al. 2015, Arjovsky et al. 2016), copy 1% of the baseline; None where success is an
+    error rate instead (temporal order, pixels: see `is_solved`)."""
+    if task == "adding":
+        return 0.01
+    if task == "copy":
+        return 0.01 * baseline(task, T)
+    return None
+
+
+def is_solved(task: str, T: int, loss: float, error_rate: float) -> bool:
+    """Whether a final validation result solves the task: `solved_below` for adding and copy;
+    under 1% misclassified for temporal order (Hochreiter & Schmidhuber 1997) and, our own
+    threshold, under 5% for the 8x8 digits."""
+    limit = solved_below(task, T)
+    if limit is not None:
+        return loss < limit
+    return error_rate < (0.01 if task == "temporal-order" else 0.05)
 
 
 class _TaskModel(nn.Module):
@@ -84,8 +111,16 @@ class _TaskModel(nn.Module):
         self.head = nn.Linear(cfg.hidden_size, n_out)
         self.per_step = cfg.task == "copy"
 
+    def inputs(self, x: Tensor) -> Tensor:
+        """What the recurrent layer receives: (T, B, I) float."""
+        return self.embed(x) if self.embed is not None else x
+
     def forward(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
-        h, _ = self.rnn(self.embed(x) if self.embed is not None else x, lengths=lengths)
+        h, _ = self.rnn(self.inputs(x), lengths=lengths)
+        return self.readout(h, lengths)
+
+    def readout(self, h: Tensor, lengths: Tensor | None = None) -> Tensor:
+        """The head on the layer's outputs h (T, B, H)."""
         if self.per_step:
             return self.head(h)  # (T, B, V)
         if lengths is None:
@@ -123,7 +158,10 @@ def _draw(cfg: LabConfig, n: int, gen: torch.Generator) -> tuple[Tensor, Tensor,
 def _loss(model: _TaskModel, task: str, batch: tuple) -> tuple[Tensor, Tensor]:
     """The task's loss (MSE for adding, cross-entropy otherwise) and its error rate."""
     x, y, lengths = batch
-    out = model(x, lengths)
+    return _criterion(task, model(x, lengths), y)
+
+
+def _criterion(task: str, out: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
     if task == "adding":
         pred = out.squeeze(-1)
         return F.mse_loss(pred, y), ((pred - y).abs() > 0.04).float().mean()
@@ -177,13 +215,22 @@ def _train(cfg: LabConfig, out: Path, log: Callable[[str], None]) -> dict[str, A
         loss, err = _loss(m, cfg.task, valid)
         return {"loss": loss.item(), "error_rate": err.item(), "baseline": base}
 
-    meta = {"model_class": "LabTaskModel", "run_config": config_to_dict(cfg)}
+    meta = {"model_class": "LabTaskModel", "run_config": config_to_dict(cfg),
+            "data_fingerprint": fingerprint(cfg.task, cfg.T, cfg.seed, cfg.batch_size),
+            "model_args": {"task": cfg.task, "T": cfg.T, "cell": cfg.cell,
+                           "hidden_size": cfg.hidden_size}}
     trainer = Trainer(model, cfg, _Batches(cfg, pixels),
                       lambda m, b, s: (_loss(m, cfg.task, b)[0], None, b[1].numel()),
                       evaluate, out, meta, log=log if not cfg.progress else None)
     if cfg.resume:
         trainer.resume()
+    recorder = _recorder(cfg, model, valid, out) if cfg.diagnostics_every else None
+    if recorder is not None:
+        recorder.attach(trainer)
     summary = trainer.fit()
+    if recorder is not None:
+        pngs = recorder.plot(f"{cfg.cell}, {cfg.task} T={cfg.T}")
+        log("gradient diagnostics: " + ", ".join(str(p) for p in pngs))
     model.eval()
     with torch.no_grad():
         final = evaluate(model)
@@ -193,3 +240,24 @@ def _train(cfg: LabConfig, out: Path, log: Callable[[str], None]) -> dict[str, A
         f"{final['error_rate']:.3f}; run in {out}")
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
     return summary
+
+
+_PROBE_SIZE = 32  # validation sequences the diagnostics are measured on
+
+
+def _recorder(cfg: LabConfig, model: _TaskModel, valid: tuple, out: Path) -> Any:
+    """A DiagnosticsRecorder on the first validation sequences, with the task's loss."""
+    from rnnkit.lab.recorder import DiagnosticsRecorder
+
+    x, y, lengths = valid
+    n = min(_PROBE_SIZE, y.shape[-1])
+    x, y = x[:, :n], y[..., :n]
+    lengths = lengths[:n] if lengths is not None else None
+    with torch.no_grad():
+        inputs = model.inputs(x)
+
+    def probe_loss(h: Tensor) -> Tensor:
+        return _criterion(cfg.task, model.readout(h, lengths), y)[0]
+
+    return DiagnosticsRecorder(model.rnn, inputs, probe_loss, cfg.diagnostics_every, out,
+                               model=model)
