@@ -18,7 +18,7 @@ from rnnkit.train.config import config_from_dict
 
 def test_bag_of_words_counts_tokens():
     v = Vocabulary(["<unk>", "good", "bad"], "word")
-    counts = BagOfWords(v, 2).counts(["good good bad", "awful", "bad"]).to_dense()
+    counts = BagOfWords(v, 2).counts(["good good bad", "awful", "bad"])
     assert counts.tolist() == [[0, 2, 1], [0, 0, 0], [0, 0, 1]]  # <unk> is not counted
 
 
@@ -29,7 +29,7 @@ def test_bag_of_words_fits_the_penalised_optimum():
     bow = BagOfWords(v, 2, l2=0.1).fit(texts, y)
     assert bow.predict(["good", "bad", "plot bad bad"]).tolist() == [1, 0, 0]
     # The optimum of mean cross-entropy + l2/2 ||W||^2: its gradient, written out, is zero.
-    X = bow.counts(texts).to_dense()  # (N, V)
+    X = bow.counts(texts)  # (N, V)
     P = torch.softmax(X @ bow.weight + bow.bias, -1)  # (N, C)
     Y = torch.nn.functional.one_hot(torch.tensor(y), 2).double()
     grad_w = X.T @ (P - Y) / len(texts) + 0.1 * bow.weight

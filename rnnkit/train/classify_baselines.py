@@ -41,32 +41,40 @@ class BagOfWords:
         self.weight = torch.zeros(len(vocab), num_classes, dtype=torch.float64)  # (V, C)
         self.bias = torch.zeros(num_classes, dtype=torch.float64)
 
+    def _bags(self, texts: Sequence[str]) -> tuple[Tensor, Tensor, Tensor]:
+        """n(x) as (text row, token id, count) triples, one per distinct known token of a
+        text; `<unk>` (id 0) is not counted."""
+        V = len(self.vocab)
+        keys = [r * V + self.vocab.encode(t) for r, t in enumerate(texts)]
+        keys = torch.cat(keys) if keys else torch.zeros(0, dtype=torch.long)
+        keys, counts = torch.unique(keys[keys % V != 0], return_counts=True)
+        return keys // V, keys % V, counts.double()
+
+    def _logits(self, bags: tuple[Tensor, Tensor, Tensor], n: int, W: Tensor, b: Tensor
+                ) -> Tensor:
+        rows, ids, counts = bags
+        scores = torch.zeros(n, W.shape[1], dtype=W.dtype)  # (N, C)
+        return scores.index_add_(0, rows, W[ids] * counts[:, None]) + b  # sum_v n_v W[v]
+
     def counts(self, texts: Sequence[str]) -> Tensor:
-        """n(x) for each text as a sparse (N, V) matrix; `<unk>` (id 0) is not counted."""
-        rows, cols = [], []
-        for r, text in enumerate(texts):
-            ids = self.vocab.encode(text)
-            ids = ids[ids != 0]
-            rows.append(torch.full_like(ids, r))
-            cols.append(ids)
-        index = torch.stack([torch.cat(rows), torch.cat(cols)]) if texts else \
-            torch.zeros(2, 0, dtype=torch.long)
-        values = torch.ones(index.shape[1], dtype=torch.float64)
-        return torch.sparse_coo_tensor(index, values, (len(texts), len(self.vocab)),
-                                       check_invariants=True).coalesce()
+        """n(x) for each text, (N, V) dense."""
+        rows, ids, counts = self._bags(texts)
+        out = torch.zeros(len(texts), len(self.vocab), dtype=torch.float64)
+        out[rows, ids] = counts
+        return out
 
     def logits(self, texts: Sequence[str]) -> Tensor:
-        """(N, C) class scores."""
-        return torch.sparse.mm(self.counts(texts), self.weight) + self.bias
+        """(N, C) class scores `W^T n(x) + b`."""
+        return self._logits(self._bags(texts), len(texts), self.weight, self.bias)
 
-    def fit(self, texts: Sequence[str], targets: Sequence[int], max_iter: int = 200
+    def fit(self, texts: Sequence[str], targets: Sequence[int], max_iter: int = 100
             ) -> BagOfWords:
         """Minimise the penalised mean cross-entropy on (texts, class indices)."""
         if len(texts) != len(targets) or not texts:
             raise ValueError(f"need as many targets as texts (at least one), got "
                              f"{len(texts)} texts and {len(targets)} targets")
-        X = self.counts(texts)  # (N, V) sparse
-        Xt = X.t().coalesce()  # (V, N)
+        bags, N = self._bags(texts), len(texts)
+        rows, ids, counts = bags
         y = torch.as_tensor(list(targets), dtype=torch.long)
         Y = F.one_hot(y, self.weight.shape[1]).double()  # (N, C)
         W = self.weight.clone().requires_grad_(True)
@@ -76,13 +84,14 @@ class BagOfWords:
                                 line_search_fn="strong_wolfe")
 
         def closure() -> Tensor:
-            # The gradient written out (sparse products both ways, no autograd through them):
-            # dL/dlogits = (softmax - onehot) / N, dL/dW = X^T dL/dlogits + l2 W.
+            # The gradient written out: dL/dlogits = (softmax - onehot) / N,
+            # dL/dW[v] = sum over texts of n_v(x) dL/dlogits(x) + l2 W[v], dL/db = sum dL/dlogits.
             with torch.no_grad():
-                logits = torch.sparse.mm(X, W) + b  # (N, C)
+                logits = self._logits(bags, N, W, b)  # (N, C)
                 loss = F.cross_entropy(logits, y) + self.l2 / 2 * (W * W).sum()
-                g = (torch.softmax(logits, -1) - Y) / len(texts)  # (N, C)
-                W.grad = torch.sparse.mm(Xt, g) + self.l2 * W
+                g = (torch.softmax(logits, -1) - Y) / N  # (N, C)
+                W.grad = torch.zeros_like(W).index_add_(0, ids, g[rows] * counts[:, None]) \
+                    + self.l2 * W
                 b.grad = g.sum(0)
             return loss
 
