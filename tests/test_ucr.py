@@ -3,6 +3,7 @@ force, and a tiny ucr:JapaneseVowels run on the fused engine scored by `rnnkit e
 
 from __future__ import annotations
 
+import importlib.util
 import json
 
 import numpy as np
@@ -24,6 +25,12 @@ TS = """# a comment
 1,2,3:10,20,30:up
 3,2:30,?:down
 """
+
+
+def _needs(package):
+    """Skip unless `package` is installed (located only: importing aeon is slow)."""
+    if importlib.util.find_spec(package) is None:
+        pytest.skip(f"{package} is not installed")
 
 
 def test_read_ts_multivariate_variable_length_and_missing(tmp_path):
@@ -137,7 +144,7 @@ def test_nn1_dtw_matches_shifted_shapes_where_euclidean_fails():
 
 @pytest.fixture(scope="module")
 def vowels_run(tmp_path_factory):
-    pytest.importorskip("aeon")
+    _needs("aeon")
     out = tmp_path_factory.mktemp("ucr") / "run"
     assert cli(["train", "classify", "--data", "ucr:JapaneseVowels", "--out", str(out),
                 "--hidden-size", "16", "--batch-size", "32", "--max-steps", "6",
