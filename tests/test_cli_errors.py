@@ -144,7 +144,7 @@ BAD = [
     ("translate {bad_s2s} --input {pairs}", "model.safetensors' fails its sha256 check"),
     ("eval {s2s} --test {tsv3}", "expected 2 tab-separated columns"),
     ("eval {s2s}", "the following arguments are required: --test"),
-    ("eval {clf} --test {pairs}", "holds a 'SequenceClassifier', not a Seq2Seq"),
+    ("eval {clf} --test {pairs}", "are not among the model's 3 classes"),
     ("eval {cut_s2s} --test {pairs}", "config.json' has 200 bytes, expected"),
     ("eval {s2s} --test {pairs} --batch-size 0", "--batch-size must be >= 1, got 0"),
     ("lab gradients --cells foo", "--cells: unknown ['foo']"),

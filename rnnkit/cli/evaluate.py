@@ -1,49 +1,86 @@
-"""`rnnkit eval RUN_DIR --test PAIRS`: exact match, token accuracy and BLEU of a Seq2Seq run."""
+"""`rnnkit eval RUN_DIR --test DATA`: score a trained run on test data, by the run's task.
+
+Each task has one scorer in `_SCORERS`, keyed by the checkpoint's model class: it prints its
+metrics for a person and returns them as a dict (metric names as keys); `--json` then prints
+that dict as one JSON object on the last line. Every scorer appends a 'test' row to the run's
+metrics.jsonl. A new task adds one function and one entry.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 __all__ = ["add_parser", "run"]
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
-        "eval", help="score a trained seq2seq model on test pairs",
-        description="Decode the sources of --test, compare with the targets, print exact "
-                    "match, token accuracy and BLEU, and append a 'test' row to the run's "
-                    "metrics.jsonl.",
+        "eval", help="score a trained model on test data (seq2seq, classify)",
+        description="Score a run on --test and append a 'test' row to its metrics.jsonl. "
+                    "seq2seq runs: decode the sources of a pairs file and print exact match, "
+                    "token accuracy and BLEU. classify runs: print accuracy and macro F1 on "
+                    "a text<TAB>label file, a .ts series file, ucr:NAME (its test split) or "
+                    "the built-in set the run trained on (its test part).",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("run_dir", metavar="RUN_DIR", help="a run directory or checkpoint directory")
-    p.add_argument("--test", required=True, help="pairs file (TSV or SCAN lines, .gz too)")
-    p.add_argument("--beam", type=int, default=1, help="beam size (1: greedy)")
+    p.add_argument("--test", required=True,
+                   help="test data: a pairs file (seq2seq; TSV or SCAN lines, .gz too), or "
+                        "labelled examples (classify)")
+    p.add_argument("--json", action="store_true",
+                   help="also print the metrics as one JSON object on the last line")
+    p.add_argument("--beam", type=int, default=1, help="seq2seq: beam size (1: greedy)")
     p.add_argument("--length-penalty", type=float, default=1.0,
-                   help="score = log-prob / length ** this")
-    p.add_argument("--max-len", type=int, default=0, help="longest output (0: the run's)")
-    p.add_argument("--batch-size", type=int, default=128, help="pairs decoded at once")
+                   help="seq2seq: score = log-prob / length ** this")
+    p.add_argument("--max-len", type=int, default=0,
+                   help="seq2seq: longest output (0: the run's)")
+    p.add_argument("--batch-size", type=int, default=128, help="examples scored at once")
     p.add_argument("--checkpoint", choices=("best", "last"), default="best",
                    help="which checkpoint of the run")
-    p.add_argument("--output", default=None, help="also write the outputs to this file")
+    p.add_argument("--output", default=None, help="seq2seq: also write the outputs here")
     p.add_argument("--encoding", default="utf-8", help="text encoding of --test")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from pathlib import Path
+    from rnnkit.cli import UserError
+    from rnnkit.train import checkpoint as ckpt
+    from rnnkit.train.metrics import MetricsLog
 
+    if args.batch_size < 1:
+        raise UserError(f"--batch-size must be >= 1, got {args.batch_size}")
+    where = ckpt.find_checkpoint(args.run_dir, args.checkpoint)
+    meta = ckpt.load_checkpoint_meta(where)
+    task = meta.get("model_class")
+    scorer = _SCORERS.get(task)
+    if scorer is None:
+        raise UserError(f"run {args.run_dir!r} holds a {task!r} model; rnnkit eval scores "
+                        f"{sorted(_SCORERS)} runs")
+    scores, extra = scorer(args, where, meta)
+    run_dir = Path(args.run_dir) if where != Path(args.run_dir) else where.parent
+    MetricsLog(run_dir / "metrics.jsonl").write(
+        {"step": meta.get("step", 0), "split": "test", **scores, **extra,
+         "test": str(args.test), "checkpoint": where.name})
+    if args.json:
+        print(json.dumps(scores))
+    return 0
+
+
+Scores = tuple[dict[str, Any], dict[str, Any]]  # (metrics, extra fields for metrics.jsonl)
+
+
+def _score_seq2seq(args: argparse.Namespace, where: Path, meta: dict[str, Any]) -> Scores:
     import torch
 
     from rnnkit.cli import UserError
     from rnnkit.cli.translate import _check_decoding_args
     from rnnkit.data.pairs import PAD, PairBatches, encode_pairs, read_pairs
-    from rnnkit.train import checkpoint as ckpt
-    from rnnkit.train.metrics import MetricsLog
     from rnnkit.train.seq2seq import evaluate_pairs, load_seq2seq
 
     _check_decoding_args(args)
-    if args.batch_size < 1:
-        raise UserError(f"--batch-size must be >= 1, got {args.batch_size}")
-    where = ckpt.find_checkpoint(args.run_dir, args.checkpoint)
     model, src_vocab, tgt_vocab, meta = load_seq2seq(where)
     pairs = read_pairs(args.test, args.encoding)
     if not pairs:
@@ -67,8 +104,21 @@ def run(args: argparse.Namespace) -> int:
     print(f"loss: {total / count:.4f}")
     if args.output:
         Path(args.output).write_text("".join(o + "\n" for o in outputs), encoding="utf-8")
-    run_dir = Path(args.run_dir) if where != Path(args.run_dir) else where.parent
-    MetricsLog(run_dir / "metrics.jsonl").write(
-        {"step": meta.get("step", 0), "split": "test", "loss": total / count, **scores,
-         "beam": args.beam, "test": str(args.test), "checkpoint": where.name})
-    return 0
+    return {"loss": total / count, **scores}, {"beam": args.beam}
+
+
+def _score_classifier(args: argparse.Namespace, where: Path, meta: dict[str, Any]) -> Scores:
+    from rnnkit.train.classify import evaluate_run
+
+    scores = evaluate_run(where, args.test, args.encoding, batch_size=args.batch_size)
+    print(f"examples: {scores['examples']}")
+    print(f"accuracy: {100 * scores['accuracy']:.2f}%")
+    print(f"macro F1: {scores['f1']:.4f}")
+    print(f"loss: {scores['loss']:.4f}")
+    return scores, {}
+
+
+_SCORERS: dict[str, Callable[[argparse.Namespace, Path, dict[str, Any]], Scores]] = {
+    "Seq2Seq": _score_seq2seq,
+    "SequenceClassifier": _score_classifier,
+}

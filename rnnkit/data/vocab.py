@@ -44,6 +44,7 @@ class Vocabulary:
         self.level = level
         self.tokens = list(tokens)
         self.index = {t: i for i, t in enumerate(self.tokens)}
+        self._table: np.ndarray | None = None  # code point -> id, built on first encode
 
     @classmethod
     def build(cls, text: str, level: str = "char", max_size: int = 0,
@@ -81,16 +82,24 @@ class Vocabulary:
     def encode(self, text: str) -> torch.Tensor:
         """Ids of the tokens of `text`, unknown tokens mapped to `<unk>` (id 0); shape (T,)."""
         if self.level == "char":
-            # A lookup table over code points encodes megabytes of text in well under a second.
+            # A lookup table over code points (built once) encodes megabytes of text in well
+            # under a second, and many short texts without rebuilding it for each.
             codes = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
             if codes.size == 0:
                 return torch.zeros(0, dtype=torch.long)
-            table = np.zeros(int(codes.max()) + 1, dtype=np.int64)
-            for t, i in self.index.items():
-                if len(t) == 1 and ord(t) < table.size:
-                    table[ord(t)] = i
-            return torch.from_numpy(table[codes])
+            table = self._char_table()
+            ids = table[np.minimum(codes, table.size - 1)]
+            ids[codes >= table.size] = 0  # beyond every known character: <unk>
+            return torch.from_numpy(ids)
         return torch.tensor([self.index.get(t, 0) for t in self.tokenize(text)], dtype=torch.long)
+
+    def _char_table(self) -> np.ndarray:
+        if self._table is None:
+            chars = [t for t in self.index if len(t) == 1]
+            self._table = np.zeros(max((ord(t) for t in chars), default=0) + 1, dtype=np.int64)
+            for t in chars:
+                self._table[ord(t)] = self.index[t]
+        return self._table
 
     def decode(self, ids: Iterable[int] | torch.Tensor) -> str:
         """Text for a sequence of ids (words joined by spaces, except around newlines)."""

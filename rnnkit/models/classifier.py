@@ -28,13 +28,18 @@ class SequenceClassifier(nn.Module):
     Args:
         num_classes: C.
         vocab_size: tokens in, through an embedding of `input_size`; None for real features.
-        input_size: E or I.
+        input_size: E, or I (the features per step), or the size real features are
+            projected to when `feature_size` is given.
         hidden_size, num_layers, cell ("lstm", "gru", "rnn"), bidirectional, dropout: the
             recurrent stack (rnnkit layers).
         pooling: "last", "mean" or "max".
+        feature_size: real-valued inputs of this many features per step, mapped to
+            `input_size` by a linear layer before the recurrent stack (None: no projection;
+            only without a vocabulary).
         **rnn_kwargs: passed to the layer (e.g. engine, recurrent_dropout).
 
-    Shape: x (T, B) ids or (T, B, I); lengths (B,) optional -> logits (B, C).
+    Shape: x (T, B) ids, (T, B, I) features, or (T, B, feature_size) with a projection;
+    lengths (B,) optional -> logits (B, C).
 
     Example:
         >>> import torch
@@ -46,12 +51,16 @@ class SequenceClassifier(nn.Module):
     def __init__(self, num_classes: int, vocab_size: int | None = None, input_size: int = 64,
                  hidden_size: int = 128, num_layers: int = 1, cell: str = "lstm",
                  bidirectional: bool = False, dropout: float = 0.0, pooling: str = "last",
-                 **rnn_kwargs: Any) -> None:
+                 feature_size: int | None = None, **rnn_kwargs: Any) -> None:
         super().__init__()
         if pooling not in POOLINGS:
             raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
+        if feature_size is not None and (vocab_size or feature_size < 1):
+            raise ValueError(f"feature_size must be None with a vocabulary (vocab_size="
+                             f"{vocab_size}) and >= 1 otherwise, got {feature_size}")
         self.pooling, self.cell = pooling, cell
-        self.inputs = InputEncoder(vocab_size, input_size)
+        self.inputs = InputEncoder(vocab_size, feature_size or input_size)
+        self.project = nn.Linear(feature_size, input_size) if feature_size else None
         self.rnn = make_rnn(cell, input_size, hidden_size, num_layers, dropout,
                             bidirectional=bidirectional, **rnn_kwargs)
         self.drop = Dropout(dropout)
@@ -59,7 +68,10 @@ class SequenceClassifier(nn.Module):
 
     def features(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
         """The pooled sequence vector (B, D*H)."""
-        emb = self.drop(self.inputs(x))  # (T, B, E)
+        emb = self.inputs(x)  # (T, B, E) or (T, B, feature_size)
+        if self.project is not None:
+            emb = self.project(emb)  # (T, B, input_size)
+        emb = self.drop(emb)
         kwargs = {} if lengths is None else {"lengths": lengths}
         out, state = self.rnn(emb, **kwargs)  # (T, B, D*H)
         if self.pooling == "last":
