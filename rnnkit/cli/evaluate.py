@@ -25,6 +25,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                    help="which checkpoint of the run")
     p.add_argument("--output", default=None, help="also write the outputs to this file")
     p.add_argument("--encoding", default="utf-8", help="text encoding of --test")
+    from rnnkit.train import forecast_eval  # forecasting runs: rnnkit/train/forecast_eval.py
+    forecast_eval.add_arguments(p)
     p.set_defaults(func=run)
 
 
@@ -37,9 +39,12 @@ def run(args: argparse.Namespace) -> int:
     from rnnkit.cli.translate import _check_decoding_args
     from rnnkit.data.pairs import PAD, PairBatches, encode_pairs, read_pairs
     from rnnkit.train import checkpoint as ckpt
+    from rnnkit.train import forecast_eval
     from rnnkit.train.metrics import MetricsLog
     from rnnkit.train.seq2seq import evaluate_pairs, load_seq2seq
 
+    if forecast_eval.is_forecast_run(args.run_dir):
+        return forecast_eval.run(args)
     _check_decoding_args(args)
     if args.batch_size < 1:
         raise UserError(f"--batch-size must be >= 1, got {args.batch_size}")
