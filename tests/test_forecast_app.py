@@ -75,6 +75,24 @@ def test_both_strategies_train_and_forecast(tmp_path, strategy, transform, ext):
     assert pred.shape == (9,) and np.isfinite(pred).all()
 
 
+def test_covariates_are_read_and_forecast_beside_the_target(tmp_path, capsys, ext):
+    values = _series(60)
+    data = tmp_path / "c.csv"
+    data.write_text("y,temp\n" + "".join(f"{v:.4f},{i % 5}\n" for i, v in enumerate(values)))
+    run = tmp_path / "run"
+    assert cli(["train", "forecast", "--data", str(data), "--column", "y", "--covariates",
+                "temp", "--preset", "tiny", "--out", str(run)]) == 0
+    model, cfg, _ = load_run(run)
+    assert model.num_features == 2
+    # the scaler saw the covariate's training part too: 0..4 repeating over the fitted rows
+    n_fit = 60 - max(4, round(0.15 * 60))
+    assert model.mean[1].item() == pytest.approx(np.mean(np.arange(n_fit) % 5), rel=1e-5)
+    test = _csv(tmp_path / "t.csv", _series(66)[60:], 60)
+    capsys.readouterr()
+    assert cli(["eval", str(run), "--test", str(test), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["steps"] == 6
+
+
 def test_bundled_series_holds_out_its_last_horizon(tmp_path, capsys, ext):
     sd = pytest.importorskip("statsmodels.datasets")
     nile = sd.nile.load_pandas().data["volume"].to_numpy(float)

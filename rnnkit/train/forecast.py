@@ -38,7 +38,8 @@ class ForecastConfig(TrainConfig):
                        "only column)")
     covariates: str = option("", "comma-separated numeric columns read beside the target "
                            "(the model forecasts them too when it feeds predictions back)")
-    date_column: str = option("", "a CSV column labelling the steps (optional)")
+    date_column: str = option("", "a CSV column of dates (optional; checked to exist, "
+                            "not modelled: rows are taken in file order)")
     horizon: int = option(12, "steps to forecast, H", low=1)
     window: int = option(24, "past steps the model reads, T", low=2)
     strategy: str = option("direct", "direct: predict the H values at once; recursive: "

@@ -21,7 +21,7 @@ import numpy as np
 
 from rnnkit.data.series import Series, is_bundled, load_series
 
-__all__ = ["seasonal_naive", "persistence", "mae", "mase_scale", "test_truth",
+__all__ = ["seasonal_naive", "persistence", "mae", "mase_scale", "truth_after_training",
            "evaluate_forecasts", "plot_forecast", "run", "add_arguments",
            "is_forecast_run"]
 
@@ -70,7 +70,7 @@ def evaluate_forecasts(history: np.ndarray, truth: np.ndarray, pred: np.ndarray,
     return out
 
 
-def test_truth(test: str, cfg: Any, train: Series, full: Series) -> np.ndarray:
+def truth_after_training(test: str, cfg: Any, train: Series, full: Series) -> np.ndarray:
     """The values after the end of the training series that `test` names (module docstring)."""
     if is_bundled(test):
         if test != cfg.data or len(full) == len(train):
@@ -133,7 +133,7 @@ def run(args: argparse.Namespace) -> int:
     now = fingerprint(full.values.tolist(), full.covariates.tolist(), len(full) - len(train))
     if saved != now:
         raise ValueError(f"the data of the run ({cfg.data!r}) changed since training")
-    truth = test_truth(args.test, cfg, train, full)
+    truth = truth_after_training(args.test, cfg, train, full)
     if len(truth) == 0:
         raise ValueError(f"--test {args.test!r} holds no values after the training series")
     season = int(meta["season"])
