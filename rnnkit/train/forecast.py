@@ -23,6 +23,7 @@ from rnnkit.train.trainer import Trainer
 
 __all__ = ["ForecastConfig", "TINY", "PRESETS", "main", "load_run", "to_features",
            "from_features", "forecast_from_run", "training_series", "holdout_of",
+           "data_fingerprint",
            "WindowBatches"]
 
 TRANSFORMS = ("none", "diff", "log", "log-diff")
@@ -154,6 +155,13 @@ def _split(cfg: ForecastConfig, feats: Tensor, step: int) -> tuple[Tensor, ...]:
     return x[:, train], y[train], x[:, valid], y[valid], n - v
 
 
+def data_fingerprint(cfg: ForecastConfig, full: Series) -> str:
+    """What a resumed or evaluated run must share with the saved one: the series, the holdout
+    and how windows are cut from it (window, transform, validation share)."""
+    return fingerprint(full.values.tolist(), full.covariates.tolist(), holdout_of(cfg),
+                       cfg.window, cfg.transform, cfg.valid_fraction)
+
+
 def main(config: ForecastConfig, log: Callable[[str], None] = print) -> dict[str, Any]:
     """Train a Forecaster as `config` says; returns the Trainer's summary."""
     if not config.data:
@@ -186,8 +194,7 @@ def _train(cfg: ForecastConfig, out: Path, log: Callable[[str], None]) -> dict[s
         return {"loss": m.loss(xv, yv).item()}
 
     meta = {"model_class": "Forecaster", "model_args": args, "task": "forecast",
-            "season": season, "data_fingerprint": fingerprint(
-                full.values.tolist(), full.covariates.tolist(), holdout_of(cfg)),
+            "season": season, "data_fingerprint": data_fingerprint(cfg, full),
             "run_config": config_to_dict(cfg)}
     trainer = Trainer(model, cfg, WindowBatches(xt, yt, cfg.batch_size, cfg.seed), loss_fn,
                       evaluate, out, meta, log=log if not cfg.progress else None)

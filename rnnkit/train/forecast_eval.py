@@ -122,16 +122,19 @@ def run(args: argparse.Namespace) -> int:
     """`rnnkit eval RUN --test DATA` for a forecasting run: print MAE / MASE of the RNN and
     of the baselines, write the PNG, append a 'test' row to metrics.jsonl."""
     from rnnkit.train import checkpoint as ckpt
-    from rnnkit.train.forecast import forecast_from_run, load_run, training_series
+    from rnnkit.train.forecast import (
+        data_fingerprint,
+        forecast_from_run,
+        load_run,
+        training_series,
+    )
     from rnnkit.train.metrics import MetricsLog
-    from rnnkit.train.run_dir import fingerprint
 
     where = ckpt.find_checkpoint(args.run_dir, getattr(args, "checkpoint", "best"))
     model, cfg, meta = load_run(where)
     full, train = training_series(cfg)
     saved = meta.get("data_fingerprint")
-    now = fingerprint(full.values.tolist(), full.covariates.tolist(), len(full) - len(train))
-    if saved != now:
+    if saved != data_fingerprint(cfg, full):
         raise ValueError(f"the data of the run ({cfg.data!r}) changed since training")
     truth = truth_after_training(args.test, cfg, train, full)
     if len(truth) == 0:
@@ -167,7 +170,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                             help="print the metrics as one JSON object on the last line")
     if "--plot" not in have:
         parser.add_argument("--plot", default=None, metavar="FILE.png",
-                            help="forecasting runs: where the forecast PNG goes (default: "
+                            help="forecasting runs: where the forecast PNG goes (None: "
                                  "RUN/forecast.png)")
 
 
