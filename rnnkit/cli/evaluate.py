@@ -19,12 +19,14 @@ __all__ = ["add_parser", "run"]
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
-        "eval", help="score a trained model on test data (seq2seq, classify)",
+        "eval", help="score a trained model on test data (seq2seq, classify, forecast)",
         description="Score a run on --test and append a 'test' row to its metrics.jsonl. "
                     "seq2seq runs: decode the sources of a pairs file and print exact match, "
                     "token accuracy and BLEU. classify runs: print accuracy and macro F1 on "
                     "a text<TAB>label file, a .ts series file, ucr:NAME (its test split) or "
-                    "the built-in set the run trained on (its test part).",
+                    "the built-in set the run trained on (its test part). forecast runs: "
+                    "forecast past the training series and print MAE and MASE next to the "
+                    "seasonal-naive and persistence baselines.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("run_dir", metavar="RUN_DIR", help="a run directory or checkpoint directory")
     p.add_argument("--test", required=True,
@@ -42,14 +44,19 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                    help="which checkpoint of the run")
     p.add_argument("--output", default=None, help="seq2seq: also write the outputs here")
     p.add_argument("--encoding", default="utf-8", help="text encoding of --test")
+    from rnnkit.train import forecast_eval  # forecasting runs: rnnkit/train/forecast_eval.py
+    forecast_eval.add_arguments(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from rnnkit.cli import UserError
     from rnnkit.train import checkpoint as ckpt
+    from rnnkit.train import forecast_eval
     from rnnkit.train.metrics import MetricsLog
 
+    if forecast_eval.is_forecast_run(args.run_dir):  # its own scorer, baselines and plot
+        return forecast_eval.run(args)
     if args.batch_size < 1:
         raise UserError(f"--batch-size must be >= 1, got {args.batch_size}")
     where = ckpt.find_checkpoint(args.run_dir, args.checkpoint)
