@@ -120,7 +120,8 @@ def defaults() -> dict[str, int]:
     measured on 2-core Intel Xeon and AMD EPYC machines; `rnnkit tune` measures this one.)"""
     from rnnkit.engine._build import ENGINE
 
-    values = dict(ENGINE.defaults) if getattr(ENGINE, "defaults", None) else current()
+    _ext()  # loading the engine records the compiled defaults (install)
+    values = dict(ENGINE.defaults) if ENGINE.defaults else current()
     if machine()["cores"] < 2:
         values.update(team_batch=0, direction_team_batch=0, split_rows=0, pipeline_rows=0)
     return values
