@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import math
 import os
 import socket
 import subprocess
@@ -44,6 +45,10 @@ def _write_data(d: Path) -> None:
     lines = [" ".join(words[int(i)] for i in torch.randint(len(words), (12,), generator=g))
              for _ in range(120)]
     (d / "text.txt").write_text("\n".join(lines) + "\n")
+    # forecast: 90 values of a noisy seasonal series (windows of 8, horizon 3: uneven batches)
+    values = [10 + 3 * math.sin(2 * math.pi * t / 6) + 0.1 * t + float(torch.randn(1, generator=g))
+              for t in range(90)]
+    (d / "series.csv").write_text("y\n" + "".join(f"{v:.4f}\n" for v in values))
     # seq2seq: reverse three letters; 22 pairs = 5 batches of 4 and one of 2 (1 row per rank).
     letters = "abcdef"
     pairs = [" ".join(letters[(k * j + j) % 6] for j in range(1, 4)) for k in range(24)]
@@ -95,6 +100,9 @@ def _commands(d: Path, out: Path) -> dict[str, list[str]]:
                      *COMMON],
         "music": ["train", "music", "--data", str(d / "rolls.mat"), "--hidden-size", "12",
                   "--dropout", "0", "--batch-size", "4", "--out", str(out / "music"), *COMMON],
+        "forecast": ["train", "forecast", "--data", str(d / "series.csv"), "--column", "y",
+                     "--horizon", "3", "--window", "8", "--hidden-size", "8", "--batch-size",
+                     "4", "--out", str(out / "forecast"), *COMMON],
     }
 
 
@@ -131,7 +139,7 @@ def _worker(data: Path, out: Path) -> None:
         cmds = _commands(data, out)
         record("lm_part1", _run(_with(cmds["lm"], max_steps="3")))
         record("lm", _run([*cmds["lm"], "--resume"]))
-        for task in ("seq2seq", "classify", "music"):
+        for task in ("seq2seq", "classify", "music", "forecast"):
             record(task, _run(cmds[task]))
         record("odd_batch", _run(_with(cmds["lm"], batch_size="3", out=str(out / "odd"))))
         record("scratch_left", os.listdir(tempfile.gettempdir()))
@@ -197,7 +205,7 @@ def _weights(run: Path) -> dict[str, torch.Tensor]:
     return load_file(str(run / "last" / "model.safetensors"))
 
 
-@pytest.mark.parametrize("task", ["lm", "seq2seq", "classify", "music"])
+@pytest.mark.parametrize("task", ["lm", "seq2seq", "classify", "music", "forecast"])
 def test_two_processes_train_as_one(runs, task):
     codes = [res[task] for res in runs["results"]]
     assert all(c == [0, ""] for c in codes), (codes, runs["logs"][0][-2000:])

@@ -119,7 +119,8 @@ def from_features(target: np.ndarray, last_value: float, transform: str) -> np.n
 
 
 class WindowBatches:
-    """Shuffled batches of (input window, next values) pairs: x (T, M, F), y (M, h, F)."""
+    """Shuffled batches of (input window, next values) pairs from x (T, M, F), y (M, h, F);
+    each batch time-major: (T, B, F), (h, B, F)."""
 
     def __init__(self, x: Tensor, y: Tensor, batch_size: int, seed: int = 0) -> None:
         self.x, self.y, self.batch_size, self.seed = x, y, batch_size, seed
@@ -134,7 +135,8 @@ class WindowBatches:
 
     def batch(self, index: int) -> tuple[Tensor, Tensor]:
         idx = self.order[index * self.batch_size:(index + 1) * self.batch_size]
-        return self.x[:, idx], self.y[idx]  # (T, B, F), (B, h, F)
+        # time-major both, as every rnnkit batch (distributed training cuts dim 1 of each)
+        return self.x[:, idx], self.y[idx].transpose(0, 1)  # (T, B, F), (h, B, F)
 
 
 def _split(cfg: ForecastConfig, feats: Tensor, step: int) -> tuple[Tensor, ...]:
@@ -187,8 +189,8 @@ def _train(cfg: ForecastConfig, out: Path, log: Callable[[str], None]) -> dict[s
     model.fit_scaler(feats[:n_fit])  # the training part only
 
     def loss_fn(m: Forecaster, batch: tuple, state: Any) -> tuple:
-        x, y = batch
-        return m.loss(x, y), None, int(y.numel())
+        x, y = batch  # (T, B, F), (h, B, F)
+        return m.loss(x, y.transpose(0, 1)), None, int(y.numel())
 
     def evaluate(m: Forecaster) -> dict[str, float]:
         return {"loss": m.loss(xv, yv).item()}
