@@ -13,8 +13,8 @@ from torch import Tensor
 from rnnkit.data.text_files import DEFAULT_ENCODING, read_tsv
 from rnnkit.data.vocab import Vocabulary
 
-__all__ = ["read_labeled_tsv", "names_by_language", "split_examples", "LabeledBatches",
-           "collate", "NAME_LOCALES"]
+__all__ = ["ItemBatches", "read_labeled_tsv", "names_by_language", "split_examples",
+           "LabeledBatches", "collate", "NAME_LOCALES"]
 
 # Latin-script locales of faker's person provider with 200 or more surnames, one per language.
 NAME_LOCALES = ("cs_CZ", "de_DE", "en_US", "es_ES", "et_EE", "fi_FI", "fr_FR", "ga_IE",
@@ -80,7 +80,41 @@ def split_examples(pairs: Sequence[tuple[str, str]], valid: float = 0.1, test: f
     return parts
 
 
-class LabeledBatches:
+class ItemBatches:
+    """Batches of `self.items` ((input, label) pairs) in a seeded order per epoch, each collated
+    by `collate_items` into (x, lengths, labels). Subclasses set the items and the collation."""
+
+    items: list
+    batch_size: int
+    shuffle: bool
+    seed: int
+    epoch: int = 0
+
+    @staticmethod
+    def collate_items(items: Sequence[tuple[Tensor, int]]) -> tuple[Tensor, Tensor, Tensor]:
+        raise NotImplementedError
+
+    def __len__(self) -> int:
+        return -(-len(self.items) // self.batch_size)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Each epoch has its own (seeded) order."""
+        self.epoch = epoch
+
+    def batch(self, index: int) -> tuple[Tensor, Tensor, Tensor]:
+        order = torch.arange(len(self.items))
+        if self.shuffle:
+            g = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+            order = torch.randperm(len(self.items), generator=g)
+        chosen = [self.items[int(i)] for i in order[index * self.batch_size:
+                                                    (index + 1) * self.batch_size]]
+        return self.collate_items(chosen)
+
+    def __iter__(self):
+        return (self.batch(i) for i in range(len(self)))
+
+
+class LabeledBatches(ItemBatches):
     """Shuffled padded batches of (ids (T, B), lengths (B,), labels (B,)); a BatchSource.
 
     `batch(i)` is deterministic given the seed, epoch and index, so a data position resumes
@@ -101,24 +135,10 @@ class LabeledBatches:
         self.batch_size, self.shuffle, self.seed = batch_size, shuffle, seed
         self.epoch = 0
 
-    def __len__(self) -> int:
-        return -(-len(self.items) // self.batch_size)
+    @staticmethod
+    def collate_items(items: Sequence[tuple[Tensor, int]]) -> tuple[Tensor, Tensor, Tensor]:
+        return collate(items)
 
-    def set_epoch(self, epoch: int) -> None:
-        """Each epoch has its own (seeded) order."""
-        self.epoch = epoch
-
-    def batch(self, index: int) -> tuple[Tensor, Tensor, Tensor]:
-        order = torch.arange(len(self.items))
-        if self.shuffle:
-            g = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
-            order = torch.randperm(len(self.items), generator=g)
-        chosen = [self.items[int(i)] for i in order[index * self.batch_size:
-                                                    (index + 1) * self.batch_size]]
-        return collate(chosen)
-
-    def __iter__(self):
-        return (self.batch(i) for i in range(len(self)))
 
 
 def collate(items: Sequence[tuple[Tensor, int]]) -> tuple[Tensor, Tensor, Tensor]:

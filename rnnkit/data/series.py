@@ -9,6 +9,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from rnnkit.data.labeled import ItemBatches
+
 __all__ = ["Standardizer", "SeriesBatches", "collate_series", "stratified_split"]
 
 
@@ -92,7 +94,7 @@ def stratified_split(labels: Sequence[str], fraction: float, seed: int
     return [i for i in range(len(labels)) if i not in held_set], sorted(held)
 
 
-class SeriesBatches:
+class SeriesBatches(ItemBatches):
     """Shuffled padded batches of (x (T, B, C), lengths (B,), labels (B,)); a BatchSource.
 
     Args:
@@ -111,24 +113,9 @@ class SeriesBatches:
         self.batch_size, self.shuffle, self.seed = batch_size, shuffle, seed
         self.epoch = 0
 
-    def __len__(self) -> int:
-        return -(-len(self.items) // self.batch_size)
-
-    def set_epoch(self, epoch: int) -> None:
-        """Each epoch has its own (seeded) order."""
-        self.epoch = epoch
-
-    def batch(self, index: int) -> tuple[Tensor, Tensor, Tensor]:
-        order = torch.arange(len(self.items))
-        if self.shuffle:
-            g = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
-            order = torch.randperm(len(self.items), generator=g)
-        chosen = [self.items[int(i)] for i in order[index * self.batch_size:
-                                                    (index + 1) * self.batch_size]]
-        return collate_series(chosen)
-
-    def __iter__(self):
-        return (self.batch(i) for i in range(len(self)))
+    @staticmethod
+    def collate_items(items: Sequence[tuple[Tensor, int]]) -> tuple[Tensor, Tensor, Tensor]:
+        return collate_series(items)
 
 
 def collate_series(items: Sequence[tuple[Tensor, int]]) -> tuple[Tensor, Tensor, Tensor]:
