@@ -5,15 +5,22 @@ and Python; a failed build leaves the reference path and one warning."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import sys
 import time
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 
 import torch
+
+try:
+    import fcntl
+except ImportError:  # not POSIX: torch's own lock file only
+    fcntl = None  # type: ignore[assignment]
 
 __all__ = ["Extension", "ENGINE", "load_extension", "build_error", "cache_dir", "cache_root"]
 
@@ -75,7 +82,8 @@ class Extension:
     def source_hash(self) -> str:
         h = hashlib.sha256()
         for path in self.sources + self.headers:
-            h.update(path.name.encode())
+            name = path.relative_to(_CSRC) if path.is_relative_to(_CSRC) else path.name
+            h.update(str(name).encode())
             h.update(path.read_bytes())
         cflags, ldflags = _flags()
         h.update(" ".join(cflags + ldflags).encode())
@@ -109,7 +117,7 @@ class Extension:
 
             build_dir.mkdir(parents=True, exist_ok=True)
             cflags, ldflags = _flags()
-            with warnings.catch_warnings():
+            with _build_lock(build_dir), warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 self.module = cpp_extension.load(
                     name=name, sources=[str(p) for p in self.sources],
@@ -126,8 +134,28 @@ class Extension:
         return self.module
 
 
+@contextlib.contextmanager
+def _build_lock(build_dir: Path) -> Iterator[None]:
+    """Hold an exclusive flock on the build folder while building or loading it.
+
+    torch's own build lock is a plain file (`lock`) that a build killed midway leaves behind, and
+    every later build then waits on it forever. The kernel releases a flock when its process
+    dies, so whoever holds this one knows no other build runs here: a `lock` file it finds is
+    stale and is removed."""
+    if fcntl is None:
+        yield
+        return
+    with open(build_dir / "rnnkit.flock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            (build_dir / "lock").unlink(missing_ok=True)
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 ENGINE = Extension("engine", "fused CPU engine",
-                   tuple(sorted(_CSRC.glob("*.cpp"))), tuple(sorted(_CSRC.glob("*.h"))))
+                   tuple(sorted(_CSRC.glob("*.cpp"))), tuple(sorted(_CSRC.rglob("*.h"))))
 
 
 def load_extension(verbose: bool = False, quiet: bool = False) -> ModuleType | None:

@@ -46,7 +46,7 @@ struct VStep {
   int B, H, G, S, t;
   const int64_t* len;     // (B) or null
   const T* a;             // (B, G) x side (+ U h_in for RNN/LSTM/peephole/leaky)
-  const T* uh;            // (B, G) U h_in for GRU and LayerNorm cells, else null
+  T* uh;                  // (B, G) U h_in for GRU and LayerNorm cells (LN GRU: normalised in place)
   T* h;                   // (B, H) state
   T* c;                   // (B, H) cell state (LSTM family) or null
   T* out;                 // (B, H)
@@ -85,50 +85,8 @@ struct SkipStep {
   T* tmp;                 // scratch (K*H)
 };
 
-#define RK_INLINE inline __attribute__((always_inline))
-
-#pragma GCC push_options
-#pragma GCC target("avx512f,avx512vl,avx512bw,avx512dq,avx2,fma")
-namespace isa_avx512 {
-#define RK_VEC_BYTES 64
-#define RK_ACC_VECS 16
-#include "activations.h"
-#include "direction_math.h"
-#include "direction_lstm_rows.h"
-#include "direction_gru_rows.h"
-#include "direction_steps.h"
-#include "direction_skip_rows.h"
-#undef RK_VEC_BYTES
-#undef RK_ACC_VECS
-}
-#pragma GCC pop_options
-#pragma GCC push_options
-#pragma GCC target("avx2,fma")
-namespace isa_avx2 {
-#define RK_VEC_BYTES 32
-#define RK_ACC_VECS 8
-#include "activations.h"
-#include "direction_math.h"
-#include "direction_lstm_rows.h"
-#include "direction_gru_rows.h"
-#include "direction_steps.h"
-#include "direction_skip_rows.h"
-#undef RK_VEC_BYTES
-#undef RK_ACC_VECS
-}
-#pragma GCC pop_options
-namespace isa_base {
-#define RK_VEC_BYTES 16
-#define RK_ACC_VECS 8
-#include "activations.h"
-#include "direction_math.h"
-#include "direction_lstm_rows.h"
-#include "direction_gru_rows.h"
-#include "direction_steps.h"
-#include "direction_skip_rows.h"
-#undef RK_VEC_BYTES
-#undef RK_ACC_VECS
-}
+#define RK_ISA_BODY "direction_steps.h"
+#include "per_isa.h"
 
 template <typename T>
 struct Table {
@@ -311,7 +269,8 @@ bool separate_uh(int64_t cell) { return cell == GRU || cell == GRU_LN || cell ==
 bool layer_norm(int64_t cell) { return cell == LSTM_LN || cell == GRU_LN; }
 int save_width(int64_t cell, int H) {
   switch (cell) {
-    case LSTM: case LSTM_PEEPHOLE: return 6 * H;
+    case LSTM: return 5 * H;           // gates, tanh(c)
+    case LSTM_PEEPHOLE: return 6 * H;  // + c
     case LSTM_LN: return 10 * H + 16;  // + rstd_h, rstd_c, padded to 64 bytes
     case GRU: return 4 * H;
     case GRU_LN: return 7 * H + 16;    // + rstd_h, padded to 64 bytes

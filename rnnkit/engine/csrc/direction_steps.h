@@ -1,50 +1,25 @@
-// One whole step (all rows of the batch) of the variant kernels, forward and backward, with
-// zoneout and per-sequence lengths; and the x-side LayerNorm over all T*B rows at once.
-// direction_kernels.cpp includes the math, the row files and this file once per instruction set, each
-// inside its own namespace under `#pragma GCC target`; no headers here.
+// One whole step (all rows of the batch) of the direction kernels, forward and backward: each
+// row runs its cell's row function (cells/*.h), then zoneout (zoneout.h) and per-sequence
+// lengths. direction_kernels.cpp compiles this file once per instruction set (per_isa.h); no
+// system headers here (it is included inside namespaces).
 
-// Zoneout on one state field: state <- mask ? state : cand (training), or
-// state <- rate * state + (1 - rate) * cand (evaluation), or state <- cand (off).
-template <typename T>
-RK_INLINE void zone_mix(T* __restrict state, const T* __restrict cand,
-                        const uint8_t* __restrict mask, T rate, int H) {
-  if (mask) {
-#pragma omp simd
-    for (int j = 0; j < H; ++j) state[j] = mask[j] ? state[j] : cand[j];
-  } else if (rate > T(0)) {
-#pragma omp simd
-    for (int j = 0; j < H; ++j) state[j] = rate * state[j] + (T(1) - rate) * cand[j];
-  } else {
-    std::memcpy(state, cand, sizeof(T) * H);
-  }
-}
-
-// Backward of zone_mix: d_cand = d * (1 - m), and the carried gradient of the old state is
-// set to d * m (the cell's backward then adds its own paths to it).
-template <typename T>
-RK_INLINE void zone_back(T* __restrict d_state, T* __restrict d_cand,
-                         const uint8_t* __restrict mask, T rate, int H) {
-  if (mask) {
-#pragma omp simd
-    for (int j = 0; j < H; ++j) {
-      d_cand[j] = mask[j] ? T(0) : d_state[j];
-      d_state[j] = mask[j] ? d_state[j] : T(0);
-    }
-  } else {
-#pragma omp simd
-    for (int j = 0; j < H; ++j) {
-      d_cand[j] = (T(1) - rate) * d_state[j];
-      d_state[j] = rate * d_state[j];
-    }
-  }
-}
+#include "activations.h"
+#include "zoneout.h"
+#include "cells/rnn.h"
+#include "cells/leaky_rnn.h"
+#include "cells/lstm.h"
+#include "cells/peephole_lstm.h"
+#include "cells/layernorm.h"
+#include "cells/layernorm_lstm.h"
+#include "cells/gru.h"
+#include "cells/layernorm_gru.h"
+#include "cells/skip_rnn.h"
 
 template <typename T>
 void fwd_rows(const VStep<T>& s) {
   const int H = s.H, G = s.G;
   T* hn = s.tmp;
   T* cn = s.tmp + H;
-  const bool relu = s.cell == RNN_RELU || s.cell == RNN_LEAKY_RELU;
   for (int b = 0; b < s.B; ++b) {
     T* hb = s.h + int64_t(b) * H;
     T* ob = s.out + int64_t(b) * H;
@@ -54,19 +29,20 @@ void fwd_rows(const VStep<T>& s) {
     }
     T* cb = s.c ? s.c + int64_t(b) * H : nullptr;
     const T* ab = s.a + int64_t(b) * G;
-    const T* ub = s.uh ? s.uh + int64_t(b) * G : nullptr;
+    T* ub = s.uh ? s.uh + int64_t(b) * G : nullptr;
     T* svb = s.sv + int64_t(b) * s.S;
-    switch (s.cell) {
-      case LSTM: lstm_fwd_row<T, false>(ab, cb, nullptr, hn, cn, svb, H); break;
-      case LSTM_PEEPHOLE: lstm_fwd_row<T, true>(ab, cb, s.p[0], hn, cn, svb, H); break;
+    switch (s.cell) {  // the cell's row: the candidate state (hn, cn) and what its backward reads
+      case LSTM: lstm_fwd<T, true, false>(ab, svb, cb, cn, hn, nullptr, svb + 4 * H, H, H); break;
+      case LSTM_PEEPHOLE: peephole_lstm_fwd(ab, cb, s.p[0], hn, cn, svb, H); break;
       case LSTM_LN:
-        ln_lstm_fwd_row(ab, ub, s.p[0], s.p[1], s.p[2], s.p[3], cb, hn, cn, svb, H);
+        layernorm_lstm_fwd(ab, ub, s.p[0], s.p[1], s.p[2], s.p[3], cb, hn, cn, svb, H);
         break;
-      case GRU: gru_fwd_row<T, false>(ab, ub, s.p[0], nullptr, nullptr, hb, hn, svb, H); break;
-      case GRU_LN: gru_fwd_row<T, true>(ab, ub, s.p[0], s.p[1], s.p[2], hb, hn, svb, H); break;
-      case RNN_LEAKY_TANH:
-      case RNN_LEAKY_RELU: rnn_fwd_row<T, true>(relu, ab, s.p[0], hb, hn, svb, H); break;
-      default: rnn_fwd_row<T, false>(relu, ab, nullptr, hb, hn, svb, H); break;
+      case GRU: gru_fwd<T, true, false>(ab, ub, H, s.p[0], hb, hn, nullptr, svb, H, H); break;
+      case GRU_LN: layernorm_gru_fwd(ab, ub, s.p[0], s.p[1], s.p[2], hb, hn, svb, H); break;
+      case RNN_LEAKY_TANH: leaky_rnn_fwd<T, false>(ab, s.p[0], hb, hn, svb, H); break;
+      case RNN_LEAKY_RELU: leaky_rnn_fwd<T, true>(ab, s.p[0], hb, hn, svb, H); break;
+      case RNN_RELU: rnn_fwd<T, true, false>(ab, svb, hn, nullptr, H); break;
+      default: rnn_fwd<T, false, false>(ab, svb, hn, nullptr, H); break;
     }
     zone_mix(hb, hn, s.zh ? s.zh + int64_t(b) * H : nullptr, s.rh, H);
     if (cb) zone_mix(cb, cn, s.zc ? s.zc + int64_t(b) * H : nullptr, s.rc, H);
@@ -80,7 +56,6 @@ void bwd_rows(const VStep<T>& s) {
   T* dhn = s.tmp;
   T* dcn = s.tmp + H;
   T* scratch = s.tmp + 2 * H;
-  const bool relu = s.cell == RNN_RELU || s.cell == RNN_LEAKY_RELU;
   for (int b = 0; b < s.B; ++b) {
     if (s.len && s.t >= s.len[b]) {  // state passed through: so do the gradients
       std::memset(s.dgx + int64_t(b) * G, 0, sizeof(T) * G);
@@ -99,59 +74,24 @@ void bwd_rows(const VStep<T>& s) {
     const T* cp = s.cprev ? s.cprev + int64_t(b) * H : nullptr;
     T* gx = s.dgx + int64_t(b) * G;
     T* gh = s.dgh + int64_t(b) * G;
-    switch (s.cell) {
-      case LSTM: lstm_bwd_row<T, false>(svb, cp, nullptr, dhn, dcn, gx, dcb, nullptr, H); break;
-      case LSTM_PEEPHOLE: lstm_bwd_row<T, true>(svb, cp, s.p[0], dhn, dcn, gx, dcb, s.dp[0], H); break;
+    switch (s.cell) {  // the cell's row backward: gate gradients, direct terms added to dhb, dcb
+      case LSTM:
+        lstm_bwd<T, false>(svb, cp, svb + 4 * H, nullptr, dhn, dcn, dcb, gx, H, H);
+        break;
+      case LSTM_PEEPHOLE: peephole_lstm_bwd(svb, cp, s.p[0], dhn, dcn, gx, dcb, s.dp[0], H); break;
       case LSTM_LN:
-        ln_lstm_bwd_row(svb, cp, s.p[0], s.p[2], dhn, dcn, gx, gh, dcb, s.dp[0], s.dp[1],
-                        s.dp[2], s.dp[3], scratch, H);
+        layernorm_lstm_bwd(svb, cp, s.p[0], s.p[2], dhn, dcn, gx, gh, dcb, s.dp[0], s.dp[1],
+                           s.dp[2], s.dp[3], scratch, H);
         break;
-      case GRU:
-        gru_bwd_row<T, false>(svb, hp, nullptr, dhn, gx, gh, dhb, nullptr, nullptr, nullptr, H);
-        break;
+      case GRU: gru_bwd<T, false>(svb, hp, nullptr, dhn, gx, gh, dhb, H, H); break;
       case GRU_LN:
-        gru_bwd_row<T, true>(svb, hp, s.p[1], dhn, gx, gh, dhb, s.dp[1], s.dp[2], s.dp[0], H);
+        layernorm_gru_bwd(svb, hp, s.p[1], dhn, gx, gh, dhb, s.dp[1], s.dp[2], s.dp[0], H);
         break;
-      case RNN_LEAKY_TANH:
-      case RNN_LEAKY_RELU: rnn_bwd_row<T, true>(relu, svb, s.p[0], hp, dhn, gx, dhb, s.dp[0], H); break;
-      default: rnn_bwd_row<T, false>(relu, svb, nullptr, hp, dhn, gx, dhb, nullptr, H); break;
+      case RNN_LEAKY_TANH: leaky_rnn_bwd<T, false>(svb, s.p[0], hp, dhn, gx, dhb, s.dp[0], H); break;
+      case RNN_LEAKY_RELU: leaky_rnn_bwd<T, true>(svb, s.p[0], hp, dhn, gx, dhb, s.dp[0], H); break;
+      case RNN_RELU: rnn_bwd<T, true, false>(svb, nullptr, dhn, gx, H); break;
+      default: rnn_bwd<T, false, false>(svb, nullptr, dhn, gx, H); break;
     }
-  }
-}
-
-// x side of the LayerNorm cells, all rows at once: u (rows, G) = W x in, a = LN(u) g + s + b1
-// (+ b2) out (in place); xhat (rows, G) and rstd (rows) kept for the backward.
-template <typename T>
-void lnx_fwd(int64_t rows, int G, T* u, T* xhat, T* rstd, const T* g, const T* s, const T* b1,
-             const T* b2) {
-  for (int64_t r = 0; r < rows; ++r) {
-    T* __restrict ur = u + r * G;
-    T* __restrict xr = xhat + r * G;
-    rstd[r] = ln_row(ur, G, xr);                              // xhat = norm(W x)
-#pragma omp simd
-    for (int j = 0; j < G; ++j) {
-      T v = xr[j] * g[j];                                     // a = xhat g + s + b
-      if (s) v += s[j];
-      if (b1) v += b1[j];
-      if (b2) v += b2[j];
-      ur[j] = v;
-    }
-  }
-}
-
-// Backward of lnx_fwd: d (rows, G) = dL/da in, dL/du out (in place); dg, ds accumulate.
-template <typename T>
-void lnx_bwd(int64_t rows, int G, T* d, const T* xhat, const T* rstd, const T* g, T* dg, T* ds) {
-  for (int64_t r = 0; r < rows; ++r) {
-    T* __restrict dr = d + r * G;
-    const T* __restrict xr = xhat + r * G;
-#pragma omp simd
-    for (int j = 0; j < G; ++j) {
-      dg[j] += dr[j] * xr[j];                                 // through a = xhat g + s
-      ds[j] += dr[j];
-      dr[j] *= g[j];
-    }
-    ln_row_back(dr, xr, rstd[r], G);                          // through xhat = norm(W x)
   }
 }
 

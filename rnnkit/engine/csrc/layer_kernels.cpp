@@ -62,38 +62,8 @@ using rk_common::gemm;
 
 #include "layer_steps.h"
 
-#define RK_INLINE inline __attribute__((always_inline))
-
-#pragma GCC push_options
-#pragma GCC target("avx512f,avx512vl,avx512bw,avx512dq,avx2,fma,bmi2")
-namespace isa_avx512 {
-#define RK_VEC_BYTES 64
-#define RK_ACC_VECS 16
-#include "activations.h"
-#include "layer_rows.h"
-#undef RK_VEC_BYTES
-#undef RK_ACC_VECS
-}
-#pragma GCC pop_options
-#pragma GCC push_options
-#pragma GCC target("avx2,fma,bmi2")
-namespace isa_avx2 {
-#define RK_VEC_BYTES 32
-#define RK_ACC_VECS 8
-#include "activations.h"
-#include "layer_rows.h"
-#undef RK_VEC_BYTES
-#undef RK_ACC_VECS
-}
-#pragma GCC pop_options
-namespace isa_base {
-#define RK_VEC_BYTES 16
-#define RK_ACC_VECS 8
-#include "activations.h"
-#include "layer_rows.h"
-#undef RK_VEC_BYTES
-#undef RK_ACC_VECS
-}
+#define RK_ISA_BODY "layer_rows.h"
+#include "per_isa.h"
 
 template <typename T>
 struct Kernels {

@@ -1,72 +1,17 @@
-// Per-row forward and backward of the LSTM family: the plain LSTM (run here when regularisers are
-// on), the peephole LSTM and the LayerNorm LSTM. Included inside an ISA namespace; no headers.
+// The LayerNorm LSTM cell (Ba et al. 2016): LayerNorm on W x and on W_hh h separately (gain and
+// optional shift each), and on the new c before its tanh. Direction kernels only. Included
+// inside an ISA namespace after cells/layernorm.h; no headers; conventions in cells/rnn.h
+// (CARRY = false). Reference twin: rnnkit/cells/layernorm_cells.py (LayerNormLSTMCell); tests:
+// tests/test_engine_variants.py.
 //
-// Forward rows write the candidate state (hn, cn) and what the backward needs into `sv`; the
-// driver applies zoneout and lengths. Backward rows take dL/dhn and dL/dcn, write the gate
-// gradients and ADD their direct dL/dh_prev, dL/dc_prev terms (the driver preset the zoneout
-// part); parameter gradients accumulate.
-
-// Plain (PEEP = false) or peephole LSTM. a (4H): W x + b + U h_in, gates i, f, g, o.
-// sv (6H): i, f, g, o, tanh(c), c.
-template <typename T, bool PEEP>
-RK_INLINE void lstm_fwd_row(const T* __restrict a, const T* __restrict c_prev,
-                            const T* __restrict wp, T* __restrict hn, T* __restrict cn,
-                            T* __restrict sv, int H) {
-#pragma omp simd
-  for (int j = 0; j < H; ++j) {
-    const T cp = c_prev[j];
-    const T i = act_sigmoid(PEEP ? a[j] + wp[j] * cp : a[j]);          // i = s(a_i + p_i c_prev)
-    const T f = act_sigmoid(PEEP ? a[H + j] + wp[H + j] * cp : a[H + j]); // f = s(a_f + p_f c_prev)
-    const T g = act_tanh(a[2 * H + j]);                                  // g = tanh(a_g)
-    const T c = f * cp + i * g;                                        // c = f c_prev + i g
-    const T o = act_sigmoid(PEEP ? a[3 * H + j] + wp[2 * H + j] * c : a[3 * H + j]);  // o = s(a_o + p_o c)
-    const T tc = act_tanh(c);
-    hn[j] = o * tc;                                                    // h = o tanh(c)
-    cn[j] = c;
-    sv[j] = i;
-    sv[H + j] = f;
-    sv[2 * H + j] = g;
-    sv[3 * H + j] = o;
-    sv[4 * H + j] = tc;
-    sv[5 * H + j] = c;
-  }
-}
-
-template <typename T, bool PEEP>
-RK_INLINE void lstm_bwd_row(const T* __restrict sv, const T* __restrict c_prev,
-                            const T* __restrict wp, const T* __restrict dhn,
-                            const T* __restrict dcn, T* __restrict dg, T* __restrict dc_prev,
-                            T* __restrict dwp, int H) {
-#pragma omp simd
-  for (int j = 0; j < H; ++j) {
-    const T i = sv[j], f = sv[H + j], g = sv[2 * H + j], o = sv[3 * H + j];
-    const T tc = sv[4 * H + j], c = sv[5 * H + j], cp = c_prev[j];
-    const T d_ao = dhn[j] * tc * o * (T(1) - o);              // through h = o tanh(c), o = s(.)
-    T dc = dcn[j] + dhn[j] * o * (T(1) - tc * tc);            // through h = o tanh(c)
-    if (PEEP) dc += d_ao * wp[2 * H + j];                     // through a_o + p_o c
-    const T d_ai = dc * g * i * (T(1) - i);                   // through c = f c_prev + i g
-    const T d_af = dc * cp * f * (T(1) - f);                  // through c = f c_prev + i g
-    const T d_ag = dc * i * (T(1) - g * g);                   // through g = tanh(a_g)
-    T dcp = dc * f;                                           // through c = f c_prev + ...
-    if (PEEP) {
-      dcp += d_ai * wp[j] + d_af * wp[H + j];                 // through a_i + p_i c_prev, a_f
-      dwp[j] += d_ai * cp;                                    // dp_i
-      dwp[H + j] += d_af * cp;                                // dp_f
-      dwp[2 * H + j] += d_ao * c;                             // dp_o
-    }
-    dg[j] = d_ai;
-    dg[H + j] = d_af;
-    dg[2 * H + j] = d_ag;
-    dg[3 * H + j] = d_ao;
-    dc_prev[j] += dcp;
-  }
-}
+//   a = LN(W x) + LN(W_hh h_prev) + b     i, f, g, o from a as in the LSTM
+//   c = f c_prev + i g                    h = o tanh(LN(c))
 
 // LayerNorm LSTM. ax (4H) = LN(W x) g_x + s_x + b_ih + b_hh; uh (4H) = U h_in (raw);
 // p: g_h (4H), s_h (4H or null), g_c (H), s_c (H or null).
 // sv (10H + 2): i, f, g, o, hhat (4H), chat, tanh(LN(c)), rstd_h, rstd_c.
 template <typename T>
-RK_INLINE void ln_lstm_fwd_row(const T* __restrict ax, const T* __restrict uh,
+RK_INLINE void layernorm_lstm_fwd(const T* __restrict ax, const T* __restrict uh,
                                const T* __restrict g_h, const T* __restrict s_h,
                                const T* __restrict g_c, const T* __restrict s_c,
                                const T* __restrict c_prev, T* __restrict hn, T* __restrict cn,
@@ -104,7 +49,7 @@ RK_INLINE void ln_lstm_fwd_row(const T* __restrict ax, const T* __restrict uh,
 
 // dgx (4H): dL/d(gates) (= dL/d ax); dgh (4H): dL/d(U h_in). dp: dg_h, ds_h (4H), dg_c, ds_c (H).
 template <typename T>
-RK_INLINE void ln_lstm_bwd_row(const T* __restrict sv, const T* __restrict c_prev,
+RK_INLINE void layernorm_lstm_bwd(const T* __restrict sv, const T* __restrict c_prev,
                                const T* __restrict g_h, const T* __restrict g_c,
                                const T* __restrict dhn, const T* __restrict dcn,
                                T* __restrict dgx, T* __restrict dgh, T* __restrict dc_prev,

@@ -1,5 +1,7 @@
-// Per-step elementwise passes of the skip RNN (state also reads h_{t-d}). Included inside an ISA
-// namespace after direction_steps.h (it uses zone_mix and zone_back); no headers.
+// The skip RNN cell (its state also reads h_{t-d}, d = 1..K): the elementwise pass of one whole
+// step, forward and backward, with zoneout on h and on the delayed states. Its own driver is
+// direction_skip.h. Included inside an ISA namespace after zoneout.h; no headers. Reference
+// twin: rnnkit/cells/skip_rnn_cell.py; tests: tests/test_engine_variants.py.
 //
 // The state is a register reg = [h_{t-1}, h_{t-2}, ..., h_{t-K}] (B, K*H): fields h (the first
 // H) and past (the rest). A step: h = act(a), past = [h_{t-1}, ..., h_{t-K+1}] (a shift).
