@@ -1,8 +1,7 @@
 """The cells the engine runs, by name, with the integer codes its C++ side uses.
 
 This table is the one place the codes live on the Python side; they mirror `enum Cell` in
-csrc/variants.cpp and `enum Mode` in csrc/fused_rnn.cpp (the standard four). A caller names
-the cell; the engine looks the code up.
+csrc/cells.h, the C++ side's one copy. A caller names the cell; the engine looks the code up.
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ from torch import Tensor, nn
 
 from rnnkit.layers._regularisers import Dropout
 from rnnkit.models._inputs import InputEncoder, length_mask
-from rnnkit.models.factory import make_rnn
+from rnnkit.models.factory import make_rnn, run_rnn
 
 __all__ = ["SequenceClassifier", "POOLINGS"]
 
@@ -72,8 +72,7 @@ class SequenceClassifier(nn.Module):
         if self.project is not None:
             emb = self.project(emb)  # (T, B, input_size)
         emb = self.drop(emb)
-        kwargs = {} if lengths is None else {"lengths": lengths}
-        out, state = self.rnn(emb, **kwargs)  # (T, B, D*H)
+        out, state = run_rnn(self.rnn, emb, None, lengths)  # (T, B, D*H)
         if self.pooling == "last":
             h = state[0] if isinstance(state, tuple) else state  # (L*D, B, H)
             D = 2 if self.rnn.bidirectional else 1

@@ -10,7 +10,7 @@ from torch import Tensor, nn
 
 from rnnkit.layers._regularisers import Dropout
 from rnnkit.models._streaming import rnn_step
-from rnnkit.models.factory import make_rnn
+from rnnkit.models.factory import make_rnn, run_rnn
 
 __all__ = ["PianoRollModel"]
 
@@ -46,8 +46,7 @@ class PianoRollModel(nn.Module):
 
     def forward(self, x: Tensor, lengths: Tensor | None = None, state: Any = None
                 ) -> Tensor:
-        kwargs = {} if lengths is None else {"lengths": lengths}
-        out, _ = self.rnn(x, state, **kwargs)  # (T, B, H)
+        out, _ = run_rnn(self.rnn, x, state, lengths)  # (T, B, H)
         return self.head(self.drop(out))  # (T, B, K)
 
     def step(self, frame: Tensor, state: Any = None) -> tuple[Tensor, Any]:

@@ -7,11 +7,10 @@ from typing import Any, NamedTuple
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from rnnkit.layers._regularisers import Dropout
 from rnnkit.models.attention import ATTENTION_KINDS, Attention
-from rnnkit.models.factory import make_rnn
+from rnnkit.models.factory import make_rnn, run_rnn
 
 __all__ = ["Seq2Seq", "DecoderState", "ATTENTION_CHOICES"]
 
@@ -143,12 +142,7 @@ class Seq2Seq(nn.Module):
 
     # ---- encoder ---------------------------------------------------------------------------
     def _run_encoder(self, emb: Tensor, src_len: Tensor) -> tuple[Tensor, Any]:
-        if isinstance(self.encoder, nn.RNNBase):  # torch.nn layers take packed input
-            packed = pack_padded_sequence(emb, src_len.cpu(), enforce_sorted=False)
-            out, state = self.encoder(packed)
-            out, _ = pad_packed_sequence(out, total_length=emb.shape[0])
-            return out, state
-        return self.encoder(emb, lengths=src_len.cpu())
+        return run_rnn(self.encoder, emb, None, src_len.cpu())
 
     def _bridge(self, state: Any) -> Any:
         parts = state if isinstance(state, tuple) else (state,)

@@ -188,7 +188,7 @@ def _prepare(cfg: ClassifyConfig, ex: Examples, labels: list[str],
     """Model arguments, the input description for config.json, train and valid batches."""
     args = dict(num_classes=len(labels), hidden_size=cfg.hidden_size,
                 num_layers=cfg.num_layers, cell=cfg.cell, bidirectional=cfg.bidirectional,
-                dropout=cfg.dropout, pooling=cfg.pooling)
+                dropout=cfg.dropout, pooling=cfg.pooling, backend=cfg.backend)
     if ex.kind == "series":
         scaler = Standardizer.fit([s for s, _ in ex.train])
         C = scaler.channels

@@ -61,6 +61,8 @@ class TrainConfig:
                                   "model's own prediction during training", high=1.0)
     seed: int = option(1234, "random seed")
     threads: int = option(0, "torch intra-op threads (0: torch's default)")
+    backend: str = option("auto", "recurrent layers: rnnkit's (the fused CPU engine), torch.nn's, "
+                        "or auto (rnnkit's where installed)", ("auto", "rnnkit", "torch"))
     progress: bool = option(True, "show a progress bar")
     max_bad_steps: int = option(5, "a step whose loss or gradient norm is not finite is "
                               "skipped (no update); stop after this many in a row", low=1)

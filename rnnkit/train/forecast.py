@@ -184,7 +184,8 @@ def _train(cfg: ForecastConfig, out: Path, log: Callable[[str], None]) -> dict[s
         f"{holdout_of(cfg)} held out; season {season}"
         f"{' (detected)' if not cfg.season else ''}")
     args = dict(num_features=feats.shape[1], horizon=step, hidden_size=cfg.hidden_size,
-                num_layers=cfg.num_layers, cell=cfg.cell, dropout=cfg.dropout)
+                num_layers=cfg.num_layers, cell=cfg.cell, dropout=cfg.dropout,
+                backend=cfg.backend)
     model = Forecaster(**args)
     model.fit_scaler(feats[:n_fit])  # the training part only
 

@@ -44,8 +44,6 @@ class LMConfig(TrainConfig):
                                  below=1.0)
     max_vocab: int = option(0, "keep the most frequent N tokens, the rest become <unk> (0: all)")
     cell: str = option("lstm", "recurrent cell", ("lstm", "gru", "rnn"))
-    backend: str = option("auto", "recurrent layers from rnnkit or torch.nn",
-                        ("auto", "rnnkit", "torch"))
     embedding_size: int = option(64, "token embedding size E", low=1)
     hidden_size: int = option(256, "hidden size H", low=1)
     num_layers: int = option(1, "stacked layers L", low=1)
@@ -89,8 +87,7 @@ PRESETS: dict[str, dict[str, Any]] = {
 # A config that trains end to end in a second or two (tests).
 TINY: dict[str, Any] = dict(embedding_size=8, hidden_size=16, num_layers=1, batch_size=4,
                             seq_len=8, max_steps=6, time_budget=0.0, eval_every=3,
-                            eval_batches=2, warmup_steps=0, sample_length=20, progress=False,
-                            backend="torch")
+                            eval_batches=2, warmup_steps=0, sample_length=20, progress=False)
 
 
 def _uses_engine(model: torch.nn.Module) -> bool:

@@ -68,7 +68,7 @@ def _train(cfg: MusicConfig, out: Path, log: Callable[[str], None]) -> dict[str,
     log(f"data: {Path(cfg.data).name}: " + ", ".join(
         f"{len(p)} {s} pieces ({sum(len(x) for x in p):,} frames)" for s, p in splits.items()))
     args = dict(num_keys=NUM_KEYS, hidden_size=cfg.hidden_size, num_layers=cfg.num_layers,
-                cell=cfg.cell, dropout=cfg.dropout)
+                cell=cfg.cell, dropout=cfg.dropout, backend=cfg.backend)
     model = PianoRollModel(**args)
     train = PianoRollBatches(splits["train"], cfg.batch_size, seed=cfg.seed)
     valid = PianoRollBatches(splits["valid"], 64, shuffle=False)

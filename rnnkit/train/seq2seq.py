@@ -61,8 +61,6 @@ class Seq2SeqConfig(TrainConfig):
     share_vocab: bool = option(False, "one vocabulary and embedding for both sides")
     tie_weights: bool = option(False, "output layer shares the target embedding (needs E == H)")
     cell: str = option("lstm", "recurrent cell", ("lstm", "gru", "rnn"))
-    backend: str = option("auto", "recurrent layers from rnnkit or torch.nn",
-                        ("auto", "rnnkit", "torch"))
     embedding_size: int = option(64, "token embedding size E", low=1)
     hidden_size: int = option(128, "hidden size H", low=1)
     num_layers: int = option(1, "stacked layers L (encoder and decoder)", low=1)
@@ -120,8 +118,7 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 TINY: dict[str, Any] = dict(embedding_size=8, hidden_size=16, batch_size=4, max_epochs=0,
-                            max_steps=6, eval_every=3, eval_examples=4, progress=False,
-                            backend="torch")
+                            max_steps=6, eval_every=3, eval_examples=4, progress=False)
 
 
 def teacher_forcing_ratio(cfg: Seq2SeqConfig, step: int, total_steps: int) -> float:
