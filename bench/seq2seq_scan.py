@@ -30,6 +30,8 @@ def run(argv: list[str] | None = None) -> dict:
     p.add_argument("--out", default=None)
     p.add_argument("--beams", default="1,5", help="beam sizes to evaluate")
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--backend", choices=("auto", "rnnkit", "torch"), default="auto",
+                   help="recurrent layers: rnnkit's engine (auto) or torch.nn's")
     p.add_argument("--set", action="append", default=[], metavar="KEY=JSON",
                    help="override a Seq2SeqConfig field, e.g. --set dropout=0.5")
     p.add_argument("--skip-train", action="store_true", help="only evaluate --out")
@@ -37,7 +39,7 @@ def run(argv: list[str] | None = None) -> dict:
     torch.set_num_threads(args.threads)
     out = args.out or f"runs/scan_{args.split}"
     overrides = {k: json.loads(v) for k, v in (s.split("=", 1) for s in args.set)}
-    cfg = config_from_dict(Seq2SeqConfig, {**PRESETS[args.preset], "backend": "torch",
+    cfg = config_from_dict(Seq2SeqConfig, {**PRESETS[args.preset], "backend": args.backend,
                                            "train": str(scan_path(args.root, args.split)),
                                            "out": out, "threads": args.threads, **overrides})
     if not args.skip_train:
