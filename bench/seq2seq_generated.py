@@ -31,7 +31,7 @@ __all__ = ["run", "SETTINGS"]
 # Word-level sources (short sequences), character-level targets (digits, ISO dates).
 SETTINGS = dict(src_level="word", tgt_level="char", cell="gru", embedding_size=64,
                 hidden_size=128, bidirectional=True, attention="general", batch_size=64,
-                lr=3e-3, max_epochs=6, eval_every=1000, progress=False, backend="torch")
+                lr=3e-3, max_epochs=6, eval_every=1000, progress=False)
 
 
 def make_data(task: str, folder: Path, count: int, seed: int, lang: str,
@@ -56,6 +56,8 @@ def run(argv: list[str] | None = None) -> dict:
     p.add_argument("--out", default=None)
     p.add_argument("--beams", default="1,5")
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--backend", choices=("auto", "rnnkit", "torch"), default="auto",
+                   help="recurrent layers: rnnkit's engine (auto) or torch.nn's")
     p.add_argument("--set", action="append", default=[], metavar="KEY=JSON",
                    help="override a Seq2SeqConfig field")
     p.add_argument("--skip-train", action="store_true", help="only evaluate --out")
@@ -67,7 +69,8 @@ def run(argv: list[str] | None = None) -> dict:
     overrides = {k: json.loads(v) for k, v in (s.split("=", 1) for s in args.set)}
     cfg = config_from_dict(Seq2SeqConfig, {**SETTINGS, "train": str(files["train"]),
                                            "valid": str(files["valid"]), "out": str(out),
-                                           "threads": args.threads, **overrides})
+                                           "threads": args.threads, "backend": args.backend,
+                                           **overrides})
     if not args.skip_train:
         main(cfg)
     model, src_vocab, tgt_vocab, meta = load_seq2seq(out)
