@@ -9,13 +9,10 @@ from rnnkit import (
     keras,
 )
 from rnnkit.cells import (
-    GRUCell,
     LayerNormGRUCell,
     LayerNormLSTMCell,
     LeakyRNNCell,
-    LSTMCell,
     PeepholeLSTMCell,
-    RNNCell,
     SkipRNNCell,
 )
 from rnnkit.layers import (
@@ -26,11 +23,14 @@ from rnnkit.layers import (
     ChildSumTreeLSTM,
     EchoStateNetwork,
     FourDirectionRNN,
+    GRUCell,
     LayerNormGRU,
     LayerNormLSTM,
     LeakyRNN,
+    LSTMCell,
     PeepholeLSTM,
     RecurrentLayer,
+    RNNCell,
     SkipRNN,
     Tree,
     TreeBatch,

@@ -152,10 +152,15 @@ class RecurrentCell(nn.Module):
             state = self.init_state(x.shape[0], dtype=x.dtype, device=x.device)
         else:
             state = self._as_state(state, x, unbatched)
-        new = self.step(x, state, self.params(), **self.options)
+        new = self._advance(x, state)
         if unbatched:
             new = self.State(*(s.squeeze(0) for s in new))
         return new
+
+    def _advance(self, x: Tensor, state: Any) -> Any:
+        """The new state from a checked x (B, I) and state (fields (B, H)): the cell's
+        equations here; `rnnkit.layers.cells` runs the standard cells on the fused engine."""
+        return self.step(x, state, self.params(), **self.options)
 
     def forward(self, input: Tensor, hx: Any = None) -> Any:
         """One step with torch.nn's cell contract: the new h (a Tensor) for a cell with one

@@ -50,8 +50,10 @@ def torch_cell_twin(cell: RecurrentCell, share: bool = True) -> nn.Module:
     Raises ValueError for the variant cells, which torch.nn does not have.
     """
     from rnnkit.cells import GRUCell, LSTMCell, RNNCell
+    from rnnkit.layers import cells as fused
 
-    classes = {RNNCell: nn.RNNCell, LSTMCell: nn.LSTMCell, GRUCell: nn.GRUCell}
+    classes = {RNNCell: nn.RNNCell, LSTMCell: nn.LSTMCell, GRUCell: nn.GRUCell,
+               fused.RNNCell: nn.RNNCell, fused.LSTMCell: nn.LSTMCell, fused.GRUCell: nn.GRUCell}
     cls = classes.get(type(cell))
     if cls is None:
         raise ValueError(f"{type(cell).__name__} has no torch.nn equivalent (torch.jit.script "

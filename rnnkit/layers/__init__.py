@@ -2,6 +2,7 @@
 the recurrent structures built from them (echo state network, grid sweeps, trees)."""
 
 from rnnkit.layers.base import ENGINES, RecurrentLayer
+from rnnkit.layers.cells import GRUCell, LSTMCell, RNNCell
 from rnnkit.layers.esn import EchoStateNetwork
 from rnnkit.layers.four_direction import FourDirectionRNN
 from rnnkit.layers.rnn import GRU, LSTM, RNN
@@ -18,4 +19,5 @@ from rnnkit.layers.variants import (
 
 __all__ = ["ENGINES", "RecurrentLayer", "RNN", "LSTM", "GRU", "IRNN", "PeepholeLSTM",
            "LayerNormLSTM", "LayerNormGRU", "LeakyRNN", "SkipRNN", "unroll", "EchoStateNetwork",
-           "FourDirectionRNN", "ChildSumTreeLSTM", "TreeRNN", "Tree", "TreeBatch"]
+           "FourDirectionRNN", "ChildSumTreeLSTM", "TreeRNN", "Tree", "TreeBatch", "RNNCell",
+           "LSTMCell", "GRUCell"]
