@@ -122,6 +122,12 @@ def test_train_eval_predict_end_to_end_on_the_fused_engine(tmp_path, capsys):
     assert [t.rsplit("/", 1)[0] for t in rows[1]["tagged"].split()] == [
         "Zoë", "visited", "Åre", "!"]
     assert rows[0]["tagged"].split()[1] == "visited/O"
+    # a test tag the model never saw is scored (as an error), not refused
+    odd = tmp_path / "odd.conll"
+    odd.write_text("Anna\tB-PER\nvisited\tO\nACME\tB-ORG\n", encoding="utf-8")
+    assert cli(["eval", str(out), "--test", str(odd), "--json"]) == 0
+    scores = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert scores["per_type"]["ORG"]["recall"] == 0.0
 
 
 def test_cli_errors_name_file_and_line(tmp_path, capsys):
