@@ -125,7 +125,24 @@ def _score_classifier(args: argparse.Namespace, where: Path, meta: dict[str, Any
     return scores, {}
 
 
+def _score_tagger(args: argparse.Namespace, where: Path, meta: dict[str, Any]) -> Scores:
+    from rnnkit.train.tag import evaluate_run
+
+    s = evaluate_run(where, args.test, args.encoding, batch_size=args.batch_size)
+    print(f"sentences: {s['sentences']}  tokens: {s['tokens']}")
+    print(f"entities: precision {s['precision']:.4f}  recall {s['recall']:.4f}  "
+          f"f1 {s['f1']:.4f}")
+    print(f"token accuracy: {100 * s['accuracy']:.2f}%")
+    print(f"loss: {s['loss']:.4f}")
+    for kind, t in s["per_type"].items():
+        print(f"  {kind:<20} precision {t['precision']:.4f}  recall {t['recall']:.4f}  "
+              f"f1 {t['f1']:.4f}  support {t['support']}")
+    scores = {k: s[k] for k in ("precision", "recall", "f1", "accuracy", "loss")}
+    return {**scores, "per_type": s["per_type"]}, {"sentences": s["sentences"]}
+
+
 _SCORERS: dict[str, Callable[[argparse.Namespace, Path, dict[str, Any]], Scores]] = {
     "Seq2Seq": _score_seq2seq,
     "SequenceClassifier": _score_classifier,
+    "WordCharTagger": _score_tagger,
 }

@@ -118,6 +118,17 @@ def _predict_classifier(args: argparse.Namespace, where: Path) -> list[dict[str,
     return rows
 
 
+def _predict_tagger(args: argparse.Namespace, where: Path) -> list[dict[str, Any]]:
+    from rnnkit.cli import UserError
+    from rnnkit.train.tag import predict
+
+    texts = args.inputs or [line.rstrip("\n") for line in sys.stdin if line.strip()]
+    if not texts:
+        raise UserError("no sentences given (arguments or stdin)")
+    return predict(where, texts)
+
+
 _PREDICTORS: dict[str, Callable[[argparse.Namespace, Path], list[dict[str, Any]]]] = {
     "SequenceClassifier": _predict_classifier,
+    "WordCharTagger": _predict_tagger,
 }

@@ -11,7 +11,8 @@ __all__ = ["add_parser", "add_config_task"]
 
 # Each module named here (in rnnkit/cli/) defines `add_task_parser(tasks) -> None`, adding
 # one `rnnkit train <task>` parser that sets `func=<callable(args) -> int>`.
-_TASKS = ["train_lm", "train_seq2seq", "train_classify", "train_music", "train_forecast"]
+_TASKS = ["train_lm", "train_seq2seq", "train_classify", "train_music", "train_forecast",
+          "train_tag"]
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
