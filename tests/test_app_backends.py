@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from rnnkit.models.factory import make_rnn
-from rnnkit.train import classify, forecast, lm, music, seq2seq
+from rnnkit.train import classify, forecast, lm, music, seq2seq, tag
 from rnnkit.train.config import config_from_dict
 
 
@@ -69,12 +69,22 @@ def _series(tmp: Path) -> dict[str, Any]:
     return {"data": str(path), "column": "y"}
 
 
+def _conll(tmp: Path) -> dict[str, Any]:
+    path = tmp / "tags.conll"
+    sentences = [[("Anna", "B-PER"), ("visits", "O"), ("Paris", "B-LOC")],
+                 [("Bob", "B-PER"), ("Lee", "I-PER"), ("left", "O")],
+                 [("in", "O"), ("New", "B-LOC"), ("York", "I-LOC"), ("today", "O")]] * 6
+    path.write_text("\n\n".join("\n".join(f"{w}\t{t}" for w, t in s) for s in sentences))
+    return {"train": str(path)}
+
+
 APPS = {  # task -> (module, its config class, the data and settings of the run)
     "lm": (lm, lm.LMConfig, _text),
     "seq2seq": (seq2seq, seq2seq.Seq2SeqConfig, _pairs),
     "classify": (classify, classify.ClassifyConfig, _labels),
     "music": (music, music.MusicConfig, _rolls),
     "forecast": (forecast, forecast.ForecastConfig, _series),
+    "tag": (tag, tag.TagConfig, _conll),
 }
 
 

@@ -10,7 +10,7 @@ from torch import Tensor, nn
 from rnnkit.layers._regularisers import Dropout
 from rnnkit.models._inputs import InputEncoder, length_mask
 from rnnkit.models._streaming import check_streamable, rnn_step
-from rnnkit.models.factory import make_rnn
+from rnnkit.models.factory import make_rnn, run_rnn
 
 __all__ = ["SequenceTagger"]
 
@@ -51,8 +51,7 @@ class SequenceTagger(nn.Module):
         self.head = nn.Linear(hidden_size * (2 if bidirectional else 1), num_tags)
 
     def forward(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
-        kwargs = {} if lengths is None else {"lengths": lengths}
-        out, _ = self.rnn(self.drop(self.inputs(x)), **kwargs)  # (T, B, D*H)
+        out, _ = run_rnn(self.rnn, self.drop(self.inputs(x)), None, lengths)  # (T, B, D*H)
         return self.head(self.drop(out))  # (T, B, C)
 
     def step(self, x_t: Tensor, state: Any = None) -> tuple[Tensor, Any]:

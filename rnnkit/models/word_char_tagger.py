@@ -11,7 +11,7 @@ from torch import Tensor, nn
 
 from rnnkit.layers._regularisers import Dropout
 from rnnkit.models.crf import CRF
-from rnnkit.models.factory import make_rnn
+from rnnkit.models.factory import make_rnn, run_rnn
 
 __all__ = ["WordCharTagger", "INPUTS"]
 
@@ -82,7 +82,7 @@ class WordCharTagger(nn.Module):
 
     def _char_vectors(self, chars: Tensor, char_lengths: Tensor) -> Tensor:
         """(N, 2 * char_hidden): each token's forward and backward final character states."""
-        _, h = self.char_rnn(self.char_emb(chars), lengths=char_lengths)  # (W, N, E) in
+        _, h = run_rnn(self.char_rnn, self.char_emb(chars), None, char_lengths)  # (W, N, E) in
         h = h[0] if isinstance(h, tuple) else h  # (2, N, Hc): LSTM (h, c) or GRU h
         return torch.cat([h[0], h[1]], dim=-1)
 
@@ -106,7 +106,7 @@ class WordCharTagger(nn.Module):
             grid[mask] = vec  # row-major over (t, b), as TagBatches lays them out
             parts.append(grid)
         x = self.drop(torch.cat(parts, dim=-1))  # (T, B, I)
-        out, _ = self.rnn(x, lengths=lengths)  # (T, B, 2H)
+        out, _ = run_rnn(self.rnn, x, None, lengths)  # (T, B, 2H)
         return self.head(self.drop(out))  # (T, B, C)
 
     def loss(self, words: Tensor, chars: Tensor, char_lengths: Tensor, lengths: Tensor,

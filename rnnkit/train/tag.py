@@ -204,7 +204,7 @@ def _train(cfg: TagConfig, out: Path, log: Callable[[str], None]) -> dict[str, A
                 inputs=cfg.inputs, word_size=cfg.word_size, char_size=cfg.char_size,
                 char_hidden=cfg.char_hidden, hidden_size=cfg.hidden_size,
                 num_layers=cfg.num_layers, cell=cfg.cell, dropout=cfg.dropout,
-                word_dropout=cfg.word_dropout, crf=cfg.crf)
+                word_dropout=cfg.word_dropout, crf=cfg.crf, backend=cfg.backend)
     model = WordCharTagger(**args)
     batches = TagBatches(train, words, chars, tags, cfg.batch_size, cfg.lowercase,
                          cfg.max_chars, seed=cfg.seed)
