@@ -31,7 +31,9 @@ from rnnkit.engine import tuning
 
 __all__ = ["DEFAULT_SHAPES", "run_bench", "gemm_peak", "add_arguments", "main"]
 
-DEFAULT_SHAPES = [(1, 100, 128), (16, 100, 128), (64, 100, 256), (64, 100, 512), (8, 1000, 64)]
+# (B, T, H): the issue-3 targets, then the per-call cost: a tiny layer call and single steps
+DEFAULT_SHAPES = [(1, 100, 128), (16, 100, 128), (64, 100, 256), (64, 100, 512), (8, 1000, 64),
+                  (2, 20, 32), (1, 1, 128), (8, 1, 128)]
 _CELLS = {"lstm": (nn.LSTM, rk.LSTM, 4), "gru": (nn.GRU, rk.GRU, 3), "rnn": (nn.RNN, rk.RNN, 1)}
 
 
@@ -204,7 +206,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cells", default="lstm,gru,rnn",
                         help="comma-separated cells among lstm, gru, rnn (default: all)")
     parser.add_argument("--shapes", type=_parse_shapes, default=DEFAULT_SHAPES,
-                        help="comma-separated BxTxH (I = H); default: the issue's five shapes")
+                        help="comma-separated BxTxH (I = H); default: the issue-3 shapes, "
+                             "2x20x32 and two one-step calls (1x1x128, 8x1x128)")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch (and ORT) threads; default: torch's default")
     parser.add_argument("--budget", type=float, default=2.0,
