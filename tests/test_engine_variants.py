@@ -284,6 +284,10 @@ def test_thread_team_matches_reference(kind, dtype, threads, variant_team_everyw
     """H = 40 gives the product whole-vector column slices ending in a partial one (the RNN's
     40 columns: 16 + 24, or 16 + 16 + 8 with 3 threads) and B = 5 uneven row slices; lengths,
     two layers, both directions, training masks (the same seed for both engines)."""
+    _matches_reference(kind, dtype, threads)
+
+
+def _matches_reference(kind: str, dtype: torch.dtype, threads: int) -> None:
     torch.set_num_threads(threads)
     cls, extra = KINDS[kind]
     fused = cls(I, 40, **extra, num_layers=2, bidirectional=True, engine="fused").to(dtype)
@@ -310,6 +314,10 @@ def test_thread_team_matches_reference(kind, dtype, threads, variant_team_everyw
 @pytest.mark.parametrize("kind", ["ln_lstm", "peephole_regularised", "leaky_regularised"])
 def test_thread_team_gradcheck_float64(kind, variant_team_everywhere):
     """Random-projection gradcheck of every input through the variant kernels' team."""
+    _gradcheck(kind)
+
+
+def _gradcheck(kind: str) -> None:
     torch.set_num_threads(2)
     cls, extra = KINDS[kind]
     layer = cls(I, 40, **extra, engine="fused").double()
@@ -327,3 +335,29 @@ def test_thread_team_gradcheck_float64(kind, variant_team_everywhere):
 
     assert torch.autograd.gradcheck(run, (x, *params), eps=1e-6, atol=1e-6, rtol=1e-5,
                                     fast_mode=True)
+
+
+@pytest.fixture
+def variant_split_everywhere():
+    """`direction_team_batch=0, split_rows=1, team_macs=0`: no team, and every step loop of a
+    batch of two rows or more splits its rows over the threads for all its steps."""
+    before = torch.get_num_threads()
+    with tuning.overridden(direction_team_batch=0, split_rows=1, team_macs=0) as values:
+        yield values
+    torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize("threads", [2, 3])
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+@pytest.mark.parametrize("kind", TEAM_KINDS)
+def test_row_split_matches_reference(kind, dtype, threads, variant_split_everywhere):
+    """B = 5 rows split 2 + 3 (or 1 + 2 + 2) for the whole step loop; lengths, two layers, both
+    directions, training masks, forward and every gradient against the reference."""
+    _matches_reference(kind, dtype, threads)
+
+
+@pytest.mark.parametrize("kind", ["ln_lstm", "peephole_regularised", "leaky_regularised",
+                                  "gru_regularised"])
+def test_row_split_gradcheck_float64(kind, variant_split_everywhere):
+    """Random-projection gradcheck of every input through the variant kernels' row split."""
+    _gradcheck(kind)

@@ -86,7 +86,27 @@ void forward_impl(int64_t cell, const at::Tensor& x, at::Tensor& h, at::Tensor& 
     return st.uh ? const_cast<T*>(st.uh) : const_cast<T*>(st.a);
   };
   const int team = variant_team<T>(Bn, G, Hn, Tn, blocked);
-  if (team > 1) {
+  const int split = team > 1 ? 1 : variant_split<T>(Bn, G, Hn, Tn);
+  if (split > 1) {  // each thread: every step of its own rows (variant_split)
+    at::parallel_for(0, split, 1, [&](int64_t p0, int64_t p1) {
+      for (int64_t p = p0; p < p1; ++p) {
+        const int b0 = int(Bn * p / split), b1 = int(Bn * (p + 1) / split), rows = b1 - b0;
+        T* tmp = tmp_t.data_ptr<T>() + p * 3 * Hn;
+        VStep<T> st = s;
+        for (int step = 0; step < Tn; ++step) {
+          T* hin = at_step(st, step);
+          state_rows(st, hin, b0, b1);
+          T* dst = product_dst(st) + int64_t(b0) * G;
+          if (int64_t(rows) * G * Hn < tuned.direction_own_step_macs)
+            table<T>().mm(rows, Hn, G, hin + int64_t(b0) * Hn, Hn, wt, G, dst, G, !st.uh);
+          else
+            gemm(false, false, rows, G, Hn, hin + int64_t(b0) * Hn, Hn, wt, G,
+                 st.uh ? T(0) : T(1), dst, G);
+          table<T>().fwd(forward_rows_from(st, b0, b1, tmp));
+        }
+      }
+    });
+  } else if (team > 1) {
     rk_common::run_team(team, [&](int p, int threads, rk_common::SpinBarrier& barrier) {
       const int b0 = Bn * p / threads, b1 = Bn * (p + 1) / threads;
       const rk_common::UnitSlice cols =
@@ -192,7 +212,34 @@ void backward_impl(int64_t cell, const at::Tensor& x, const std::vector<at::Tens
     }
   };
   const int team = variant_team<T>(Bn, G, Hn, Tn, blocked);
-  if (team > 1) {  // as the forward's team: rows by batch rows, the product by columns
+  const int split = team > 1 ? 1 : variant_split<T>(Bn, G, Hn, Tn);
+  if (split > 1) {  // as the forward's split: each thread every step of its own rows
+    at::parallel_for(0, split, 1, [&](int64_t p0, int64_t p1) {
+      for (int64_t p = p0; p < p1; ++p) {
+        const int b0 = int(Bn * p / split), b1 = int(Bn * (p + 1) / split), rows = b1 - b0;
+        const int64_t r0 = int64_t(b0) * Hn, n = int64_t(rows) * Hn;
+        T* tmp = tmp_t.data_ptr<T>() + p * 3 * Hn;
+        T* own_dp[4] = {nullptr, nullptr, nullptr, nullptr};
+        parts.pointers(int(p), own_dp);
+        const bool own = int64_t(rows) * G * Hn < tuned.direction_own_step_macs;
+        VStep<T> st = s;
+        for (int step = 0; step < Tn; ++step) {
+          at_step(st, step);
+          table<T>().bwd(backward_rows_from(st, b0, b1, tmp, own_dp));
+          const T* dg = st.dgh + int64_t(b0) * G;
+          T* dst = drop ? back_t.data_ptr<T>() + r0 : st.dh + r0;  // dG_h W_hh, own rows
+          if (own)
+            table<T>().mm(rows, G, Hn, dg, G, w_hh, Hn, dst, Hn, !drop);
+          else
+            gemm(false, false, rows, Hn, G, dg, G, w_hh, Hn, drop ? T(0) : T(1), dst, Hn);
+          if (drop) {  // dh_prev += (dG_h W_hh) * h_drop
+            const T* m = h_drop.data_ptr<T>();
+            for (int64_t j = r0; j < r0 + n; ++j) st.dh[j] += back_t.data_ptr<T>()[j] * m[j];
+          }
+        }
+      }
+    });
+  } else if (team > 1) {  // as the forward's team: rows by batch rows, the product by columns
     rk_common::run_team(team, [&](int p, int threads, rk_common::SpinBarrier& barrier) {
       const int b0 = Bn * p / threads, b1 = Bn * (p + 1) / threads;
       const rk_common::UnitSlice cols =

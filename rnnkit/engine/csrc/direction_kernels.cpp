@@ -171,6 +171,22 @@ int variant_team(int B, int G, int H, int Tn, bool blocked) {
   return std::min(rk_common::team_size(G, 64 / int(sizeof(T))), B);
 }
 
+// Larger batches, with step products in the layer kernels' split range, split their rows over
+// torch's threads for the whole step loop (a sequence's rows never read another's): each
+// thread runs every step on its rows alone, its own products and row passes, no barrier. The
+// rule and its thresholds are the layer kernels' (`split_threads`, tuned.split_rows).
+int row_scratch_threads();
+
+template <typename T>
+int variant_split(int B, int G, int H, int Tn) {
+  const int64_t macs = int64_t(B) * G * H;
+  if (Tn < 2 || tuned.split_rows <= 0 || B <= tuned.direction_team_batch ||
+      macs < tuned.team_macs || macs > tuned.team_large_macs || at::in_parallel_region() ||
+      rk_common::contended())
+    return 1;
+  return std::max(1, std::min({row_scratch_threads(), int(B / tuned.split_rows), 8}));
+}
+
 // The forward row pass of a step over rows [b0, b1) of the batch, with its own scratch.
 template <typename T>
 VStep<T> forward_rows_from(VStep<T> s, int b0, int b1, T* tmp) {
