@@ -25,7 +25,7 @@ from rnnkit.train.run_dir import fingerprint
 from rnnkit.train.trainer import Trainer
 
 __all__ = ["ListOpsConfig", "MODELS", "TINY", "ListOpsModel", "ListOpsData", "to_tokens",
-           "to_text", "depth", "in_test_bucket", "build_data", "test_sets", "main",
+           "to_text", "depth", "in_test_bucket", "build_data", "depth_test_sets", "main",
            "evaluate_model", "TEST_FILE", "CLOSE", "VOCAB"]
 
 MODELS = ("tree-lstm", "binary-tree-lstm", "lstm")
@@ -110,7 +110,7 @@ def _draw(n: int, max_depth: int, cfg: ListOpsConfig, rng: random.Random,
     return out[:n]
 
 
-def test_sets(cfg: ListOpsConfig) -> dict[int, list[tuple[Tree, int]]]:
+def depth_test_sets(cfg: ListOpsConfig) -> dict[int, list[tuple[Tree, int]]]:
     """The test set of each depth 1..test_depth: expressions of exactly that depth from a
     fixed seed; at training depths only held-out ones (`in_test_bucket`)."""
     sets = {}
@@ -138,7 +138,7 @@ def build_data(cfg: ListOpsConfig) -> ListOpsData:
                   "training")
     valid = _draw(cfg.valid_size, cfg.train_depth, cfg, random.Random(cfg.seed + 1), keep,
                   "validation")
-    return ListOpsData(train, valid, test_sets(cfg))
+    return ListOpsData(train, valid, depth_test_sets(cfg))
 
 
 class ListOpsModel(nn.Module):

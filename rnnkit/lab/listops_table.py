@@ -15,7 +15,7 @@ __all__ = ["evaluate_run", "load_result", "listops_table", "write_table"]
 def evaluate_run(run: str | os.PathLike) -> dict[str, Any]:
     """Test the best (else the last) checkpoint of a ListOps run at every depth; returns what
     `main` writes to test.json."""
-    from rnnkit.lab.listops import ListOpsConfig, ListOpsModel, _test, test_sets
+    from rnnkit.lab.listops import ListOpsConfig, ListOpsModel, _test, depth_test_sets
     from rnnkit.train.checkpoint import load_checkpoint_meta, load_model_weights
     from rnnkit.train.config import config_from_dict
 
@@ -33,7 +33,7 @@ def evaluate_run(run: str | os.PathLike) -> dict[str, Any]:
     model = ListOpsModel(**meta["model_args"])
     load_model_weights(ckpt, model)
     model.eval()
-    return _test(model, cfg, test_sets(cfg))
+    return _test(model, cfg, depth_test_sets(cfg))
 
 
 def load_result(run: str | os.PathLike) -> dict[str, Any]:
