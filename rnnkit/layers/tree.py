@@ -4,6 +4,7 @@ recursive tanh net, and `binarize` for n-ary trees."""
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -98,7 +99,7 @@ class TreeBatch:
 def _checked(node: object, what: str) -> Tree:
     if not isinstance(node, Tree):
         raise TypeError(f"{what} must be a Tree, got {type(node).__name__}")
-    if isinstance(node.label, bool) or not isinstance(node.label, int):
+    if isinstance(node.label, bool) or not isinstance(node.label, numbers.Integral):
         raise TypeError(f"{what}: a Tree label must be an int, got {node.label!r}")
     return node
 
