@@ -20,6 +20,7 @@ from rnnkit.layers import (
     IRNN,
     LSTM,
     RNN,
+    BinaryTreeLSTM,
     ChildSumTreeLSTM,
     EchoStateNetwork,
     FourDirectionRNN,
@@ -35,6 +36,7 @@ from rnnkit.layers import (
     Tree,
     TreeBatch,
     TreeRNN,
+    binarize,
     unroll,
 )
 
@@ -42,8 +44,9 @@ __version__ = "0.1.0"
 
 __all__ = [
     "RNN", "LSTM", "GRU", "IRNN", "PeepholeLSTM", "LayerNormLSTM", "LayerNormGRU", "LeakyRNN",
-    "SkipRNN", "EchoStateNetwork", "FourDirectionRNN", "ChildSumTreeLSTM", "TreeRNN", "Tree",
-    "TreeBatch", "RNNCell", "LSTMCell", "GRUCell", "PeepholeLSTMCell", "LayerNormLSTMCell",
+    "SkipRNN", "EchoStateNetwork", "FourDirectionRNN", "ChildSumTreeLSTM", "BinaryTreeLSTM",
+    "TreeRNN", "Tree", "TreeBatch", "binarize", "RNNCell", "LSTMCell", "GRUCell",
+    "PeepholeLSTMCell", "LayerNormLSTMCell",
     "LayerNormGRUCell", "LeakyRNNCell", "SkipRNNCell", "RecurrentLayer", "unroll", "init", "keras",
     "export",
     "__version__",

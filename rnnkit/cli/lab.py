@@ -1,9 +1,11 @@
 """`rnnkit lab gradients` (watch gradients vanish or explode through time, cell by cell), the
-long-memory tasks `rnnkit lab adding|copy|temporal-order|pixels`, and `rnnkit lab compare`."""
+long-memory tasks `rnnkit lab adding|copy|temporal-order|pixels`, `rnnkit lab compare`, and
+ListOps (`rnnkit lab listops`, `listops-table`, in rnnkit.cli.lab_listops)."""
 
 from __future__ import annotations
 
 import argparse
+import importlib
 
 import torch
 
@@ -67,6 +69,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     g.set_defaults(func=_main)
     _add_task_commands(sub)
     _add_compare_command(sub)
+    importlib.import_module("rnnkit.cli.lab_listops").add_commands(sub)
     p.set_defaults(func=lambda args: p.print_help() or 2)
 
 

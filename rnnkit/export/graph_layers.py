@@ -28,6 +28,7 @@ __all__ = ["GraphLayer", "for_export", "NOT_EXPORTABLE"]
 #: importing them is not needed).
 NOT_EXPORTABLE = {
     "ChildSumTreeLSTM": "its recursion follows each input tree's structure",
+    "BinaryTreeLSTM": "its recursion follows each input tree's structure",
     "TreeRNN": "its recursion follows each input tree's structure",
     "EchoStateNetwork": "its reservoir runs a Python loop over time that tracing would unroll",
 }

@@ -7,7 +7,7 @@ from rnnkit.layers.esn import EchoStateNetwork
 from rnnkit.layers.four_direction import FourDirectionRNN
 from rnnkit.layers.rnn import GRU, LSTM, RNN
 from rnnkit.layers.scan import unroll
-from rnnkit.layers.tree import ChildSumTreeLSTM, Tree, TreeBatch, TreeRNN
+from rnnkit.layers.tree import BinaryTreeLSTM, ChildSumTreeLSTM, Tree, TreeBatch, TreeRNN, binarize
 from rnnkit.layers.variants import (
            IRNN,
            LayerNormGRU,
@@ -19,5 +19,5 @@ from rnnkit.layers.variants import (
 
 __all__ = ["ENGINES", "RecurrentLayer", "RNN", "LSTM", "GRU", "IRNN", "PeepholeLSTM",
            "LayerNormLSTM", "LayerNormGRU", "LeakyRNN", "SkipRNN", "unroll", "EchoStateNetwork",
-           "FourDirectionRNN", "ChildSumTreeLSTM", "TreeRNN", "Tree", "TreeBatch", "RNNCell",
-           "LSTMCell", "GRUCell"]
+           "FourDirectionRNN", "ChildSumTreeLSTM", "BinaryTreeLSTM", "TreeRNN", "Tree", "TreeBatch",
+           "binarize", "RNNCell", "LSTMCell", "GRUCell"]
