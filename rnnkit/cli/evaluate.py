@@ -125,7 +125,19 @@ def _score_classifier(args: argparse.Namespace, where: Path, meta: dict[str, Any
     return scores, {}
 
 
+def _score_images(args: argparse.Namespace, where: Path, meta: dict[str, Any]) -> Scores:
+    from rnnkit.train.classify_images import evaluate_image_run
+
+    scores = evaluate_image_run(where, args.test, batch_size=args.batch_size)
+    print(f"images: {scores['examples']}")
+    print(f"accuracy: {100 * scores['accuracy']:.2f}%")
+    print(f"macro F1: {scores['f1']:.4f}")
+    print(f"loss: {scores['loss']:.4f}")
+    return scores, {}
+
+
 _SCORERS: dict[str, Callable[[argparse.Namespace, Path, dict[str, Any]], Scores]] = {
     "Seq2Seq": _score_seq2seq,
     "SequenceClassifier": _score_classifier,
+    "ImageClassifier": _score_images,
 }

@@ -118,6 +118,28 @@ def _predict_classifier(args: argparse.Namespace, where: Path) -> list[dict[str,
     return rows
 
 
+def _predict_images(args: argparse.Namespace, where: Path) -> list[dict[str, Any]]:
+    from rnnkit.cli import UserError
+    from rnnkit.train.classify_images import image_inputs, load_image_run
+
+    if args.top < 1:
+        raise UserError(f"--top must be >= 1, got {args.top}")
+    if not args.inputs:
+        raise UserError("no inputs given: FILE-images-idx3-ubyte[.gz][:INDEX], "
+                        "fashion-mnist[:INDEX], digits[:INDEX] or DIR[:INDEX]")
+    run = load_image_run(where)
+    rows = []
+    for spec in args.inputs:
+        names, data = image_inputs(spec, run.meta.get("run_config", {}))
+        best = run.probabilities(data).topk(min(args.top, len(run.labels)), dim=-1)
+        for n, (ps, idx) in enumerate(zip(best.values, best.indices, strict=True)):
+            rows.append({"input": names[n], "labels": [
+                [run.labels[int(i)], round(float(p), 6)] for p, i in zip(ps, idx, strict=True)],
+                "true": run.labels[int(data.labels[n])] if data.labels[n] >= 0 else None})
+    return rows
+
+
 _PREDICTORS: dict[str, Callable[[argparse.Namespace, Path], list[dict[str, Any]]]] = {
     "SequenceClassifier": _predict_classifier,
+    "ImageClassifier": _predict_images,
 }
