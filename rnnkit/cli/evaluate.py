@@ -24,7 +24,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                     "seq2seq runs: decode the sources of a pairs file and print exact match, "
                     "token accuracy and BLEU. classify runs: print accuracy and macro F1 on "
                     "a text<TAB>label file, a .ts series file, ucr:NAME (its test split) or "
-                    "the built-in set the run trained on (its test part). forecast runs: "
+                    "the built-in set the run trained on (its test part); image runs: on "
+                    "fashion-mnist, digits (the run's test part), a directory of idx files "
+                    "(its t10k files) or an images idx file. forecast runs: "
                     "forecast past the training series and print MAE and MASE next to the "
                     "seasonal-naive and persistence baselines.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)

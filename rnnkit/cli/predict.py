@@ -7,7 +7,8 @@ object `{"predictions": [...]}` on the last line. A new task adds one function a
 
 Classifiers: a text run takes texts (or lines of stdin); a series run takes `ucr:NAME` (every
 series of that data set's test split), `ucr:NAME:INDEX` (one of them), `FILE.ts` or
-`FILE.ts:INDEX`.
+`FILE.ts:INDEX`. An image run takes `FILE-images-idx3-ubyte[.gz][:INDEX]` (its labels file
+beside it is optional), `fashion-mnist[:INDEX]`, `digits[:INDEX]` or `DIR[:INDEX]` (test parts).
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         description="Print a trained run's predictions for each INPUT. classify runs of "
                     "texts: INPUTs are texts (default: the lines of stdin); of series: "
                     "ucr:NAME[:INDEX] (that data set's test split, or one series of it) or "
-                    "FILE.ts[:INDEX].",
+                    "FILE.ts[:INDEX]; of images: FILE-images-idx3-ubyte[.gz][:INDEX] (labels "
+                    "beside it optional), fashion-mnist[:INDEX] or digits[:INDEX] (test parts).",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("run_dir", metavar="RUN", help="a run directory or checkpoint directory")
     p.add_argument("inputs", metavar="INPUT", nargs="*", help="what to predict for")
