@@ -205,3 +205,17 @@ def test_four_direction_and_pixels_runs(ext, tmp_path):
     assert summary["test"]["accuracy"] >= 0 and summary["step"] == 2
     cfg = json.loads((tmp_path / "px" / "best" / "config.json").read_text())
     assert cfg["model_args"]["steps"] == "pixels" and cfg["model_args"]["rows"] == 8
+
+
+def test_image_options_are_refused_for_texts(tmp_path):
+    from rnnkit.train.classify import TINY as TEXT_TINY
+    from rnnkit.train.classify import ClassifyConfig, main
+    from rnnkit.train.config import config_from_dict
+
+    data = tmp_path / "pairs.tsv"
+    data.write_text("abca\tA\nbcdo\tO\n" * 20, encoding="utf-8")
+    for extra in ({"cell": "irnn"}, {"model": "four-direction"}):
+        cfg = config_from_dict(ClassifyConfig, {**TEXT_TINY, "data": str(data),
+                                                "out": str(tmp_path / "run"), **extra})
+        with pytest.raises(ValueError, match="are for image data"):
+            main(cfg, log=lambda _: None)
