@@ -24,7 +24,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                     "seq2seq runs: decode the sources of a pairs file and print exact match, "
                     "token accuracy and BLEU. classify runs: print accuracy and macro F1 on "
                     "a text<TAB>label file, a .ts series file, ucr:NAME (its test split) or "
-                    "the built-in set the run trained on (its test part). forecast runs: "
+                    "the built-in set the run trained on (its test part); image runs: on "
+                    "fashion-mnist, digits (the run's test part), a directory of idx files "
+                    "(its t10k files) or an images idx file. forecast runs: "
                     "forecast past the training series and print MAE and MASE next to the "
                     "seasonal-naive and persistence baselines.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -141,8 +143,20 @@ def _score_tagger(args: argparse.Namespace, where: Path, meta: dict[str, Any]) -
     return {**scores, "per_type": s["per_type"]}, {"sentences": s["sentences"]}
 
 
+def _score_images(args: argparse.Namespace, where: Path, meta: dict[str, Any]) -> Scores:
+    from rnnkit.train.classify_images import evaluate_image_run
+
+    scores = evaluate_image_run(where, args.test, batch_size=args.batch_size)
+    print(f"images: {scores['examples']}")
+    print(f"accuracy: {100 * scores['accuracy']:.2f}%")
+    print(f"macro F1: {scores['f1']:.4f}")
+    print(f"loss: {scores['loss']:.4f}")
+    return scores, {}
+
+
 _SCORERS: dict[str, Callable[[argparse.Namespace, Path, dict[str, Any]], Scores]] = {
     "Seq2Seq": _score_seq2seq,
     "SequenceClassifier": _score_classifier,
     "WordCharTagger": _score_tagger,
+    "ImageClassifier": _score_images,
 }

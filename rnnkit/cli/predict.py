@@ -7,7 +7,8 @@ object `{"predictions": [...]}` on the last line. A new task adds one function a
 
 Classifiers: a text run takes texts (or lines of stdin); a series run takes `ucr:NAME` (every
 series of that data set's test split), `ucr:NAME:INDEX` (one of them), `FILE.ts` or
-`FILE.ts:INDEX`.
+`FILE.ts:INDEX`. An image run takes `FILE-images-idx3-ubyte[.gz][:INDEX]` (its labels file
+beside it is optional), `fashion-mnist[:INDEX]`, `digits[:INDEX]` or `DIR[:INDEX]` (test parts).
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         description="Print a trained run's predictions for each INPUT. classify runs of "
                     "texts: INPUTs are texts (default: the lines of stdin); of series: "
                     "ucr:NAME[:INDEX] (that data set's test split, or one series of it) or "
-                    "FILE.ts[:INDEX].",
+                    "FILE.ts[:INDEX]; of images: FILE-images-idx3-ubyte[.gz][:INDEX] (labels "
+                    "beside it optional), fashion-mnist[:INDEX] or digits[:INDEX] (test parts).",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("run_dir", metavar="RUN", help="a run directory or checkpoint directory")
     p.add_argument("inputs", metavar="INPUT", nargs="*", help="what to predict for")
@@ -128,7 +130,29 @@ def _predict_tagger(args: argparse.Namespace, where: Path) -> list[dict[str, Any
     return predict(where, texts)
 
 
+def _predict_images(args: argparse.Namespace, where: Path) -> list[dict[str, Any]]:
+    from rnnkit.cli import UserError
+    from rnnkit.train.classify_images import image_inputs, load_image_run
+
+    if args.top < 1:
+        raise UserError(f"--top must be >= 1, got {args.top}")
+    if not args.inputs:
+        raise UserError("no inputs given: FILE-images-idx3-ubyte[.gz][:INDEX], "
+                        "fashion-mnist[:INDEX], digits[:INDEX] or DIR[:INDEX]")
+    run = load_image_run(where)
+    rows = []
+    for spec in args.inputs:
+        names, data = image_inputs(spec, run.meta.get("run_config", {}))
+        best = run.probabilities(data).topk(min(args.top, len(run.labels)), dim=-1)
+        for n, (ps, idx) in enumerate(zip(best.values, best.indices, strict=True)):
+            rows.append({"input": names[n], "labels": [
+                [run.labels[int(i)], round(float(p), 6)] for p, i in zip(ps, idx, strict=True)],
+                "true": run.labels[int(data.labels[n])] if data.labels[n] >= 0 else None})
+    return rows
+
+
 _PREDICTORS: dict[str, Callable[[argparse.Namespace, Path], list[dict[str, Any]]]] = {
     "SequenceClassifier": _predict_classifier,
     "WordCharTagger": _predict_tagger,
+    "ImageClassifier": _predict_images,
 }

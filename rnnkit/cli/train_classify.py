@@ -15,5 +15,8 @@ def add_task_parser(tasks: argparse._SubParsersAction) -> None:
     add_config_task(
         tasks, "classify", ClassifyConfig, main,
         help="sequence classifier (default: surnames -> language)",
-        description="Train a many-to-one classifier on text<TAB>label lines, or on the "
-                    "built-in surnames-by-language set (--data names, needs faker).")
+        description="Train a many-to-one classifier on text<TAB>label lines, on the "
+                    "built-in surnames-by-language set (--data names, needs faker), on series "
+                    "(ucr:NAME, .ts files) or on images read as sequences (--data "
+                    "fashion-mnist, digits, a directory of idx files; --image-steps rows or "
+                    "pixels, or --model four-direction).")

