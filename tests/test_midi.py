@@ -5,8 +5,15 @@ from __future__ import annotations
 import pytest
 import torch
 
-from rnnkit.data.midi import (MidiError, decode_vlq, encode_vlq, midi_to_roll, read_midi,
-                              roll_to_midi, write_midi)
+from rnnkit.data.midi import (
+    MidiError,
+    decode_vlq,
+    encode_vlq,
+    midi_to_roll,
+    read_midi,
+    roll_to_midi,
+    write_midi,
+)
 
 # Variable-length quantities worked out by hand: split the value into 7-bit groups, most
 # significant first, and set bit 7 on every byte but the last. 0x80 = 1 0000000 -> groups

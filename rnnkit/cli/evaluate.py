@@ -19,14 +19,15 @@ __all__ = ["add_parser", "run"]
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
-        "eval", help="score a trained model on test data (seq2seq, classify, forecast)",
+        "eval", help="score a trained model on test data (seq2seq, classify, forecast, music)",
         description="Score a run on --test and append a 'test' row to its metrics.jsonl. "
                     "seq2seq runs: decode the sources of a pairs file and print exact match, "
                     "token accuracy and BLEU. classify runs: print accuracy and macro F1 on "
                     "a text<TAB>label file, a .ts series file, ucr:NAME (its test split) or "
                     "the built-in set the run trained on (its test part). forecast runs: "
                     "forecast past the training series and print MAE and MASE next to the "
-                    "seasonal-naive and persistence baselines.",
+                    "seasonal-naive and persistence baselines. music runs: NLL per frame "
+                    "and frame accuracy on the test split of jsb, nottingham or a .mat file.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("run_dir", metavar="RUN_DIR", help="a run directory or checkpoint directory")
     p.add_argument("--test", required=True,
@@ -125,7 +126,14 @@ def _score_classifier(args: argparse.Namespace, where: Path, meta: dict[str, Any
     return scores, {}
 
 
+def _score_music(args: argparse.Namespace, where: Path, meta: dict[str, Any]) -> Scores:
+    from rnnkit.train.music_eval import score  # --test jsb | nottingham | FILE.mat
+
+    return score(args, where, meta)
+
+
 _SCORERS: dict[str, Callable[[argparse.Namespace, Path, dict[str, Any]], Scores]] = {
     "Seq2Seq": _score_seq2seq,
     "SequenceClassifier": _score_classifier,
+    **dict.fromkeys(("PianoRollModel", "ConditionalPianoRoll"), _score_music),
 }
