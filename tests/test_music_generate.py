@@ -14,7 +14,7 @@ from rnnkit.data.midi import read_midi
 from rnnkit.models.conditional_roll import ConditionalPianoRoll
 from rnnkit.train.config import config_from_dict
 from rnnkit.train.music import TINY, MusicConfig, load_music_model, main
-from rnnkit.train.music_generate import chord_roll, parse_chord
+from rnnkit.train.music_generate import chord_roll, note_name, parse_chord
 
 
 def _mat(path: Path, second_key: int) -> Path:
@@ -46,6 +46,7 @@ def test_chord_names_are_midi_notes_worked_out_by_hand():
     assert parse_chord("Bb2-eb5") == [46, 75]
     assert parse_chord("C", octave=2) == [36]
     assert parse_chord("A0-C8") == [21, 108]
+    assert [parse_chord(note_name(n)) for n in range(21, 109)] == [[n] for n in range(21, 109)]
     roll = chord_roll([21, 60, 108])
     assert roll.nonzero()[:, 1].tolist() == [0, 39, 87]  # column = MIDI note - 21
     for bad, msg in [("H-E", "not a note name"), ("C--E", "not a note name"),
@@ -132,6 +133,12 @@ def test_generate_follows_the_style_and_writes_midi(conditional_run, capsys):
     assert torch.equal(read_midi(tmp / "alpha.mid")[:3], opening)
     assert cli(["generate", str(tmp / "run"), "--out", str(tmp / "x.mid"), "--chord", "C"]) == 2
     assert "pass --style" in capsys.readouterr().err
+    # After a frame of key 40 alone, each style names its own next note (44 = F4, 47 = G#4).
+    assert cli(["predict", str(tmp / "run"), str(tmp / "beta.mid"), "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["predictions"]
+    last = read_midi(tmp / "beta.mid")[-1].nonzero().flatten().tolist()
+    assert last == [40]  # beta.mid ends on key 40 (5 frames from C#4)
+    assert [(r["style"], r["notes"][0][0]) for r in rows] == [("alpha", "F4"), ("beta", "G#4")]
 
 
 def test_eval_scores_music_under_each_style(conditional_run, capsys):

@@ -29,7 +29,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         description="Print a trained run's predictions for each INPUT. classify runs of "
                     "texts: INPUTs are texts (default: the lines of stdin); of series: "
                     "ucr:NAME[:INDEX] (that data set's test split, or one series of it) or "
-                    "FILE.ts[:INDEX].",
+                    "FILE.ts[:INDEX]. music runs: MIDI files; prints the likeliest --top "
+                    "notes of the frame that follows each.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("run_dir", metavar="RUN", help="a run directory or checkpoint directory")
     p.add_argument("inputs", metavar="INPUT", nargs="*", help="what to predict for")
@@ -118,6 +119,13 @@ def _predict_classifier(args: argparse.Namespace, where: Path) -> list[dict[str,
     return rows
 
 
+def _predict_music(args: argparse.Namespace, where: Path) -> list[dict[str, Any]]:
+    from rnnkit.train.music_eval import predict_next  # INPUTs: MIDI files
+
+    return predict_next(where, args.inputs, args.top)
+
+
 _PREDICTORS: dict[str, Callable[[argparse.Namespace, Path], list[dict[str, Any]]]] = {
     "SequenceClassifier": _predict_classifier,
+    **dict.fromkeys(("PianoRollModel", "ConditionalPianoRoll"), _predict_music),
 }

@@ -1,4 +1,5 @@
-"""`rnnkit eval RUN --test jsb|nottingham|FILE.mat` for music runs: test NLL per frame."""
+"""Music runs in `rnnkit eval` (test NLL per frame of jsb | nottingham | FILE.mat) and in
+`rnnkit predict` (the likeliest notes of the frame after a MIDI file)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from rnnkit.data.music import (
 from rnnkit.models.conditional_roll import ConditionalPianoRoll
 from rnnkit.train.music import evaluate, load_music_model
 
-__all__ = ["score"]
+__all__ = ["score", "predict_next"]
 
 
 def score(args: argparse.Namespace, where: Path, meta: dict[str, Any]
@@ -52,3 +53,38 @@ def score(args: argparse.Namespace, where: Path, meta: dict[str, Any]
         print(f"NLL: {scores['loss']:.4f} nats per frame")
         print(f"frame accuracy: {100 * scores['accuracy']:.2f}%")
     return scores, {"data": name}
+
+
+def predict_next(where: Path, inputs: list[str], top: int) -> list[dict[str, Any]]:
+    """For each MIDI file of `inputs`: the `top` likeliest notes of the frame that follows
+    it (one frame per quarter note), with their probabilities; a conditional run gives one
+    row per style."""
+    import torch
+
+    from rnnkit.data.midi import PIANO_OFFSET, read_midi
+    from rnnkit.train.music_generate import note_name
+
+    if not inputs:
+        raise ValueError("no inputs given: MIDI files (.mid) to continue")
+    if top < 1:
+        raise ValueError(f"--top must be >= 1, got {top}")
+    model = load_music_model(where)
+    rows: list[dict[str, Any]] = []
+    for spec in inputs:
+        roll = read_midi(spec)  # (T, 88)
+        if len(roll) == 0:
+            raise ValueError(f"{spec!r} holds no frames")
+        styles = (model.styles or list(range(model.num_styles))) \
+            if isinstance(model, ConditionalPianoRoll) else [None]
+        for style in styles:
+            with torch.no_grad():
+                x = roll.unsqueeze(1)  # (T, 1, 88)
+                logits = model(x) if style is None else model(x, model.one_hot(style))
+            p = torch.sigmoid(logits[-1, 0])  # (88,)
+            best = p.topk(min(top, len(p)))
+            row: dict[str, Any] = {"input": spec} if style is None else \
+                {"input": spec, "style": style}
+            row["notes"] = [[note_name(int(k) + PIANO_OFFSET), round(float(q), 6)]
+                            for q, k in zip(best.values, best.indices, strict=True)]
+            rows.append(row)
+    return rows

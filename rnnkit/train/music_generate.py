@@ -17,7 +17,7 @@ from rnnkit.models.conditional_roll import ConditionalPianoRoll
 from rnnkit.train import checkpoint as ckpt
 from rnnkit.train.music import MusicModel, load_music_model
 
-__all__ = ["parse_chord", "chord_roll", "test_prompt", "continue_roll", "plot_roll",
+__all__ = ["parse_chord", "note_name", "chord_roll", "test_prompt", "continue_roll", "plot_roll",
            "generate_piece"]
 
 _PITCH_CLASS = {"C": 0, "D": 2, "E": 4, "F": 5, "G": 7, "A": 9, "B": 11}
@@ -46,6 +46,17 @@ def parse_chord(text: str, octave: int = 4) -> list[int]:
     if not notes:
         raise ValueError(f"chord {text!r} names no notes; expected e.g. C-E-G")
     return notes
+
+
+def note_name(note: int) -> str:
+    """The name of MIDI note `note` with sharps and its octave (60 -> 'C4', 61 -> 'C#4').
+
+    Example:
+        >>> [note_name(n) for n in (21, 60, 61, 108)]
+        ['A0', 'C4', 'C#4', 'C8']
+    """
+    names = ["C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B"]
+    return f"{names[note % 12]}{note // 12 - 1}"
 
 
 def chord_roll(notes: list[int], num_keys: int = NUM_KEYS) -> Tensor:
