@@ -12,13 +12,13 @@ import torch
 from torch import Tensor
 
 from rnnkit.data.midi import PIANO_OFFSET, write_midi
-from rnnkit.data.music import NUM_KEYS, load_piano_rolls, resolve_music_data
+from rnnkit.data.music import DEFAULT_DATA_DIR, NUM_KEYS, load_piano_rolls, resolve_music_data
 from rnnkit.models.conditional_roll import ConditionalPianoRoll
 from rnnkit.train import checkpoint as ckpt
 from rnnkit.train.music import MusicModel, load_music_model
 
-__all__ = ["parse_chord", "note_name", "chord_roll", "test_prompt", "continue_roll", "plot_roll",
-           "generate_piece"]
+__all__ = ["parse_chord", "note_name", "chord_roll", "opening_of_test_piece", "continue_roll",
+           "plot_roll", "generate_piece"]
 
 _PITCH_CLASS = {"C": 0, "D": 2, "E": 4, "F": 5, "G": 7, "A": 9, "B": 11}
 _NOTE = re.compile(r"^([A-Ga-g])([#b]?)(-?\d+)?$")
@@ -71,13 +71,13 @@ def chord_roll(notes: list[int], num_keys: int = NUM_KEYS) -> Tensor:
     return roll
 
 
-def test_prompt(data: str, data_dir: str, piece: int, steps: int, style: str | None = None
-                ) -> Tensor:
+def opening_of_test_piece(data: str, data_dir: str, piece: int, steps: int,
+                          style: str | None = None) -> Tensor:
     """The first `steps` frames of test piece number `piece` (T, 88), from the data set named
     `style` among those of `data` (the only one when `data` names one)."""
     sources = resolve_music_data(data, data_dir)
     if style is not None:
-        sources = [(n, p) for n, p in sources if n == style] or sources[:0]
+        sources = [(n, p) for n, p in sources if n == style]
         if not sources:
             raise ValueError(f"style {style!r} is not one of the run's data sets "
                              f"{[n for n, _ in resolve_music_data(data, data_dir)]}")
@@ -169,8 +169,9 @@ def generate_piece(run: str, out: str, *, prompt_steps: int = 0, chord: str | No
     else:
         meta = ckpt.load_checkpoint_meta(ckpt.find_checkpoint(run, checkpoint))
         cfg = meta.get("run_config", {})
-        prime = test_prompt(data or cfg.get("data", ""), cfg.get("data_dir", "."), piece,
-                            prompt_steps, style)
+        prime = opening_of_test_piece(data or cfg.get("data", ""),
+                                      cfg.get("data_dir", DEFAULT_DATA_DIR), piece,
+                                      prompt_steps, style)
     frames = continue_roll(model, prime, steps, temperature, seed, style)
     roll = torch.cat([prime, frames])  # (P + S, 88)
     write_midi(out_path, roll, force=force, bpm=bpm)
