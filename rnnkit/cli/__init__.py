@@ -20,7 +20,7 @@ __all__ = ["main", "build_parser", "UserError", "USER_ERRORS", "OneLineParser"]
 # Each module named here defines `add_parser(subparsers) -> None`; the parser it adds sets
 # `func=<callable(args) -> int>` as its default.
 _COMMANDS = ["demo", "train", "sample", "bench", "tune", "build", "esn", "translate", "evaluate",
-             "lab", "classify", "predict", "export"]
+             "lab", "classify", "predict", "export", "generate"]
 
 
 class UserError(ValueError):

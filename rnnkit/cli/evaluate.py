@@ -19,7 +19,7 @@ __all__ = ["add_parser", "run"]
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
-        "eval", help="score a trained model on test data (seq2seq, classify, forecast)",
+        "eval", help="score a trained model on test data (seq2seq, classify, forecast, music)",
         description="Score a run on --test and append a 'test' row to its metrics.jsonl. "
                     "seq2seq runs: decode the sources of a pairs file and print exact match, "
                     "token accuracy and BLEU. classify runs: print accuracy and macro F1 on "
@@ -28,7 +28,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                     "fashion-mnist, digits (the run's test part), a directory of idx files "
                     "(its t10k files) or an images idx file. forecast runs: "
                     "forecast past the training series and print MAE and MASE next to the "
-                    "seasonal-naive and persistence baselines.",
+                    "seasonal-naive and persistence baselines. music runs: NLL per frame "
+                    "and frame accuracy on the test split of jsb, nottingham or a .mat file.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("run_dir", metavar="RUN_DIR", help="a run directory or checkpoint directory")
     p.add_argument("--test", required=True,
@@ -152,6 +153,10 @@ def _score_images(args: argparse.Namespace, where: Path, meta: dict[str, Any]) -
     print(f"macro F1: {scores['f1']:.4f}")
     print(f"loss: {scores['loss']:.4f}")
     return scores, {}
+def _score_music(args: argparse.Namespace, where: Path, meta: dict[str, Any]) -> Scores:
+    from rnnkit.train.music_eval import score  # --test jsb | nottingham | FILE.mat
+
+    return score(args, where, meta)
 
 
 _SCORERS: dict[str, Callable[[argparse.Namespace, Path, dict[str, Any]], Scores]] = {
@@ -159,4 +164,5 @@ _SCORERS: dict[str, Callable[[argparse.Namespace, Path, dict[str, Any]], Scores]
     "SequenceClassifier": _score_classifier,
     "WordCharTagger": _score_tagger,
     "ImageClassifier": _score_images,
+    **dict.fromkeys(("PianoRollModel", "ConditionalPianoRoll"), _score_music),
 }

@@ -43,7 +43,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                     "holding the run's column (or a bundled series name): the --steps values "
                     "after their last row. music runs: INPUTs are frames of MIDI pitches "
                     "('60,64,67 62,65 -': commas join a frame's notes, '-' is silence), each "
-                    "continued by --length sampled frames.",
+                    "continued by --length sampled frames, or MIDI files: the likeliest --top "
+                    "notes of the frame after each (per style for a conditional run).",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("run_dir", metavar="RUN", help="a run directory or checkpoint directory")
     p.add_argument("inputs", metavar="INPUT", nargs="*", help="what to predict for")
@@ -185,6 +186,21 @@ def _predict_images(args: argparse.Namespace, where: Path) -> list[dict[str, Any
     return rows
 
 
+def _predict_music_any(args: argparse.Namespace, where: Path) -> list[dict[str, Any]]:
+    """Music runs: MIDI files (`.mid`, `.midi`) give the likeliest --top notes of the next
+    frame (per style for a conditional run); frames of MIDI pitches are continued by --length
+    sampled frames (`predict_tasks.predict_music`, unconditional runs)."""
+    from rnnkit.cli import UserError
+    from rnnkit.train.music_eval import predict_next
+
+    midi = [s.lower().endswith((".mid", ".midi")) for s in args.inputs]
+    if args.inputs and all(midi):
+        return predict_next(where, args.inputs, args.top)
+    if any(midi):
+        raise UserError("give either MIDI files or frames of MIDI pitches, not both")
+    return predict_tasks.predict_music(args, where)
+
+
 _PREDICTORS: dict[str, Callable[[argparse.Namespace, Path], list[dict[str, Any]]]] = {
     "SequenceClassifier": _predict_classifier,
     "WordCharTagger": _predict_tagger,
@@ -192,5 +208,5 @@ _PREDICTORS: dict[str, Callable[[argparse.Namespace, Path], list[dict[str, Any]]
     "LanguageModel": predict_tasks.predict_language_model,
     "Seq2Seq": predict_tasks.predict_seq2seq,
     "Forecaster": predict_tasks.predict_forecaster,
-    "PianoRollModel": predict_tasks.predict_music,
+    **dict.fromkeys(("PianoRollModel", "ConditionalPianoRoll"), _predict_music_any),
 }

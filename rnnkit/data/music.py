@@ -8,10 +8,40 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-__all__ = ["load_piano_rolls", "PianoRollBatches", "collate_rolls", "NUM_KEYS", "SPLITS"]
+__all__ = ["load_piano_rolls", "PianoRollBatches", "collate_rolls", "resolve_music_data",
+           "NUM_KEYS", "SPLITS", "DATA_SETS", "DEFAULT_DATA_DIR"]
 
-NUM_KEYS = 88  # piano keys 21..108 (A0..C8)
+NUM_KEYS = 88  # column k is piano key k + 1 and MIDI note k + 21 (A0..C8: MIDI 21..108)
 SPLITS = {"train": "traindata", "valid": "validdata", "test": "testdata"}
+DATA_SETS = {"jsb": "JSB_Chorales.mat", "nottingham": "Nottingham.mat"}  # short names
+DEFAULT_DATA_DIR = "../shared/data/polymusic"
+
+
+def resolve_music_data(spec: str, data_dir: str | Path = DEFAULT_DATA_DIR
+                       ) -> list[tuple[str, Path]]:
+    """(name, file) for each comma-separated entry of `spec`: a short name of `DATA_SETS`
+    (looked up in `data_dir`) or a path to a .mat file (named by its short name when its file
+    name is a known one, else by its stem). The names are the styles of a conditional model.
+
+    Example:
+        >>> [(n, p.name) for n, p in resolve_music_data("jsb,x/My.mat", "d")]
+        [('jsb', 'JSB_Chorales.mat'), ('my', 'My.mat')]
+    """
+    out: list[tuple[str, Path]] = []
+    for entry in (e.strip() for e in spec.split(",")):
+        if not entry:
+            raise ValueError(f"data {spec!r} has an empty entry; expected FILE.mat or one of "
+                             f"{sorted(DATA_SETS)}, separated by commas")
+        if entry.lower() in DATA_SETS:
+            name, path = entry.lower(), Path(data_dir) / DATA_SETS[entry.lower()]
+        else:
+            path = Path(entry)
+            known = {v.lower(): k for k, v in DATA_SETS.items()}
+            name = known.get(path.name.lower(), path.stem.lower())
+        if name in (n for n, _ in out):
+            raise ValueError(f"data {spec!r} names {name!r} twice")
+        out.append((name, path))
+    return out
 
 
 def load_piano_rolls(path: str | Path, split: str = "train") -> list[Tensor]:
@@ -64,11 +94,15 @@ class PianoRollBatches:
     """Shuffled batches of whole pieces (a BatchSource: `len`, `batch(i)`, `set_epoch`)."""
 
     def __init__(self, pieces: Sequence[Tensor], batch_size: int, shuffle: bool = True,
-                 seed: int = 0) -> None:
-        pieces = [p for p in pieces if len(p) >= 2]
-        if not pieces:
+                 seed: int = 0, styles: Sequence[int] | None = None) -> None:
+        keep = [i for i, p in enumerate(pieces) if len(p) >= 2]
+        if not keep:
             raise ValueError("no piece has two or more frames")
-        self.pieces, self.batch_size, self.shuffle, self.seed = pieces, batch_size, shuffle, seed
+        if styles is not None and len(styles) != len(pieces):
+            raise ValueError(f"styles gives {len(styles)} styles for {len(pieces)} pieces")
+        self.pieces = [pieces[i] for i in keep]
+        self.styles = None if styles is None else torch.tensor([styles[i] for i in keep])
+        self.batch_size, self.shuffle, self.seed = batch_size, shuffle, seed
         self.epoch = 0
 
     def __len__(self) -> int:
@@ -77,13 +111,16 @@ class PianoRollBatches:
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
-    def batch(self, index: int) -> tuple[Tensor, Tensor, Tensor]:
+    def batch(self, index: int) -> tuple[Tensor, ...]:
+        """(x, y, lengths) as `collate_rolls`, and each piece's style index (B,) when the
+        batches were given styles."""
         order = torch.arange(len(self.pieces))
         if self.shuffle:
             g = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
             order = torch.randperm(len(self.pieces), generator=g)
         chosen = order[index * self.batch_size:(index + 1) * self.batch_size]
-        return collate_rolls([self.pieces[int(i)] for i in chosen])
+        batch = collate_rolls([self.pieces[int(i)] for i in chosen])
+        return batch if self.styles is None else (*batch, self.styles[chosen])
 
     def __iter__(self):
         return (self.batch(i) for i in range(len(self)))

@@ -3,6 +3,7 @@
 from rnnkit.models.attention import Attention
 from rnnkit.models.classifier import SequenceClassifier
 from rnnkit.models.conditional import ConditionalGenerator
+from rnnkit.models.conditional_roll import ConditionalPianoRoll
 from rnnkit.models.factory import BACKENDS, CELLS, make_rnn
 from rnnkit.models.forecaster import Forecaster
 from rnnkit.models.language_model import LanguageModel
@@ -12,4 +13,4 @@ from rnnkit.models.tagger import SequenceTagger
 
 __all__ = ["LanguageModel", "Seq2Seq", "DecoderState", "Attention", "SequenceClassifier",
            "SequenceTagger", "ConditionalGenerator", "Forecaster", "PianoRollModel",
-           "make_rnn", "CELLS", "BACKENDS"]
+           "ConditionalPianoRoll", "make_rnn", "CELLS", "BACKENDS"]

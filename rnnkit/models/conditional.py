@@ -13,7 +13,19 @@ from rnnkit.layers._regularisers import Dropout
 from rnnkit.models._streaming import rnn_step
 from rnnkit.models.factory import make_rnn
 
-__all__ = ["ConditionalGenerator"]
+__all__ = ["ConditionalGenerator", "state_from_condition"]
+
+
+def state_from_condition(project: nn.Linear, v: Tensor, cell: str, num_layers: int,
+                         hidden_size: int) -> Any:
+    """A recurrent stack's initial state from the condition v (B, F): h_0 = tanh(W_h v) per
+    layer, and c_0 = W_c v for an LSTM; `project` maps F to fields * L * H. (L, B, H) per
+    state field."""
+    B, L, H = v.shape[0], num_layers, hidden_size
+    parts = project(v).view(B, -1, L, H).permute(1, 2, 0, 3)  # (fields, L, B, H)
+    if cell == "lstm":
+        return torch.tanh(parts[0]).contiguous(), parts[1].contiguous()
+    return torch.tanh(parts[0]).contiguous()
 
 
 class ConditionalGenerator(nn.Module):
@@ -59,11 +71,8 @@ class ConditionalGenerator(nn.Module):
 
     def initial_state(self, v: Tensor) -> Any:
         """The decoder's starting state from v (B, F): (L, B, H) per state field."""
-        B, L, H = v.shape[0], self.num_layers, self.hidden_size
-        parts = self.init_state(v).view(B, -1, L, H).permute(1, 2, 0, 3)  # (fields, L, B, H)
-        if self.cell == "lstm":
-            return torch.tanh(parts[0]).contiguous(), parts[1].contiguous()
-        return torch.tanh(parts[0]).contiguous()
+        return state_from_condition(self.init_state, v, self.cell, self.num_layers,
+                                    self.hidden_size)
 
     def forward(self, v: Tensor, tokens: Tensor, state: Any = None) -> tuple[Tensor, Any]:
         """Logits for the next token at every step of `tokens` (T, B), and the final state."""

@@ -9,8 +9,16 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch import Tensor
 
-from rnnkit.data.music import NUM_KEYS, PianoRollBatches, load_piano_rolls
+from rnnkit.data.music import (
+    DEFAULT_DATA_DIR,
+    NUM_KEYS,
+    PianoRollBatches,
+    load_piano_rolls,
+    resolve_music_data,
+)
+from rnnkit.models.conditional_roll import ConditionalPianoRoll
 from rnnkit.models.piano_roll import PianoRollModel
 from rnnkit.train import checkpoint as ckpt
 from rnnkit.train import distributed
@@ -19,7 +27,11 @@ from rnnkit.train.integrity import file_sha256
 from rnnkit.train.lm import prepare_engine
 from rnnkit.train.trainer import Trainer
 
-__all__ = ["MusicConfig", "TINY", "main", "evaluate", "load_music_model"]
+__all__ = ["MusicConfig", "TINY", "main", "evaluate", "batch_nll", "load_music_model",
+           "MUSIC_MODELS"]
+
+MUSIC_MODELS = {"PianoRollModel": PianoRollModel, "ConditionalPianoRoll": ConditionalPianoRoll}
+MusicModel = PianoRollModel | ConditionalPianoRoll
 
 
 @dataclass
@@ -27,7 +39,11 @@ class MusicConfig(TrainConfig):
     """Next-frame modelling of piano rolls (JSB Chorales, Nottingham, ... as .mat files)."""
 
     data: str = option("", "piano-roll .mat file with traindata/validdata/testdata "
-                     "(e.g. ../shared/data/polymusic/JSB_Chorales.mat)")
+                     "(e.g. ../shared/data/polymusic/JSB_Chorales.mat), or jsb / nottingham "
+                     "(files in --data-dir); several separated by commas train on all of them")
+    data_dir: str = option(DEFAULT_DATA_DIR, "folder of the named data sets (jsb, nottingham)")
+    conditional: bool = option(False, "condition the model on a one-hot style, the data set "
+                               "each piece comes from (ConditionalPianoRoll)")
     out: str = option("runs/music", "run directory")
     cell: str = option("lstm", "recurrent cell", ("lstm", "gru", "rnn"))
     hidden_size: int = option(256, "hidden size H", low=1)
@@ -45,14 +61,40 @@ TINY: dict[str, Any] = dict(hidden_size=16, batch_size=4, max_steps=6, time_budg
                             eval_every=3, warmup_steps=0, progress=False)
 
 
-def evaluate(model: PianoRollModel, batches: PianoRollBatches) -> dict[str, float]:
-    """Negative log-likelihood per frame in nats over every piece of `batches`."""
-    total, count = 0.0, 0
+def batch_nll(model: MusicModel, batch: tuple) -> tuple[Tensor, int]:
+    """Summed NLL (nats) and frame count of one batch (x, y, lengths[, style ids])."""
+    x, y, lengths = batch[:3]
+    if isinstance(model, ConditionalPianoRoll):
+        return model.nll(x, y, lengths, v=model.one_hot(batch[3]))
+    return model.nll(x, y, lengths)
+
+
+def _logits(model: MusicModel, batch: tuple) -> Tensor:
+    x, _, lengths = batch[:3]
+    if isinstance(model, ConditionalPianoRoll):
+        return model(x, model.one_hot(batch[3]), lengths)
+    return model(x, lengths)
+
+
+def evaluate(model: MusicModel, batches: PianoRollBatches) -> dict[str, float]:
+    """NLL per frame in nats over every piece of `batches` ("loss"), and the frame accuracy
+    of Bay et al. (2009) with keys predicted on where p > 0.5: TP / (TP + FP + FN) summed
+    over all frames ("accuracy")."""
+    total, count, hits, misses = 0.0, 0, 0, 0
+    was_training = model.training
+    model.eval()
     with torch.no_grad():
-        for x, y, lengths in batches:
-            nll, n = model.nll(x, y, lengths)
+        for batch in batches:
+            nll, n = batch_nll(model, batch)
             total, count = total + nll.item(), count + n
-    return {"loss": total / count}
+            y, lengths = batch[1], batch[2]
+            valid = (torch.arange(y.shape[0]).unsqueeze(1) < lengths).unsqueeze(-1)  # (T,B,1)
+            guess = (_logits(model, batch) > 0) & valid
+            truth = (y > 0.5) & valid
+            hits += int((guess & truth).sum())
+            misses += int((guess ^ truth).sum())
+    model.train(was_training)
+    return {"loss": total / count, "accuracy": hits / max(1, hits + misses)}
 
 
 def main(config: MusicConfig, log: Callable[[str], None] = print) -> dict[str, Any]:
@@ -63,23 +105,50 @@ def main(config: MusicConfig, log: Callable[[str], None] = print) -> dict[str, A
         return _train(config, out, log)
 
 
+def _splits(cfg: MusicConfig, log: Callable[[str], None]) -> tuple[list[str], dict]:
+    """The style names and, per split, (pieces, style index of each piece)."""
+    sources = resolve_music_data(cfg.data, cfg.data_dir)
+    splits: dict[str, tuple[list[Tensor], list[int]]] = {}
+    for split in ("train", "valid", "test"):
+        pieces, styles = [], []
+        for i, (_, path) in enumerate(sources):
+            part = load_piano_rolls(path, split)
+            pieces, styles = pieces + part, styles + [i] * len(part)
+        splits[split] = (pieces, styles)
+    for i, (name, path) in enumerate(sources):
+        log(f"data: {name} ({path.name}): " + ", ".join(
+            f"{sum(1 for s in st if s == i)} {split} pieces "
+            f"({sum(len(p) for p, s in zip(ps, st, strict=True) if s == i):,} frames)"
+            for split, (ps, st) in splits.items()))
+    return [n for n, _ in sources], splits
+
+
 def _train(cfg: MusicConfig, out: Path, log: Callable[[str], None]) -> dict[str, Any]:
-    splits = {s: load_piano_rolls(cfg.data, s) for s in ("train", "valid", "test")}
-    log(f"data: {Path(cfg.data).name}: " + ", ".join(
-        f"{len(p)} {s} pieces ({sum(len(x) for x in p):,} frames)" for s, p in splits.items()))
-    args = dict(num_keys=NUM_KEYS, hidden_size=cfg.hidden_size, num_layers=cfg.num_layers,
-                cell=cfg.cell, dropout=cfg.dropout, backend=cfg.backend)
-    model = PianoRollModel(**args)
-    train = PianoRollBatches(splits["train"], cfg.batch_size, seed=cfg.seed)
-    valid = PianoRollBatches(splits["valid"], 64, shuffle=False)
+    names, splits = _splits(cfg, log)
+    args: dict[str, Any] = dict(num_keys=NUM_KEYS, hidden_size=cfg.hidden_size,
+                                num_layers=cfg.num_layers, cell=cfg.cell, dropout=cfg.dropout,
+                                backend=cfg.backend)
+    if cfg.conditional:
+        args.update(num_styles=len(names), styles=names)
+    model = (ConditionalPianoRoll if cfg.conditional else PianoRollModel)(**args)
+    styled = cfg.conditional
 
-    def loss_fn(m: PianoRollModel, batch: tuple, state: Any) -> tuple:
-        x, y, lengths = batch
-        return m.loss(x, y, lengths), None, int(lengths.sum())
+    def batches(split: str, size: int, **kw: Any) -> PianoRollBatches:
+        pieces, styles = splits[split]
+        return PianoRollBatches(pieces, size, styles=styles if styled else None, **kw)
 
-    meta = {"model_class": "PianoRollModel", "model_args": args,
-            "data_fingerprint": file_sha256(Path(cfg.data))[:16],
-            "run_config": config_to_dict(cfg)}
+    train = batches("train", cfg.batch_size, seed=cfg.seed)
+    valid = batches("valid", 64, shuffle=False)
+
+    def loss_fn(m: MusicModel, batch: tuple, state: Any) -> tuple:
+        total, count = batch_nll(m, batch)
+        return total / count, None, count
+
+    sources = resolve_music_data(cfg.data, cfg.data_dir)
+    fingerprint = ",".join(file_sha256(p)[:16] for _, p in sources)
+    meta = {"model_class": type(model).__name__, "model_args": args,
+            "data_fingerprint": fingerprint, "styles": names,
+            "data_files": [str(p) for _, p in sources], "run_config": config_to_dict(cfg)}
     trainer = Trainer(model, cfg, train, loss_fn, lambda m: evaluate(m, valid), out, meta,
                       log=log if not cfg.progress else None)
     if cfg.resume:
@@ -89,20 +158,31 @@ def _train(cfg: MusicConfig, out: Path, log: Callable[[str], None]) -> dict[str,
     if not distributed.is_main():  # rank 0 reports and writes the run's results
         return summary
     best = load_music_model(out)
-    summary["test_nll"] = evaluate(best, PianoRollBatches(splits["test"], 64,
-                                                          shuffle=False))["loss"]
-    log(f"test NLL (best checkpoint): {summary['test_nll']:.3f} nats per frame")
+    test = evaluate(best, batches("test", 64, shuffle=False))
+    summary["test_nll"], summary["test_accuracy"] = test["loss"], test["accuracy"]
+    log(f"test NLL (best checkpoint): {test['loss']:.3f} nats per frame, frame accuracy "
+        f"{100 * test['accuracy']:.1f}%")
+    for i, name in enumerate(names if len(names) > 1 else []):
+        pieces = [p for p, s in zip(*splits["test"], strict=True) if s == i]
+        part = evaluate(best, PianoRollBatches(pieces, 64, shuffle=False,
+                                               styles=[i] * len(pieces) if styled else None))
+        summary[f"test_nll_{name}"] = part["loss"]
+        summary[f"test_accuracy_{name}"] = part["accuracy"]
+        log(f"  {name}: test NLL {part['loss']:.3f} nats per frame, frame accuracy "
+            f"{100 * part['accuracy']:.1f}%")
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
     return summary
 
 
-def load_music_model(path: str | Path, prefer: str = "best") -> PianoRollModel:
-    """The PianoRollModel saved in a run or checkpoint directory, in eval mode."""
+def load_music_model(path: str | Path, prefer: str = "best") -> MusicModel:
+    """The music model (PianoRollModel or ConditionalPianoRoll) saved in a run or checkpoint
+    directory, in eval mode."""
     where = ckpt.find_checkpoint(path, prefer)
     meta = ckpt.load_checkpoint_meta(where)
-    if meta.get("model_class") != "PianoRollModel":
+    cls = MUSIC_MODELS.get(meta.get("model_class"))
+    if cls is None:
         raise ValueError(f"checkpoint {str(where)!r} holds a {meta.get('model_class')!r}, not "
-                         f"a PianoRollModel")
-    model = PianoRollModel(**meta["model_args"])
+                         f"a music model ({' or '.join(MUSIC_MODELS)})")
+    model = cls(**meta["model_args"])
     ckpt.load_model_weights(where, model)
     return model.eval()
