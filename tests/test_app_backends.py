@@ -62,6 +62,13 @@ def _rolls(tmp: Path) -> dict[str, Any]:
     return {"data": str(path)}
 
 
+def _two_roll_sets(tmp: Path) -> dict[str, Any]:
+    first = _rolls(tmp)["data"]
+    second = tmp / "second.mat"
+    second.write_bytes(Path(first).read_bytes())
+    return {"data": f"{first},{second}", "conditional": True}
+
+
 def _series(tmp: Path) -> dict[str, Any]:
     path = tmp / "series.csv"
     path.write_text("y\n" + "".join(f"{10 + 3 * math.sin(2 * math.pi * t / 6) + 0.1 * t:.5f}\n"
@@ -85,6 +92,7 @@ APPS = {  # task -> (module, its config class, the data and settings of the run)
     "music": (music, music.MusicConfig, _rolls),
     "forecast": (forecast, forecast.ForecastConfig, _series),
     "tag": (tag, tag.TagConfig, _conll),
+    "music-conditional": (music, music.MusicConfig, _two_roll_sets),
 }
 
 

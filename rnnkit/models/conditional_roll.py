@@ -11,7 +11,7 @@ from torch import Tensor, nn
 from rnnkit.layers._regularisers import Dropout
 from rnnkit.models._streaming import rnn_step
 from rnnkit.models.conditional import state_from_condition
-from rnnkit.models.factory import make_rnn
+from rnnkit.models.factory import make_rnn, run_rnn
 
 __all__ = ["ConditionalPianoRoll"]
 
@@ -84,11 +84,10 @@ class ConditionalPianoRoll(nn.Module):
 
     def forward(self, x: Tensor, v: Tensor, lengths: Tensor | None = None,
                 state: Any = None) -> Tensor:
-        kwargs = {} if lengths is None else {"lengths": lengths}
         if state is None:
             state = state_from_condition(self.init_state, v, self.cell, self.num_layers,
                                          self.hidden_size)
-        out, _ = self.rnn(self._inputs(x, v), state, **kwargs)  # (T, B, H)
+        out, _ = run_rnn(self.rnn, self._inputs(x, v), state, lengths)  # (T, B, H)
         return self.head(self.drop(out))  # (T, B, K)
 
     def step(self, frame: Tensor, v: Tensor, state: Any = None) -> tuple[Tensor, Any]:
