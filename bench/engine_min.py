@@ -19,6 +19,20 @@ SHAPES = [("RNN", 8, 1000, 64), ("RNN", 1, 100, 128), ("GRU", 2, 20, 32), ("RNN"
           ("GRU", 1, 100, 128), ("LSTM", 64, 100, 512), ("LSTM", 16, 100, 128)]
 
 
+def _train(layer: torch.nn.Module, x: torch.Tensor):
+    def step() -> None:
+        out, _ = layer(x)
+        out.sum().backward()
+    return step
+
+
+def _infer(layer: torch.nn.Module, x: torch.Tensor):
+    def step() -> None:
+        with torch.no_grad():
+            layer(x)
+    return step
+
+
 def main(seconds: float = 1.5, threads: int = 2) -> dict[str, float]:
     torch.set_num_threads(threads)
     res = {}
@@ -26,16 +40,7 @@ def main(seconds: float = 1.5, threads: int = 2) -> dict[str, float]:
         torch.manual_seed(0)
         layer = getattr(rk, cell)(H, H, engine="fused")
         x = torch.randn(T, B, H, requires_grad=True)
-
-        def train() -> None:
-            out, _ = layer(x)
-            out.sum().backward()
-
-        def infer() -> None:
-            with torch.no_grad():
-                layer(x)
-
-        for name, fn in (("train", train), ("infer", infer)):
+        for name, fn in (("train", _train(layer, x)), ("infer", _infer(layer, x))):
             for _ in range(3):
                 fn()
             best, end = float("inf"), time.perf_counter() + seconds
