@@ -6,9 +6,9 @@ whose step can run as a one-step call of the engine's layer kernels: `engine="fu
 (a float32 or float64 CPU input, no LSTM projection, the engine built; otherwise it raises,
 naming the reason), forward and backward; `engine="reference"` keeps the plain equations,
 which stay the oracle. `engine="auto"` (the default) runs the reference equations for now:
-measured with bench/cells.py (docs/benchmarks.md), a one-step engine call still spends more
-in its Python wrapper than its kernel saves at most shapes, so the engine waits for the
-per-call cost to move into C++. Tracing (`torch.jit.trace`, ONNX export) and `torch.compile`
+measured with bench/cells.py (docs/benchmarks.md), the one-step engine call wins in inference
+for the LSTM and GRU but loses for the RNN and in training at larger batches, so the engine
+waits for the per-call cost (issue 14). Tracing (`torch.jit.trace`, ONNX export) and `torch.compile`
 see the reference equations.
 """
 
