@@ -22,6 +22,7 @@ from torch import Tensor
 
 from rnnkit import cells as _ref
 from rnnkit import engine as _engine
+from rnnkit.layers.base import _tracing as _layer_tracing
 
 __all__ = ["RNNCell", "LSTMCell", "GRUCell", "CELL_ENGINES"]
 
@@ -91,8 +92,9 @@ def _reference_step(cell: Any, x: Tensor, h0: Tensor, c0: Tensor,
 
 
 def _tracing() -> bool:
-    return (torch.jit.is_tracing() or torch.compiler.is_exporting()
-            or torch.compiler.is_compiling())
+    """The layers' rule (jit.trace, ONNX export, torch.export), and torch.compile too: a cell
+    call sits inside the user's compiled code, where the equations trace and the kernels cannot."""
+    return _layer_tracing() or torch.compiler.is_compiling()
 
 
 class RNNCell(_FusedStep, _ref.RNNCell):
