@@ -131,7 +131,7 @@ def test_the_default_backend_runs_the_fused_engine(task, tmp_path, ext, monkeypa
             return real(*a, **k)
         return spy
 
-    for name in ("fused_layer", "fused_direction", "skip_direction"):
+    for name in ("fused_layer", "fused_layer_flat", "fused_direction", "skip_direction"):
         monkeypatch.setattr(engine, name, spying(name))
     _train_losses(task, tmp_path)
     assert calls, f"{task}: no fused engine call while training with the default backend"

@@ -116,6 +116,25 @@ def test_every_gemm_path_matches_reference(kind, small_batch, onednn, dtype):
                     forward_backward(ref, x, hx, **kwargs), dtype)
 
 
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("few_step_rows", [0, 2, 16], ids=["blas", "default", "all"])
+def test_few_step_products_match_reference(kind, few_step_rows, dtype):
+    """Calls of one or two steps multiply in the weights' own layout (step_mm_nt.h) up to
+    `few_step_rows` rows, else through BLAS: every batch from 1 to 5 rows (blocks of two rows
+    and the odd one), one and two steps, both directions, forward and every gradient."""
+    with tuning.overridden(few_step_rows=few_step_rows):
+        for T_few in (1, 2):
+            for B in (1, 2, 3, 5):
+                cls, _, extra = KINDS[kind]  # sizes with whole vectors and a remainder
+                fused = cls(19, 21, **extra, bidirectional=True, engine="fused").to(dtype)
+                ref = cls(19, 21, **extra, bidirectional=True, engine="reference").to(dtype)
+                ref.load_state_dict(fused.state_dict())
+                x = torch.randn(T_few, B, 19, dtype=dtype, requires_grad=True)
+                hx = make_hx(ref, B, dtype)
+                assert_same(forward_backward(fused, x, hx), forward_backward(ref, x, hx), dtype)
+
+
 def test_onednn_default_policy_is_as_accurate_as_the_reference_at_large_batches():
     """At the default policy a float32 layer call of B=64, H=256 takes the oneDNN path. Its
     reductions (over T*B = 256 rows, and over H) sum in another order than the reference's, so

@@ -111,15 +111,26 @@ def test_fused_runs_the_engine_and_auto_and_reference_do_not(ext, kind, monkeypa
     import rnnkit.engine as engine
 
     calls = []
-    real = engine.fused_layer
-    monkeypatch.setattr(engine, "fused_layer", lambda *a, **k: calls.append(1) or real(*a, **k))
+    for name in ("fused_layer", "fused_layer_flat"):  # the general path, the one crossing
+        real = getattr(engine, name)
+        monkeypatch.setattr(engine, name,
+                            lambda *a, _real=real, **k: calls.append(1) or _real(*a, **k))
     fused, _ = _pair(kind, 3, 4, True, torch.float32)
     fused(torch.randn(2, 3))
     assert len(calls) == 1
-    for engine_name in ("auto", "reference"):  # auto: the equations, see rnnkit/layers/cells.py
+    for engine_name in ("auto", "reference"):  # auto, recorded by autograd: the equations
         cell, _ = _pair(kind, 3, 4, True, torch.float32, engine=engine_name)
         cell(torch.randn(2, 3))
     assert len(calls) == 1
+    auto, ref = _pair(kind, 3, 4, True, torch.float32, engine="auto")
+    x = torch.randn(2, 3)
+    with torch.no_grad():  # auto, not recorded: the engine, with the equations' results
+        got, want = auto(x), ref(x)
+        auto.next_state(x)  # the general path (the state protocol) too
+    assert len(calls) == 3
+    for a, b in zip(got if isinstance(got, tuple) else (got,),
+                    want if isinstance(want, tuple) else (want,), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
 
 
 def test_engine_argument_is_checked_and_fused_names_what_it_cannot_run(ext):
@@ -131,7 +142,7 @@ def test_engine_argument_is_checked_and_fused_names_what_it_cannot_run(ext):
     half = rk.GRUCell(3, 4, engine="fused").to(torch.bfloat16)
     with pytest.raises(RuntimeError, match="engine='fused' cannot run this cell"):
         half(torch.randn(2, 3, dtype=torch.bfloat16))
-    proj.engine = "auto"  # the reference equations
+    proj.engine = "auto"  # the reference equations (no projection on the engine)
     h, c = proj(torch.randn(2, 3))
     assert h.shape == (2, 2) and c.shape == (2, 4)
 

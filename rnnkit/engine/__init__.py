@@ -4,7 +4,8 @@ The engine knows no layer: it takes tensors and a cell's name (`cells.CODES`) an
 nothing above it. `rnnkit.layers` runs a layer's stack through it:
 
 - `fused_layer(cell, x, h0, c0, weights, lengths)`: one layer of a standard cell (RNN, LSTM,
-  GRU), every direction in one call (`fused_layer.py`);
+  GRU), every direction in one call (`fused_layer.py`); `fused_layer_flat`, the same call
+  with its inputs already in the kernels' form, for callers that run one step at a time;
 - `fused_direction(cell, x, h0, c0, weights, lengths, reverse, h_drop, zone)`: one direction of
   any cell, with recurrent dropout and zoneout; `skip_direction` for the skip RNN
   (`fused_direction.py`);
@@ -24,11 +25,11 @@ from rnnkit.engine._build import build_error, load_extension
 from rnnkit.engine._checks import input_problem
 from rnnkit.engine.cells import CODES, DIRECTION_CELLS, LAYER_CELLS, TWO_FIELD_CELLS
 from rnnkit.engine.fused_direction import fused_direction, skip_direction
-from rnnkit.engine.fused_layer import FusedLayer, fused_layer
+from rnnkit.engine.fused_layer import FusedLayer, fused_layer, fused_layer_flat
 
 __all__ = ["CODES", "LAYER_CELLS", "DIRECTION_CELLS", "TWO_FIELD_CELLS", "unsupported_reason",
-           "fused_layer", "FusedLayer", "fused_direction", "skip_direction", "load_extension",
-           "build_error", "empty_cache", "cached_bytes"]
+           "fused_layer", "fused_layer_flat", "FusedLayer", "fused_direction", "skip_direction",
+           "load_extension", "build_error", "empty_cache", "cached_bytes"]
 
 
 def empty_cache() -> int:

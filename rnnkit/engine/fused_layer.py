@@ -8,11 +8,11 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-from rnnkit.engine._build import load_extension
+from rnnkit.engine._build import ENGINE, load_extension
 from rnnkit.engine._twice import Reference, differentiable_grads
 from rnnkit.engine.cells import CODES, LAYER_CELLS
 
-__all__ = ["FusedLayer", "fused_layer"]
+__all__ = ["FusedLayer", "fused_layer", "fused_layer_flat"]
 
 _LSTM = CODES["LSTM"]
 _NO_LENGTHS = torch.empty(0, dtype=torch.int64)
@@ -118,3 +118,20 @@ def _lengths(lengths: Tensor) -> Tensor:
         raise TypeError(f"fused_layer: lengths must be an integer tensor, got dtype "
                         f"{lengths.dtype}")
     return lengths.to(torch.int64)
+
+
+def fused_layer_flat(code: int, x: Tensor, h0: Tensor, c0: Tensor, flat: Sequence[Tensor],
+                     reference: Reference | None) -> tuple[Tensor, Tensor, Tensor] | None:
+    """`fused_layer` for a caller that has its inputs in the kernels' form already (one call
+    per step of a decoder): `code` from `CODES`, `flat` the 4 weights of each direction (empty
+    biases for none), c0 an empty tensor unless LSTM, no lengths. Returns (out, h_n, c_n)
+    (c_n empty unless LSTM), or None while the engine is not loaded yet. Raises the kernels'
+    ValueError for a shape or dtype they cannot take (the caller re-checks in Python then)."""
+    ext = ENGINE.module
+    if ext is None:
+        return None
+    if torch.is_grad_enabled() and (x.requires_grad or h0.requires_grad or c0.requires_grad
+                                    or any(w.requires_grad for w in flat)):
+        return FusedLayer.apply(code, reference, _NO_LENGTHS, x, h0, c0, *flat)
+    res = ext.layer_forward(code, x, h0, c0, flat, _NO_LENGTHS, False)
+    return res[0], res[1], res[2]

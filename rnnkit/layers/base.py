@@ -13,7 +13,7 @@ from torch.nn.utils.rnn import PackedSequence
 
 from rnnkit import init as _init
 from rnnkit.cells.base import RecurrentCell
-from rnnkit.layers import _inputs, _regularisers, stack
+from rnnkit.layers import _fast, _inputs, _regularisers, stack
 from rnnkit.layers._torch_path import run_torch, supports_torch
 from rnnkit.layers.scan import unroll
 
@@ -231,6 +231,10 @@ class RecurrentLayer(nn.Module):
         self, input: Tensor | PackedSequence, hx: Any = None, *, lengths: Tensor | None = None
     ) -> tuple[Tensor | PackedSequence, Any]:
         """Run the stack over a sequence; returns (output, final state) like torch.nn."""
+        if lengths is None and type(input) is Tensor:  # most calls: one crossing (_fast.py)
+            done = _fast.forward(self, input, hx)
+            if done is not None:
+                return done
         seq = _inputs.prepare(self, input, hx, lengths)
         out, state = self._run(seq.x, seq.state, seq.lengths)
         return seq.restore(out, state)

@@ -5,12 +5,13 @@ Each is the reference cell of `rnnkit.cells` (same parameters, same protocol, sa
 whose step can run as a one-step call of the engine's layer kernels: `engine="fused"` does
 (a float32 or float64 CPU input, no LSTM projection, the engine built; otherwise it raises,
 naming the reason), forward and backward; `engine="reference"` keeps the plain equations,
-which stay the oracle. `engine="auto"` (the default) runs the reference equations for now:
-measured with bench/cells.py (docs/benchmarks.md), the one-step engine call wins in inference
-for the LSTM and GRU but loses for the RNN and in training at larger batches, so the engine
-waits for the per-call cost (issue 14). Tracing (`torch.jit.trace`, ONNX export) and `torch.compile`
-see the reference equations.
-"""
+which stay the oracle. `engine="auto"` (the default) runs the engine where it was measured to
+win (bench/cells.py, docs/benchmarks.md): a step that autograd does not record (inference,
+`torch.no_grad()`, the decoders and samplers) runs on the engine, 1.0-1.8x torch.nn's cells;
+a step that autograd records runs the equations, because the one-step backward still loses at
+larger batches. A batched call goes straight to the kernels (one crossing, as the layers'
+`_fast.py`). Tracing (`torch.jit.trace`, ONNX export) and `torch.compile` see the reference
+equations."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from torch import Tensor
 
 from rnnkit import cells as _ref
 from rnnkit import engine as _engine
+from rnnkit.engine.fused_layer import _empty
 from rnnkit.layers.base import _tracing as _layer_tracing
 
 __all__ = ["RNNCell", "LSTMCell", "GRUCell", "CELL_ENGINES"]
@@ -56,13 +58,68 @@ class _FusedStep:
                     f"(proj_size={self.options['proj_size']}); use engine='reference'")
         return _engine.unsupported_reason(self._cell_name(), x.unsqueeze(0), self.weight_ih)
 
+    def _auto_engine(self, x: Tensor, state: Any) -> bool:
+        """Whether `engine="auto"` runs this step on the engine: when autograd does not record
+        it (see the module docstring)."""
+        if not torch.is_grad_enabled():
+            return True
+        fields = state if isinstance(state, tuple) else (state,)
+        return not (x.requires_grad or any(p.requires_grad for p in self._parameters.values()
+                                           if p is not None)
+                    or any(isinstance(f, Tensor) and f.requires_grad for f in fields))
+
     def _advance(self, x: Tensor, state: Any) -> Any:
         if self.engine == "fused" and not _tracing():
             reason = self.fused_reason(x)
             if reason is not None:
                 raise RuntimeError(f"engine='fused' cannot run this cell: {reason}")
             return self._fused_step(x, state)
+        if (self.engine == "auto" and not _tracing() and self._auto_engine(x, state)
+                and self.fused_reason(x) is None):
+            return self._fused_step(x, state)
         return super()._advance(x, state)
+
+    def forward(self, input: Tensor, hx: Any = None) -> Any:
+        if (type(input) is Tensor and input.dim() == 2 and self.engine != "reference"
+                and (self.engine == "fused" or self._auto_engine(input, hx))):
+            done = self._one_crossing(input, hx)  # most calls: straight to the kernels
+            if done is not None:
+                return done
+        return super().forward(input, hx)
+
+    def _one_crossing(self, x: Tensor, hx: Any) -> Any:
+        """`forward` for a batched x (B, I) in one call of the kernels, or None where the
+        general path must run: anything out of the ordinary, or input the kernels refuse
+        (the general path then raises its own error). Same kernel call, same results."""
+        params = self._parameters
+        w_ih, w_hh = params.get("weight_ih"), params.get("weight_hh")
+        if (w_ih is None or w_hh is None or self.options.get("proj_size") or not x.is_cpu
+                or _tracing()):
+            return None
+        empty = _empty(x.dtype)
+        b_ih, b_hh = params.get("bias_ih"), params.get("bias_hh")
+        flat = [w_ih, w_hh, empty if b_ih is None else b_ih, empty if b_hh is None else b_hh]
+        two = len(self.State._fields) == 2
+        if hx is None:
+            h0 = x.new_zeros(1, x.shape[0], self.hidden_size)
+            c0 = x.new_zeros(1, x.shape[0], self.hidden_size) if two else empty
+        elif two:
+            if not isinstance(hx, tuple) or len(hx) != 2 or not all(
+                    isinstance(f, Tensor) and f.dim() == 2 for f in hx):
+                return None
+            h0, c0 = hx[0].unsqueeze(0), hx[1].unsqueeze(0)
+        else:
+            if not isinstance(hx, Tensor) or hx.dim() != 2:
+                return None
+            h0, c0 = hx.unsqueeze(0), empty
+        try:
+            res = _engine.fused_layer_flat(_engine.CODES[self._cell_name()], x.unsqueeze(0),
+                                           h0, c0, flat, functools.partial(_reference_step, self))
+        except (ValueError, TypeError):
+            return None
+        if res is None:
+            return None
+        return self.State(res[1][0], res[2][0]) if two else res[1][0]
 
     def _fused_step(self, x: Tensor, state: Any) -> Any:
         weights = (self.weight_ih, self.weight_hh, getattr(self, "bias_ih", None),

@@ -81,7 +81,7 @@ template <typename T>
 struct StepGemm {
   int B, N, K;
   const T* m_kn = nullptr;  // M (K, N), for the small kernel and plain BLAS
-  const T* m_nk = nullptr;  // or M^T (N, K): then plain BLAS only (calls of one or two steps)
+  const T* m_nk = nullptr;  // or M^T (N, K): calls of one or two steps (step_mm_nt or BLAS)
   at::Tensor packed;        // MKL-packed M, when used
   at::Tensor dnn;           // oneDNN-reordered M^T, when used
   at::TensorOptions opt;
@@ -132,7 +132,10 @@ struct StepGemm {
       return;
     }
     if (m_nk) {
-      gemm(false, true, B, N, K, a, K, m_nk, K, accumulate ? T(1) : T(0), c, N);
+      if (B <= tuned.few_step_rows)
+        k.mm_nt(B, K, N, a, K, m_nk, K, c, N, accumulate);
+      else
+        gemm(false, true, B, N, K, a, K, m_nk, K, accumulate ? T(1) : T(0), c, N);
       return;
     }
     if (B <= tuned.small_batch) {

@@ -73,14 +73,15 @@ struct Kernels {
   void (*mm)(int, int, int, const T*, int, const T*, int, T*, int, bool);
   void (*transpose)(const T*, int, int, T*, int);
   void (*mm_bias)(int, int, int, const T*, int, const T*, int, T*, int, const T*);
+  void (*mm_nt)(int, int, int, const T*, int, const T*, int, T*, int, bool);
 };
 
 #define RK_TABLE(NS)                                                                     \
   Kernels<float>{NS::fwd_keep_f, NS::fwd_nokeep_f, NS::bwd_f, NS::mm_f,           \
-                 NS::transpose_f, NS::mm_bias_f},                                      \
+                 NS::transpose_f, NS::mm_bias_f, NS::mm_nt_f},                        \
       Kernels<double> {                                                                  \
     NS::fwd_keep_d, NS::fwd_nokeep_d, NS::bwd_d, NS::mm_d, NS::transpose_d,      \
-        NS::mm_bias_d                                                                    \
+        NS::mm_bias_d, NS::mm_nt_d                                                       \
   }
 
 struct Dispatch {
@@ -129,7 +130,13 @@ void forward_dir(int64_t mode, int Tn, int Bn, int In, int Hn, const T* x, Dir<T
   // GEMM over all their rows. oneDNN adds the bias itself; after BLAS the row pass adds it
   // (`xb`), in cache, where filling bias rows first cost a pass over all of xp on one thread.
   at::Tensor bias;
-  if (w.b_ih) bias = fold_hh ? w.b_ih_t + w.b_hh_t : w.b_ih_t.contiguous();
+  if (w.b_ih && fold_hh) {  // b_ih + b_hh, into a pooled row (no ATen op per call)
+    bias = pooled_empty({G}, opt);
+    T* __restrict sum = bias.data_ptr<T>();
+    for (int j = 0; j < G; ++j) sum[j] = w.b_ih[j] + w.b_hh[j];
+  } else if (w.b_ih) {
+    bias = w.b_ih_t;
+  }
   auto project = [&](int t0, int count) -> at::Tensor {
     const int64_t rows = int64_t(count) * Bn;
     const T* xs = x + int64_t(t0) * Bn * In;
@@ -138,7 +145,10 @@ void forward_dir(int64_t mode, int Tn, int Bn, int In, int Hn, const T* x, Dir<T
       return onednn::linear(x2, w.w_ih_t, bias, at::Tensor()).view({count, Bn, G});
     }
     at::Tensor xp_t = pooled_empty({count, Bn, G}, opt);
-    gemm(false, true, int(rows), G, In, xs, In, w.w_ih, In, T(0), xp_t.data_ptr<T>(), G);
+    if (few_steps && rows <= tuned.few_step_rows)
+      k.mm_nt(int(rows), In, G, xs, In, w.w_ih, In, xp_t.data_ptr<T>(), G, false);
+    else
+      gemm(false, true, int(rows), G, In, xs, In, w.w_ih, In, T(0), xp_t.data_ptr<T>(), G);
     return xp_t;
   };
   // The whole xp at once where the backward keeps it (LSTM/RNN activations) or the layer is

@@ -22,6 +22,10 @@ struct Tuning {
   int64_t parallel_step_macs = int64_t(1) << 19;
   // Batches up to this size use the register-blocked step product instead of BLAS.
   int64_t small_batch = 16;
+  // Calls of one or two steps compute products of up to this many rows (the input projection
+  // and h W_hh^T) on the kernel that reads torch's (G, K) weight layout (step_mm_nt.h) instead
+  // of BLAS, whose set-up cost exceeds such a product (0: always BLAS).
+  int64_t few_step_rows = 2;
   // Batches up to team_batch whose step product has at least team_macs multiply-adds run their
   // step loop on a thread team (one OpenMP region for all steps); 0 macs: every size.
   int64_t team_batch = 16;
@@ -71,6 +75,7 @@ inline constexpr Field kFields[] = {
     {"serial_step_macs", &Tuning::serial_step_macs},
     {"parallel_step_macs", &Tuning::parallel_step_macs},
     {"small_batch", &Tuning::small_batch},
+    {"few_step_rows", &Tuning::few_step_rows},
     {"team_batch", &Tuning::team_batch},
     {"team_macs", &Tuning::team_macs},
     {"team_large_macs", &Tuning::team_large_macs},
