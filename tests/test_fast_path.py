@@ -127,3 +127,25 @@ def test_replaced_parameter_is_used():
     ref.load_state_dict(rnn.state_dict())
     torch.testing.assert_close(after, ref(x)[0])
     assert not torch.equal(before, after)
+
+
+@pytest.mark.parametrize("kind", sorted(LAYERS))
+def test_kernels_take_an_empty_state_as_zeros(kind):
+    """The kernels' zero state (what an inference call without hx passes): an empty h0 and
+    c0 give what zeros give; an empty h0 with a real c0 is refused, naming both."""
+    torch.manual_seed(0)
+    layer = LAYERS[kind](5, 7, bidirectional=True)
+    flat = layer._flat_weights
+    code = rk.engine.CODES[layer.mode]
+    x = torch.randn(3, 2, 5)
+    empty = torch.empty(0)
+    zeros = torch.zeros(2, 2, 7)
+    lstm = kind == "lstm"
+    with torch.no_grad():
+        got = rk.engine.fused_layer_flat(code, x, empty, empty, flat, None)
+        want = rk.engine.fused_layer_flat(code, x, zeros, zeros if lstm else empty, flat, None)
+    for a, b in zip(got[:2 + lstm], want[:2 + lstm], strict=True):
+        assert torch.equal(a, b)
+    if lstm:
+        with pytest.raises(ValueError, match=r"h0 is empty \(a zero state\) but c0 has shape"):
+            rk.engine.fused_layer_flat(code, x, empty, zeros, flat, None)

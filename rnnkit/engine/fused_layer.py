@@ -43,7 +43,8 @@ class FusedLayer(torch.autograd.Function):
     Inputs: mode code, the reference twin (see `_twice`; None: no gradient of the gradient),
     lengths ((B,) int64 or empty), x (T, B, I), h0 (D, B, H), c0 (D, B, H) (empty unless
     LSTM), then per direction w_ih (G, I), w_hh (G, H), b_ih (G), b_hh (G) (empty biases when
-    the layer has none). Outputs: out (T, B, D*H), h_n, c_n.
+    the layer has none). Outputs: out (T, B, D*H), h_n, c_n. (The kernels also take an empty
+    h0 and c0 for a zero state; `fused_layer_flat` passes them in inference only.)
     """
 
     @staticmethod
@@ -124,7 +125,8 @@ def fused_layer_flat(code: int, x: Tensor, h0: Tensor, c0: Tensor, flat: Sequenc
                      reference: Reference | None) -> tuple[Tensor, Tensor, Tensor] | None:
     """`fused_layer` for a caller that has its inputs in the kernels' form already (one call
     per step of a decoder): `code` from `CODES`, `flat` the 4 weights of each direction (empty
-    biases for none), c0 an empty tensor unless LSTM, no lengths. Returns (out, h_n, c_n)
+    biases for none), c0 an empty tensor unless LSTM, no lengths. An empty h0 (and c0) is a
+    zero state, for a call that autograd does not record. Returns (out, h_n, c_n)
     (c_n empty unless LSTM), or None while the engine is not loaded yet. Raises the kernels'
     ValueError for a shape or dtype they cannot take (the caller re-checks in Python then)."""
     ext = ENGINE.module

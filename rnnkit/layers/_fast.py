@@ -44,7 +44,9 @@ def forward(layer: Any, input: Tensor, hx: Any) -> tuple[Tensor, Any] | None:
     empty = _EMPTY.get(x.dtype)
     if empty is None:
         empty = _EMPTY[x.dtype] = torch.empty(0, dtype=x.dtype)
-    if hx is None:
+    if hx is None and not torch.is_grad_enabled():  # the kernels' zero state: empty h0, c0
+        h0 = c0 = empty
+    elif hx is None:
         shape = (layer.num_directions, x.shape[1], layer.hidden_size)
         h0 = x.new_zeros(shape)
         c0 = x.new_zeros(shape) if lstm else empty

@@ -100,7 +100,9 @@ class _FusedStep:
         b_ih, b_hh = params.get("bias_ih"), params.get("bias_hh")
         flat = [w_ih, w_hh, empty if b_ih is None else b_ih, empty if b_hh is None else b_hh]
         two = len(self.State._fields) == 2
-        if hx is None:
+        if hx is None and not torch.is_grad_enabled():  # the kernels' zero state
+            h0 = c0 = empty
+        elif hx is None:
             h0 = x.new_zeros(1, x.shape[0], self.hidden_size)
             c0 = x.new_zeros(1, x.shape[0], self.hidden_size) if two else empty
         elif two:

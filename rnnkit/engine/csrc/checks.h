@@ -216,11 +216,27 @@ inline void layer_forward(int64_t mode, const at::Tensor& x, const at::Tensor& h
   fused_mode(fn, mode);
   input(fn, x);
   const int64_t T = x.size(0), B = x.size(1), I = x.size(2);
-  const int64_t H = hidden_from(fn, h0, "h0", "(D, B, H)", 3, x.scalar_type());
-  const Where w{fn, fused_mode_name(mode), "h0", H, I};
+  // An empty h0 (and c0) stands for a zero state; H then comes from weight_hh (G, H).
+  const bool zero_state = h0.defined() && h0.dim() == 1 && h0.numel() == 0;
+  int64_t H;
+  if (zero_state) {
+    on_cpu_as(fn, h0, "h0", "", x.scalar_type());
+    TORCH_CHECK_VALUE(!ws.empty() && ws[1].defined() && ws[1].dim() == 2, fn,
+                      ": h0 is empty (a zero state), so weight_hh must be a (G, H) tensor");
+    H = hidden_from(fn, ws[1], "weight_hh", "(G, H)", 2, x.scalar_type());
+  } else {
+    H = hidden_from(fn, h0, "h0", "(D, B, H)", 3, x.scalar_type());
+  }
+  const Where w{fn, fused_mode_name(mode), zero_state ? "weight_hh" : "h0", H, I};
   const int D = fused_weights(w, mode, x.scalar_type(), ws);
-  shaped(w, h0, "h0", "", {D, B, H});
-  if (mode == rk_cells::LSTM) tensor(w, c0, "c0", "", x.scalar_type(), {D, B, H});
+  if (!zero_state) shaped(w, h0, "h0", "", {D, B, H});
+  if (mode == rk_cells::LSTM && zero_state) {
+    TORCH_CHECK_VALUE(c0.defined() && c0.numel() == 0, fn, ": h0 is empty (a zero state) but "
+                      "c0 has shape ", shape_str(c0.sizes()),
+                      ", expected both empty or both (D, B, H)");
+  } else if (mode == rk_cells::LSTM) {
+    tensor(w, c0, "c0", "", x.scalar_type(), {D, B, H});
+  }
   lengths(fn, len, B, T);
 }
 

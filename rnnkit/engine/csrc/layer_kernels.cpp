@@ -262,11 +262,24 @@ std::vector<at::Tensor> layer_forward(int64_t mode, const at::Tensor& x_in, cons
   const at::Tensor x = x_in.contiguous(), lengths = lengths_in.contiguous();
   const std::vector<at::Tensor> w = contiguous_all(w_in);
   const int Tn = x.size(0), Bn = x.size(1), In = x.size(2);
-  const int D = int(w.size() / 4), Hn = h0.size(2);
+  const bool zero_state = h0.numel() == 0;  // checked: then c0 is empty too
+  const int D = int(w.size() / 4), Hn = zero_state ? w[1].size(1) : h0.size(2);
   auto opt = x.options();
   at::Tensor out = pooled_empty({Tn, Bn, D * Hn}, opt);
-  at::Tensor hT = h0.clone(at::MemoryFormat::Contiguous);
-  at::Tensor cT = mode == LSTM ? c0.clone(at::MemoryFormat::Contiguous) : at::Tensor();
+  // The final states start as copies of the initial ones (or zeros), without an ATen op.
+  auto start = [&](const at::Tensor& s0) {
+    at::Tensor s = pooled_empty({D, Bn, Hn}, opt);
+    const size_t bytes = s.numel() * s.element_size();
+    if (zero_state) {
+      std::memset(s.data_ptr(), 0, bytes);
+    } else {
+      const at::Tensor src = s0.contiguous();
+      std::memcpy(s.data_ptr(), src.data_ptr(), bytes);
+    }
+    return s;
+  };
+  at::Tensor hT = start(h0);
+  at::Tensor cT = mode == LSTM ? start(c0) : at::Tensor();
   const int64_t* len = lengths.numel() ? lengths.data_ptr<int64_t>() : nullptr;
   std::vector<at::Tensor> res{out, hT, mode == LSTM ? cT : at::empty({0}, opt)};
   const int64_t G = gate_count(mode) * Hn;
