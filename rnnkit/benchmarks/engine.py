@@ -17,6 +17,7 @@ import io
 import json
 import platform
 import statistics
+from functools import partial
 import subprocess
 import time
 import warnings
@@ -94,7 +95,7 @@ def _interleave(fns: dict[str, Callable[[], Any]], budget_s: float, min_reps: in
     for _ in range(reps):
         for name, fn in fns.items():
             n = calls[name]
-            times[name].append(_time(fn) if n == 1 else _time(lambda: _repeat(fn, n)) / n)
+            times[name].append(_time(fn) if n == 1 else _time(partial(_repeat, fn, n)) / n)
     return {name: statistics.median(ts) for name, ts in times.items()}
 
 
