@@ -17,11 +17,11 @@ import io
 import json
 import platform
 import statistics
-from functools import partial
 import subprocess
 import time
 import warnings
 from collections.abc import Callable, Iterator
+from functools import partial
 from typing import Any
 
 import torch
