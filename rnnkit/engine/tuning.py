@@ -115,14 +115,20 @@ def machine_key() -> str:
 
 
 def defaults() -> dict[str, int]:
-    """The compiled defaults, adjusted for this machine: with one core there is no thread to
-    share a step loop with, so no teams, row splits or pipelined backward. (The defaults were
+    """The compiled defaults, adjusted for this machine: a step loop splits by batch rows only
+    while the recurrent weights fit in one core's L2 (every thread of the split reads all of
+    them at every step); with one core there is no thread to share a step loop with, so no
+    teams, row splits or pipelined backward. (The defaults were
     measured on 2-core Intel Xeon and AMD EPYC machines; `rnnkit tune` measures this one.)"""
     from rnnkit.engine._build import ENGINE
 
     _ext()  # loading the engine records the compiled defaults (install)
     values = dict(ENGINE.defaults) if ENGINE.defaults else current()
-    if machine()["cores"] < 2:
+    info = machine()
+    l2 = info["caches"].get("L2", 0)
+    if l2 and "split_weight_bytes" in values:  # a row split's threads each read all of W_hh
+        values["split_weight_bytes"] = l2
+    if info["cores"] < 2:
         values.update(team_batch=0, direction_team_batch=0, split_rows=0, pipeline_rows=0)
     return values
 

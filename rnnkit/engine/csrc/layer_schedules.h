@@ -26,7 +26,9 @@ int team_threads(int B, int G, int H) {
 template <typename T>
 int split_threads(int B, int G, int H) {
   const int64_t macs = int64_t(B) * G * H;
+  const int64_t weight_bytes = int64_t(G) * H * int64_t(sizeof(T));
   if (tuned.split_rows <= 0 || macs < tuned.team_macs || macs > tuned.team_large_macs ||
+      (tuned.split_weight_bytes > 0 && weight_bytes > tuned.split_weight_bytes) ||
       at::in_parallel_region() || rk_common::contended())
     return 1;
   return std::max(1, std::min({at::get_num_threads(), int(B / tuned.split_rows), 8}));

@@ -36,6 +36,11 @@ struct Tuning {
   int64_t team_large_macs = 13000000;
   // A step loop splits by batch rows when every thread gets at least this many rows (0: never).
   int64_t split_rows = 4;
+  // ... and while W_hh^T (H x G) takes at most this many bytes: every thread of a split reads
+  // all of it at every step, so it must stay in the core's L2 (0: no limit). Python sets it to
+  // the machine's L2 (rnnkit.engine.tuning.defaults): on an AMD EPYC with 512 KB of L2 the
+  // split of the (64, 32, 256) LSTM (1 MB of W_hh^T) ran 1.37x slower than the team.
+  int64_t split_weight_bytes = 0;
   // Rows of dG per chunk of the pipelined backward's parameter gradients (0: no pipeline).
   int64_t pipeline_rows = 256;
   // Rows of the input projections computed at a time in inference.
@@ -80,6 +85,7 @@ inline constexpr Field kFields[] = {
     {"team_macs", &Tuning::team_macs},
     {"team_large_macs", &Tuning::team_large_macs},
     {"split_rows", &Tuning::split_rows},
+    {"split_weight_bytes", &Tuning::split_weight_bytes},
     {"pipeline_rows", &Tuning::pipeline_rows},
     {"xp_chunk_rows", &Tuning::xp_chunk_rows},
     {"onednn", &Tuning::onednn},
