@@ -19,11 +19,10 @@ from torch import Tensor
 
 from rnnkit import engine as _engine
 from rnnkit.engine.cells import CODES, LAYER_CELLS
+from rnnkit.engine.fused_layer import _empty
 from rnnkit.layers.stack import _reference_layer  # the twin, for gradients of gradients
 
 __all__ = ["forward"]
-
-_EMPTY: dict[torch.dtype, Tensor] = {}
 
 
 def forward(layer: Any, input: Tensor, hx: Any) -> tuple[Tensor, Any] | None:
@@ -41,9 +40,7 @@ def forward(layer: Any, input: Tensor, hx: Any) -> tuple[Tensor, Any] | None:
         return None
     x = input.transpose(0, 1) if layer.batch_first else input  # (T, B, I)
     lstm = layer.mode == "LSTM"
-    empty = _EMPTY.get(x.dtype)
-    if empty is None:
-        empty = _EMPTY[x.dtype] = torch.empty(0, dtype=x.dtype)
+    empty = _empty(x.dtype)
     if hx is None and not torch.is_grad_enabled():  # the kernels' zero state: empty h0, c0
         h0 = c0 = empty
     elif hx is None:
