@@ -71,7 +71,8 @@ class FusedLayer(torch.autograd.Function):
                                     d_c_n, bool(need[3]))
         d_x, d_h0, d_c0, d_weights = res[0], res[1], res[2], res[3:]
         grads_w = [g if (g.numel() and need[6 + i]) else None for i, g in enumerate(d_weights)]
-        return (None, None, None, d_x if need[3] else None, d_h0 if need[4] else None,
+        return (None, None, None, d_x if need[3] else None,
+                d_h0 if (need[4] and h0.numel()) else None,  # empty h0: a zero state
                 d_c0 if (need[5] and ctx.mode == _LSTM) else None, *grads_w)
 
 
