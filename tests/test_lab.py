@@ -91,6 +91,37 @@ def test_lab_task_command_trains_and_writes_a_run(task, tmp_path, capsys):
     assert {r["split"] for r in rows} == {"train", "valid"}
     assert all(r["baseline"] == summary["baseline"] for r in rows if r["split"] == "valid")
     assert (out / "loss.png").exists() and (out / "best" / "model.safetensors").exists()
+    assert summary["test_checkpoint"] == "best"
+    expected = pixel_digits("test")[1].shape[0] if task == "pixels" else 40  # tiny preset
+    assert summary["test_size"] == expected
+
+
+@pytest.mark.parametrize("task", ["adding", "copy", "temporal-order"])
+def test_lab_test_scores_the_best_checkpoint_on_fresh_sequences(task, tmp_path, monkeypatch):
+    from rnnkit.lab import experiments
+    from rnnkit.train.checkpoint import find_checkpoint, load_model_weights
+
+    out = tmp_path / task
+    assert main(["lab", task, "--preset", "tiny", "--cell", "lstm", "--max-steps", "9",
+                 "--out", str(out)]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    cfg = experiments.LabConfig(**{**json.loads((out / "config.json").read_text())})
+    model = experiments._TaskModel(cfg)
+    load_model_weights(find_checkpoint(out, "best"), model)
+    model.eval()
+    # one pass over all 40 sequences, and chunks of 7 (the last one short), agree
+    whole = experiments._test(cfg, model)
+    monkeypatch.setattr(experiments, "_TEST_CHUNK", 7)
+    chunked = experiments._test(cfg, model)
+    assert whole["size"] == chunked["size"] == 40
+    assert chunked["loss"] == pytest.approx(whole["loss"], rel=1e-5)
+    assert chunked["error_rate"] == pytest.approx(whole["error_rate"], abs=1e-6)
+    assert summary["test_loss"] == pytest.approx(whole["loss"], rel=1e-5)
+    # fresh sequences: not the validation set
+    valid = [json.loads(r) for r in (out / "metrics.jsonl").read_text().splitlines()
+             if json.loads(r)["split"] == "valid"]
+    best = min(valid, key=lambda r: r["loss"])
+    assert summary["test_loss"] != pytest.approx(best["loss"], rel=1e-6)
 
 
 def test_lab_baselines_are_the_published_ones():

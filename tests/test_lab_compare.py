@@ -33,9 +33,11 @@ def test_compare_two_cells_end_to_end(tmp_path, capsys):
         row = table[cell]
         assert row[1] == cell and row[2] == "1"  # clipping at the default norm
         assert float(row[3]) == pytest.approx(summary["final_valid_loss"], rel=1e-3)
-        assert float(row[5]) == pytest.approx(summary["baseline"], abs=1e-4)
-        assert row[6] == ("yes" if summary["final_valid_loss"] < 0.01 else "no")
-        assert row[7] == "4"
+        assert float(row[5]) == pytest.approx(summary["test_loss"], rel=1e-3)
+        assert float(row[6]) == pytest.approx(summary["test_error_rate"], abs=1e-4)
+        assert float(row[7]) == pytest.approx(summary["baseline"], abs=1e-4)
+        assert row[8] == ("yes" if summary["test_loss"] < 0.01 else "no")
+        assert row[9] == "4"
     # same seed, same budget: both runs saw the same validation sequences
     assert _summary(out / "rnn")["baseline"] == _summary(out / "gru")["baseline"]
     assert (out / "losses.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -83,8 +85,8 @@ def test_a_diverging_run_is_reported_and_the_comparison_goes_on(tmp_path):
                  "--no-clip", "--optimizer", "sgd", "--lr", "1e6", "--max-bad-steps", "1",
                  "--out", str(out)]) == 0
     table = _table(out)
-    assert table["irnn"][6] == "diverged" and table["gru"][6] == "diverged"
-    assert int(table["irnn"][7]) < 6 and (out / "gru" / "config.json").exists()
+    assert table["irnn"][8] == "diverged" and table["gru"][8] == "diverged"
+    assert int(table["irnn"][9]) < 6 and (out / "gru" / "config.json").exists()
 
 
 def test_compare_tables_runs_trained_separately(tmp_path):
@@ -98,7 +100,7 @@ def test_compare_tables_runs_trained_separately(tmp_path):
                  "--resume", "--out", str(out)]) == 0
     table = _table(out)
     for cell in ("rnn", "gru"):
-        assert table[cell][7] == "6"  # nothing trained again
-        assert float(table[cell][8]) == pytest.approx(before[cell]["elapsed_s"], abs=0.5)
+        assert table[cell][9] == "6"  # nothing trained again
+        assert float(table[cell][10]) == pytest.approx(before[cell]["elapsed_s"], abs=0.5)
         assert float(table[cell][3]) == pytest.approx(before[cell]["final_valid_loss"],
                                                       rel=1e-3)

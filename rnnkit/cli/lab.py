@@ -113,7 +113,8 @@ def _add_compare_command(sub: argparse._SubParsersAction) -> None:
         "compare", help="train several cells on one task, one table and one plot",
         description="Train several cells one after the other on the same task with the same "
                     "budget and seed (each run in OUT/<cell>), then write OUT/results.md "
-                    "(final validation loss, baseline, solved?, steps, time) and OUT/losses.png "
+                    "(final validation loss, the best checkpoint's test loss and error rate, "
+                    "baseline, solved?, steps, time) and OUT/losses.png "
                     "(every validation loss curve against the task's baseline). Settings "
                     "resolve as: defaults, then --preset, then --config, then flags.")
     p.add_argument("task", choices=TASKS, help="the task")

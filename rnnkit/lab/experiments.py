@@ -17,6 +17,7 @@ from torch import Tensor, nn
 
 import rnnkit as rk
 from rnnkit.lab import tasks
+from rnnkit.train.checkpoint import find_checkpoint, load_model_weights
 from rnnkit.train.config import TrainConfig, config_to_dict, option, start_run
 from rnnkit.train.run_dir import fingerprint
 from rnnkit.train.trainer import Trainer
@@ -42,6 +43,10 @@ class LabConfig(TrainConfig):
     hidden_size: int = option(128, "hidden size H", low=1)
     batch_size: int = option(50, "sequences per step (fresh ones every step)", low=1)
     valid_size: int = option(1000, "held-out sequences for each evaluation", low=1)
+    test_size: int = option(10_000, "fresh sequences of the final test of the best checkpoint "
+                            "(Hochreiter & Schmidhuber count temporal order solved below 1% "
+                            "errors on 10,000); the pixel task tests on its held-out digits",
+                            low=1)
     out: str = option("runs/lab", "run directory")
     optimizer: str = option("rmsprop", "optimiser", ("adam", "adamw", "rmsprop", "sgd"))
     lr: float = option(1e-3, "peak learning rate")
@@ -58,7 +63,8 @@ class LabConfig(TrainConfig):
                                     "and gradient_profile.png at the end (0: off)")
 
 
-TINY: dict[str, Any] = dict(T=12, hidden_size=8, batch_size=8, valid_size=16, max_steps=6,
+TINY: dict[str, Any] = dict(T=12, hidden_size=8, batch_size=8, valid_size=16, test_size=40,
+                            max_steps=6,
                             eval_every=3, progress=False)
 
 
@@ -84,7 +90,7 @@ def solved_below(task: str, T: int) -> float | None:
 
 
 def is_solved(task: str, T: int, loss: float, error_rate: float) -> bool:
-    """Whether a final validation result solves the task: `solved_below` for adding and copy;
+    """Whether a test result solves the task: `solved_below` for adding and copy;
     under 1% misclassified for temporal order (Hochreiter & Schmidhuber 1997) and, our own
     threshold, under 5% for the 8x8 digits."""
     limit = solved_below(task, T)
@@ -161,6 +167,33 @@ def _loss(model: _TaskModel, task: str, batch: tuple) -> tuple[Tensor, Tensor]:
     return _criterion(task, model(x, lengths), y)
 
 
+_TEST_CHUNK = 1000  # sequences per forward pass of the test (bounds its memory)
+
+
+@torch.no_grad()
+def _test(cfg: LabConfig, model: _TaskModel) -> dict[str, float]:
+    """Loss and error rate on `cfg.test_size` fresh sequences (drawn from a seed that neither
+    training nor validation uses), or on the pixel task's held-out digits; chunked, and
+    weighted so the result equals one pass over all of them."""
+    if cfg.task == "pixels":
+        x, y = tasks.pixel_digits("test")
+        lengths = None
+    else:
+        x, y, lengths = _draw(cfg, cfg.test_size, torch.Generator().manual_seed(
+            cfg.seed + 1_000_000_007))
+    n_test = y.shape[-1]
+    chunks = [(x[:, i:i + _TEST_CHUNK], y[..., i:i + _TEST_CHUNK],
+               None if lengths is None else lengths[i:i + _TEST_CHUNK])
+              for i in range(0, n_test, _TEST_CHUNK)]
+    loss = err = 0.0
+    n_all = 0
+    for batch in chunks:
+        n = batch[1].shape[-1]
+        chunk_loss, chunk_err = _loss(model, cfg.task, batch)
+        loss, err, n_all = loss + chunk_loss.item() * n, err + chunk_err.item() * n, n_all + n
+    return {"loss": loss / n_all, "error_rate": err / n_all, "size": n_all}
+
+
 def _criterion(task: str, out: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
     if task == "adding":
         pred = out.squeeze(-1)
@@ -234,10 +267,20 @@ def _train(cfg: LabConfig, out: Path, log: Callable[[str], None]) -> dict[str, A
     model.eval()
     with torch.no_grad():
         final = evaluate(model)
+    tested = "last"
+    if (out / "best").is_dir():  # the checkpoint the validation loss chose
+        load_model_weights(find_checkpoint(out, "best"), model)
+        tested = "best"
+    test = _test(cfg, model)
     summary.update(task=cfg.task, T=cfg.T, cell=cfg.cell, baseline=base,
-                   final_valid_loss=final["loss"], final_error_rate=final["error_rate"])
+                   final_valid_loss=final["loss"], final_error_rate=final["error_rate"],
+                   test_loss=test["loss"], test_error_rate=test["error_rate"],
+                   test_size=test["size"], test_checkpoint=tested,
+                   solved=is_solved(cfg.task, cfg.T, test["loss"], test["error_rate"]))
     log(f"final valid loss {final['loss']:.4f} (baseline {base:.4f}), error rate "
-        f"{final['error_rate']:.3f}; run in {out}")
+        f"{final['error_rate']:.3f}; {tested} checkpoint on {test['size']:,} test sequences: "
+        f"loss {test['loss']:.4g}, error rate {test['error_rate']:.4f}"
+        f"{' (solved)' if summary['solved'] else ''}; run in {out}")
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
     return summary
 
