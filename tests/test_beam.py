@@ -5,6 +5,8 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from rnnkit.decoding.beam import beam_search
 from rnnkit.decoding.greedy import LanguageModelStepper, greedy_decode
@@ -123,3 +125,139 @@ def test_language_model_decodes_through_the_stepper():
     state, last = stepper.prime(prompt)
     beam = beam_search(stepper, state, last, eos_id=-1, max_len=8, beam_size=1)[0][0]
     assert beam.tokens == greedy.tokens
+
+
+# ---- the batched bookkeeping against a per-row reference ----------------------------------
+
+def _reference_beam(model, state, start, eos_id, max_len, beam_size, n_best, length_penalty,
+                    suppress=None, with_attention=False):
+    """Beam search written row by row in plain Python, every row decoded until the end."""
+    from rnnkit.decoding.greedy import Hypothesis, normalize_score
+
+    B, K = start.shape[0], beam_size
+    state = model.reorder_state(state, torch.arange(B).repeat_interleave(K))
+    tokens = start.repeat_interleave(K)
+    beam_lp = [[0.0] + [-math.inf] * (K - 1) for _ in range(B)]
+    history = [[] for _ in range(B * K)]
+    atts = [[] for _ in range(B * K)]
+    finished = [[] for _ in range(B)]
+    done = [False] * B
+    for t in range(max_len):
+        with torch.no_grad():
+            logits, state, weights = model.decode_step(tokens, state)
+        logp = F.log_softmax(logits.double(), -1)
+        if suppress:
+            logp[:, suppress] = -math.inf
+        V = logp.shape[1]
+        for r in range(B * K):
+            if with_attention and weights is not None:
+                atts[r].append(weights[r])
+        src, new_tok, new_lp = [0] * (B * K), [0] * (B * K), [[-math.inf] * K for _ in range(B)]
+        for b in range(B):
+            if done[b]:
+                continue
+            cands = sorted(((beam_lp[b][k] + float(logp[b * K + k, v]), k * V + v)
+                            for k in range(K) for v in range(V)),
+                           key=lambda c: (-c[0], c[1]))[:2 * K]
+            live = 0
+            for c, (lp, idx) in enumerate(cands):
+                if lp == -math.inf or live == K:
+                    break
+                k, tok = divmod(idx, V)
+                if tok == eos_id:
+                    if c < K:
+                        row = b * K + k
+                        att = torch.stack(atts[row]) if atts[row] else None
+                        finished[b].append(Hypothesis(list(history[row]), lp, normalize_score(
+                            lp, t + 1, length_penalty), True, att))
+                    continue
+                src[b * K + live], new_tok[b * K + live], new_lp[b][live] = k, tok, lp
+                live += 1
+            scores = sorted((h.score for h in finished[b]), reverse=True)
+            if live == 0 or (len(scores) >= n_best and scores[n_best - 1] >= normalize_score(
+                    new_lp[b][0], t + 1, length_penalty)):
+                done[b] = True
+                new_lp[b] = [-math.inf] * K
+        if all(done):
+            break
+        flat = [(r // K) * K + src[r] for r in range(B * K)]
+        history = [history[f] + [new_tok[r]] for r, f in enumerate(flat)]
+        atts = [list(atts[f]) for f in flat]
+        beam_lp = new_lp
+        state = model.reorder_state(state, torch.tensor(flat))
+        tokens = torch.tensor(new_tok)
+    for b in range(B):
+        if done[b]:
+            continue
+        for k in range(K):
+            lp = beam_lp[b][k]
+            if lp > -math.inf:
+                row = b * K + k
+                att = torch.stack(atts[row]) if atts[row] else None
+                finished[b].append(Hypothesis(list(history[row]), lp, normalize_score(
+                    lp, len(history[row]), length_penalty), False, att))
+    return [sorted(h, key=lambda h: -h.score)[:n_best] for h in finished]
+
+
+class _StateModel:
+    """A StepModel whose next-token log-probabilities depend on the last token and a running
+    state (a hash of the prefix), so a wrong reordering of the state changes the outputs.
+    Continuous random probabilities: no two candidates tie (the order of ties is unspecified);
+    `eos_weight` 0 makes EOS impossible (log-probability -inf)."""
+
+    def __init__(self, V: int, seed: int, eos_weight: int) -> None:
+        g = torch.Generator().manual_seed(seed)
+        weights = torch.rand(V, 7, V, generator=g, dtype=torch.float64) + 0.1
+        weights[..., EOS] *= eos_weight / 3
+        self.table = (weights / weights.sum(-1, keepdim=True)).log()
+        self.attention = torch.rand(V, 7, 4, generator=g)
+
+    def decode_step(self, tokens, state):
+        state = (state * 5 + tokens + 1) % 7
+        return self.table[tokens, state], state, self.attention[tokens, state]
+
+    def reorder_state(self, state, index):
+        return state.index_select(0, index)
+
+
+@settings(max_examples=60, deadline=None)
+@given(B=st.integers(1, 5), K=st.integers(1, 4), n_best=st.integers(1, 4),
+       max_len=st.integers(1, 7), V=st.integers(4, 7), seed=st.integers(0, 10**6),
+       eos_weight=st.integers(0, 9), penalty=st.sampled_from([0.0, 0.6, 1.0]),
+       suppress=st.booleans(), with_attention=st.booleans())
+def test_batched_beam_search_equals_the_per_row_reference(B, K, n_best, max_len, V, seed,
+                                                          eos_weight, penalty, suppress,
+                                                          with_attention):
+    n_best = min(n_best, K)
+    m = _StateModel(V, seed, eos_weight)
+    start = torch.randint(0, V, (B,), generator=torch.Generator().manual_seed(seed))
+    state = torch.randint(0, 7, (B,), generator=torch.Generator().manual_seed(seed + 1))
+    kw = dict(eos_id=EOS, max_len=max_len, beam_size=K, n_best=n_best, length_penalty=penalty,
+              suppress=[V - 1] if suppress else None, with_attention=with_attention)
+    got = beam_search(m, state, start, **kw)
+    want = _reference_beam(m, state, start, **kw)
+    assert len(got) == len(want) == B
+    for g_row, w_row in zip(got, want, strict=True):
+        assert [(h.tokens, h.finished) for h in g_row] == [(h.tokens, h.finished) for h in w_row]
+        for g, w in zip(g_row, w_row, strict=True):
+            assert g.log_prob == pytest.approx(w.log_prob, rel=1e-12, abs=1e-12)
+            assert g.score == pytest.approx(w.score, rel=1e-12, abs=1e-12)
+            if with_attention:
+                assert torch.equal(g.attention, w.attention)
+            else:
+                assert g.attention is None
+
+
+def test_batched_beam_search_equals_the_reference_on_a_seq2seq_model():
+    torch.manual_seed(5)
+    m, src, lengths = _seq2seq()
+    start = torch.full((6,), 2)
+    kw = dict(eos_id=EOS, max_len=6, beam_size=3, n_best=2, length_penalty=1.0,
+              with_attention=True)
+    got = beam_search(m, m.init_decoder(src, lengths), start, **kw)
+    want = _reference_beam(m, m.init_decoder(src, lengths), start, **kw)
+    for g_row, w_row in zip(got, want, strict=True):
+        assert [(h.tokens, h.finished) for h in g_row] == [(h.tokens, h.finished) for h in w_row]
+        for g, w in zip(g_row, w_row, strict=True):
+            assert g.log_prob == pytest.approx(w.log_prob, rel=1e-5)
+            assert torch.allclose(g.attention, w.attention, atol=1e-6)

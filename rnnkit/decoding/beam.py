@@ -13,15 +13,6 @@ from rnnkit.decoding.greedy import Hypothesis, StepModel, normalize_score
 __all__ = ["beam_search"]
 
 
-def _settled(finished: list[Hypothesis], n_best: int, best_live: float, length: int,
-             length_penalty: float) -> bool:
-    """True when no live hypothesis is expected to enter the row's n best any more."""
-    if len(finished) < n_best:
-        return False
-    nth = sorted((h.score for h in finished), reverse=True)[n_best - 1]
-    return nth >= normalize_score(best_live, length, length_penalty)
-
-
 @torch.no_grad()
 def beam_search(model: StepModel, state: Any, start: Tensor, eos_id: int, max_len: int,
                 beam_size: int = 5, n_best: int = 1, length_penalty: float = 1.0,
@@ -57,67 +48,77 @@ def beam_search(model: StepModel, state: Any, start: Tensor, eos_id: int, max_le
     device = start.device
     rows = torch.arange(B, device=device).repeat_interleave(K)      # (B*K,)
     state = model.reorder_state(state, rows)
-    tokens = start.repeat_interleave(K)                              # (B*K,)
-    beam_lp = torch.full((B, K), float("-inf"), dtype=torch.float64)
+    tokens = start.repeat_interleave(K)                              # (A*K,)
+    alive = torch.arange(B)                  # the A rows still searching, by original index
+    beam_lp = torch.full((B, K), float("-inf"), dtype=torch.float64)  # (A, K)
     beam_lp[:, 0] = 0.0                       # all K beams start equal: expand only the first
-    history = torch.zeros(B * K, 0, dtype=torch.long)                # (B*K, t)
-    att_hist: Tensor | None = None                                   # (B*K, t, S)
+    # The n_best best finished scores of each alive row (-inf: fewer finished so far).
+    best_done = torch.full((B, n_best), float("-inf"), dtype=torch.float64)  # (A, n_best)
+    history = torch.zeros(B * K, 0, dtype=torch.long)                # (A*K, t)
+    att_hist: Tensor | None = None                                   # (A*K, t, S)
     finished: list[list[Hypothesis]] = [[] for _ in range(B)]
-    done = [False] * B
     for t in range(max_len):
+        A = alive.shape[0]
         logits, state, weights = model.decode_step(tokens, state)
-        logp = F.log_softmax(logits.double(), -1).cpu()               # (B*K, V)
+        logp = F.log_softmax(logits.double(), -1).cpu()               # (A*K, V)
         if suppress:
             logp[:, suppress] = float("-inf")
         V = logp.shape[1]
-        cand = (beam_lp.view(-1, 1) + logp).view(B, K * V)          # (B, K*V)
-        top_lp, top_idx = cand.topk(min(2 * K, K * V), dim=1)        # (B, 2K)
-        top_lp_l, top_idx_l = top_lp.tolist(), top_idx.tolist()
-        src = torch.zeros(B, K, dtype=torch.long)
-        new_tok = torch.zeros(B, K, dtype=torch.long)
-        new_lp = torch.full((B, K), float("-inf"), dtype=torch.float64)
         if with_attention and weights is not None:
             att_hist = weights.cpu().unsqueeze(1) if att_hist is None else \
                 torch.cat([att_hist, weights.cpu().unsqueeze(1)], 1)
-        for b in range(B):
-            if done[b]:
-                continue
-            live = 0
-            for c, (lp, idx) in enumerate(zip(top_lp_l[b], top_idx_l[b], strict=True)):
-                if lp == float("-inf") or live == K:
-                    break
-                k, tok = divmod(idx, V)
-                if tok == eos_id:
-                    if c < K:
-                        row = b * K + k
-                        att = att_hist[row, :t + 1] if att_hist is not None else None
-                        finished[b].append(Hypothesis(
-                            history[row].tolist(), lp, normalize_score(lp, t + 1,
-                                                                       length_penalty),
-                            True, att))
-                    continue
-                src[b, live], new_tok[b, live], new_lp[b, live] = k, tok, lp
-                live += 1
-            if live == 0 or _settled(finished[b], n_best, float(new_lp[b, 0]), t + 1,
-                                     length_penalty):
-                done[b] = True
-                new_lp[b] = float("-inf")
-        if all(done):
+        cand = (beam_lp.view(-1, 1) + logp).view(A, K * V)          # (A, K*V)
+        top_lp, top_idx = cand.topk(min(2 * K, K * V), dim=1)        # (A, C), best first
+        src, tok = top_idx // V, top_idx % V
+        finite = top_lp > float("-inf")
+        is_eos = tok == eos_id
+        # An EOS among a row's K best candidates finishes that hypothesis; the first K others
+        # stay live, in rank order (there are at least K: each beam has one EOS candidate).
+        ends = is_eos & finite & (torch.arange(top_lp.shape[1]) < K)
+        goes_on = ~is_eos & finite
+        rank = goes_on.cumsum(1) - 1
+        keep_a, keep_c = (goes_on & (rank < K)).nonzero(as_tuple=True)
+        slot = rank[keep_a, keep_c]
+        new_lp = torch.full((A, K), float("-inf"), dtype=torch.float64)
+        new_src = torch.zeros(A, K, dtype=torch.long)
+        new_tok = torch.zeros(A, K, dtype=torch.long)
+        new_lp[keep_a, slot] = top_lp[keep_a, keep_c]
+        new_src[keep_a, slot] = src[keep_a, keep_c]
+        new_tok[keep_a, slot] = tok[keep_a, keep_c]
+        scale = float(max(t + 1, 1) ** length_penalty)
+        if bool(ends.any()):
+            end_a, end_c = ends.nonzero(as_tuple=True)                # row-major: discovery order
+            end_rows = end_a * K + src[end_a, end_c]
+            end_lp = top_lp[end_a, end_c]
+            texts = history[end_rows].tolist()
+            for a, row, lp, text in zip(end_a.tolist(), end_rows.tolist(), end_lp.tolist(),
+                                        texts, strict=True):
+                att = att_hist[row, :t + 1] if att_hist is not None else None
+                finished[int(alive[a])].append(Hypothesis(
+                    text, lp, normalize_score(lp, t + 1, length_penalty), True, att))
+            scores = torch.where(ends, top_lp / scale, float("-inf"))
+            best_done = torch.cat([best_done, scores], 1).topk(n_best, dim=1).values
+        # A row stops when its n_best-th finished score beats the best live hypothesis
+        # normalised at the current length: live ones only lose probability from here.
+        settled = best_done[:, -1] >= new_lp[:, 0] / scale
+        stop = settled | (new_lp[:, 0] == float("-inf"))
+        if bool(stop.all()):
+            beam_lp = new_lp[:0]
             break
-        flat = (torch.arange(B).unsqueeze(1) * K + src).view(-1)     # (B*K,)
-        history = torch.cat([history[flat], new_tok.view(-1, 1)], 1)
+        go = (~stop).nonzero(as_tuple=True)[0]                       # (A',)
+        flat = (go.unsqueeze(1) * K + new_src[go]).view(-1)          # (A'*K,)
+        history = torch.cat([history[flat], new_tok[go].view(-1, 1)], 1)
         if att_hist is not None:
             att_hist = att_hist[flat]
-        beam_lp = new_lp
+        alive, beam_lp, best_done = alive[go], new_lp[go], best_done[go]
         state = model.reorder_state(state, flat.to(device))
-        tokens = new_tok.view(-1).to(device)
-    for b in range(B):
-        if done[b]:
-            continue
-        for k in range(K):  # the max-length guard: live hypotheses end unfinished
-            lp = float(beam_lp[b, k])
+        tokens = new_tok[go].view(-1).to(device)
+    # The max-length guard: the live hypotheses of rows still searching end unfinished.
+    live_lp = beam_lp.tolist()
+    for a, b in enumerate(alive.tolist() if beam_lp.shape[0] else []):
+        for k, lp in enumerate(live_lp[a]):
             if lp > float("-inf"):
-                row = b * K + k
+                row = a * K + k
                 att = att_hist[row] if att_hist is not None else None
                 finished[b].append(Hypothesis(history[row].tolist(), lp, normalize_score(
                     lp, history.shape[1], length_penalty), False, att))
