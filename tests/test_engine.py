@@ -118,12 +118,15 @@ def test_every_gemm_path_matches_reference(kind, small_batch, onednn, dtype):
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
 @pytest.mark.parametrize("kind", KINDS)
-@pytest.mark.parametrize("few_step_rows", [0, 2, 16], ids=["blas", "default", "all"])
-def test_few_step_products_match_reference(kind, few_step_rows, dtype):
+@pytest.mark.parametrize(("few_step_rows", "small_batch"), [(0, 16), (2, 16), (16, 16), (0, 0)],
+                         ids=["blas", "default", "all", "large-batch"])
+def test_few_step_products_match_reference(kind, few_step_rows, small_batch, dtype):
     """Calls of one or two steps multiply in the weights' own layout (step_mm_nt.h) up to
     `few_step_rows` rows, else through BLAS: every batch from 1 to 5 rows (blocks of two rows
-    and the odd one), one and two steps, both directions, forward and every gradient."""
-    with tuning.overridden(few_step_rows=few_step_rows):
+    and the odd one), one and two steps, both directions, forward and every gradient. With
+    `small_batch=0` every batch counts as large: the backward's step product runs on plain
+    BLAS, unpacked (packing costs more than it saves over one or two steps)."""
+    with tuning.overridden(few_step_rows=few_step_rows, small_batch=small_batch):
         for T_few in (1, 2):
             for B in (1, 2, 3, 5):
                 cls, _, extra = KINDS[kind]  # sizes with whole vectors and a remainder

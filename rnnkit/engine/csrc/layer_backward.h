@@ -21,6 +21,10 @@ void backward_dir(int64_t mode, int Tn, int Bn, int In, int Hn, const T* x, Dir<
   s.dh = dh; s.dc = dc;
   const Kernels<T>& k = kernels<T>();
   const int64_t layer_macs = TB * G * (In + Hn);
+  // oneDNN's products take W_hh^T (and W_ih) copied and reordered, MKL's packed product W_hh
+  // packed, at every call: in a call of one or two steps that costs more than it saves (the
+  // (1, 32, 256) LSTM's backward ran 1.5x slower with oneDNN on AMD Zen 3), as in the forward.
+  const bool few_steps = Tn <= 2;
   auto at_step = [&](BwdStep<T>& st, int step) {  // moves st's pointers to the step's time
     const int t = reverse ? step : Tn - 1 - step;  // the forward's steps, last first
     const int64_t r = int64_t(t) * Bn;
@@ -141,9 +145,10 @@ void backward_dir(int64_t mode, int Tn, int Bn, int In, int Hn, const T* x, Dir<
     });
   } else {
     BlasThreads threads(int64_t(Bn) * G * Hn, tuned.serial_step_macs);
-    const bool dnn_step = onednn::wanted<T>(Bn, layer_macs);
+    const bool dnn_step = onednn::wanted<T>(Bn, layer_macs) && !few_steps;
     const StepGemm<T> step_gemm(Bn, Hn, G, w.w_hh, opt, nullptr,  // (B, G) x W_hh (G, H)
-                                dnn_step ? w.w_hh_t.t().contiguous() : at::Tensor());
+                                dnn_step ? w.w_hh_t.t().contiguous() : at::Tensor(),
+                                !few_steps);
     for (int step = 0; step < Tn; ++step) {
       at_step(s, step);
       run_rows(k.bwd, s);
@@ -168,7 +173,7 @@ void backward_dir(int64_t mode, int Tn, int Bn, int In, int Hn, const T* x, Dir<
     }
   }
   if (dx) {  // dx (+)= dGx W_ih: through xp = x W_ih^T
-    if (onednn::wanted<T>(TB, layer_macs)) {
+    if (onednn::wanted<T>(TB, layer_macs) && !few_steps) {
       const at::Tensor dg2 = at::from_blob(dgx, {TB, G}, opt);
       const at::Tensor dx2 = at::from_blob(dx, {TB, In}, opt);
       const at::Tensor y = onednn::linear(dg2, w.w_ih_t.t(), at::Tensor(),

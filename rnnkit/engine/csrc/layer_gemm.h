@@ -85,14 +85,17 @@ struct StepGemm {
   at::Tensor packed;        // MKL-packed M, when used
   at::Tensor dnn;           // oneDNN-reordered M^T, when used
   at::TensorOptions opt;
+  // `pack` false: plain BLAS for large batches (a call of one or two steps, where packing M
+  // costs more than it saves).
   StepGemm(int B_, int N_, int K_, const T* m_kn_, const at::TensorOptions& opt_,
-           const T* m_nk_ = nullptr, const at::Tensor& onednn_nk = at::Tensor())
+           const T* m_nk_ = nullptr, const at::Tensor& onednn_nk = at::Tensor(),
+           bool pack = true)
       : B(B_), N(N_), K(K_), m_kn(m_kn_), m_nk(m_nk_), opt(opt_) {
     if (onednn_nk.defined()) {
       dnn = onednn::reorder(onednn_nk, B);
       return;
     }
-    if (m_nk) return;
+    if (m_nk || !pack) return;
     if constexpr (std::is_same_v<T, float>) {
       if (B > tuned.small_batch && sgemm_pack_get_size_ && sgemm_pack_ && sgemm_compute_) {
         // Column-major view: c^T (N, B) = M^T (N, K) a^T (K, B); M (K, N) row-major is
