@@ -25,10 +25,11 @@ from rnnkit.engine._build import build_error, load_extension
 from rnnkit.engine._checks import input_problem
 from rnnkit.engine.cells import CODES, DIRECTION_CELLS, LAYER_CELLS, TWO_FIELD_CELLS
 from rnnkit.engine.fused_direction import fused_direction, skip_direction
-from rnnkit.engine.fused_layer import FusedLayer, fused_layer, fused_layer_flat
+from rnnkit.engine.fused_layer import FusedLayer, decode_step, fused_layer, fused_layer_flat
 
 __all__ = ["CODES", "LAYER_CELLS", "DIRECTION_CELLS", "TWO_FIELD_CELLS", "unsupported_reason",
-           "fused_layer", "fused_layer_flat", "FusedLayer", "fused_direction", "skip_direction",
+           "fused_layer", "fused_layer_flat", "decode_step", "FusedLayer", "fused_direction",
+           "skip_direction",
            "load_extension", "build_error", "empty_cache", "cached_bytes"]
 
 

@@ -22,21 +22,30 @@ from rnnkit.engine.cells import CODES, LAYER_CELLS
 from rnnkit.engine.fused_layer import _empty
 from rnnkit.layers.stack import _reference_layer  # the twin, for gradients of gradients
 
-__all__ = ["forward"]
+__all__ = ["forward", "kernel_weights"]
+
+
+def kernel_weights(layer: Any) -> list[Tensor] | None:
+    """The flat weights the kernels take for `layer`, when one call of the layer kernels is
+    all the layer computes (one plain layer with biases, nothing that changes its step), else
+    None. Any module may be passed: only rnnkit's one-layer RNN, LSTM and GRU qualify."""
+    if (getattr(layer, "_engine", None) not in ("auto", "fused") or layer.num_layers != 1
+            or layer.mode not in LAYER_CELLS or not layer.bias or layer.proj_size
+            or any(layer.zoneout) or (layer.training and layer.recurrent_dropout > 0)
+            or "parametrizations" in layer._modules
+            or torch.jit.is_tracing() or torch.compiler.is_exporting()):
+        return None
+    # torch.nn's list, kept current on assignment; None for other classes (IRNN, variants)
+    return layer.__dict__.get("_flat_weights")
 
 
 def forward(layer: Any, input: Tensor, hx: Any) -> tuple[Tensor, Any] | None:
     """`layer(input, hx)` for a time-major or batch-first 3-D `input`, or None when the
     general path must run (see the module docstring)."""
-    if (input.dim() != 3 or layer.num_layers != 1 or layer._engine not in ("auto", "fused")
-            or layer.mode not in LAYER_CELLS or not layer.bias or layer.proj_size
-            or not input.is_cpu or any(layer.zoneout)
-            or (layer.training and layer.recurrent_dropout > 0)
-            or "parametrizations" in layer._modules
-            or torch.jit.is_tracing() or torch.compiler.is_exporting()):
+    if input.dim() != 3 or not input.is_cpu:
         return None
-    flat = layer.__dict__.get("_flat_weights")  # torch.nn's list, kept current on assignment
-    if flat is None:  # not one of torch.nn's classes (IRNN, the variants)
+    flat = kernel_weights(layer)
+    if flat is None:
         return None
     x = input.transpose(0, 1) if layer.batch_first else input  # (T, B, I)
     lstm = layer.mode == "LSTM"

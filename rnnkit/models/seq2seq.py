@@ -8,6 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from rnnkit import engine as _engine
+from rnnkit.layers import _fast
 from rnnkit.layers._regularisers import Dropout
 from rnnkit.models.attention import ATTENTION_KINDS, Attention
 from rnnkit.models.factory import make_rnn, run_rnn
@@ -188,7 +190,16 @@ class Seq2Seq(nn.Module):
 
     def decode_step(self, tokens: Tensor, state: DecoderState
                     ) -> tuple[Tensor, DecoderState, Tensor | None]:
-        """One decoder step: tokens (N,) -> logits (N, V), new state, attention (N, S)."""
+        """One decoder step: tokens (N,) -> logits (N, V), new state, attention (N, S).
+
+        Under no_grad, with a one-layer decoder on rnnkit's engine, no dropout drawn and Luong
+        or no attention, the whole step is one kernel call (`rnnkit.engine.decode_step`: the
+        greedy, sampled and beam decoders' inner loop); otherwise the modules run one by one.
+        """
+        if not torch.is_grad_enabled():
+            fused = self._fused_step(tokens, state)
+            if fused is not None:
+                return fused
         parts = [self.drop(self.tgt_embedding(tokens))]              # (N, E)
         ctx = weights = None
         if self.attention_kind == "bahdanau":
@@ -209,6 +220,39 @@ class Seq2Seq(nn.Module):
         feed = vec if self.input_feeding else None
         return logits, DecoderState(rnn_state, feed, state.memory, state.projected,
                                     state.mask), weights
+
+    def _fused_step(self, tokens: Tensor, state: DecoderState
+                    ) -> tuple[Tensor, DecoderState, Tensor | None] | None:
+        """decode_step as one engine call, or None where the modules must run."""
+        if (self.attention_kind == "bahdanau" or (self.training and self.drop.p > 0)
+                or self.tgt_embedding.max_norm is not None or not isinstance(tokens, Tensor)):
+            return None
+        flat = _fast.kernel_weights(self.decoder)
+        if flat is None:
+            return None
+        lstm = self.cell == "lstm"
+        h0, c0 = state.rnn if lstm else (state.rnn, None)
+        if not isinstance(h0, Tensor) or (lstm and not isinstance(c0, Tensor)):
+            return None
+        empty = h0.new_empty(0)
+        att = self.attention is not None
+        try:
+            res = _engine.decode_step(
+                _engine.CODES[self.decoder.mode], tokens, self.tgt_embedding.weight,
+                state.feed if self.input_feeding else empty, h0, c0 if lstm else empty, flat,
+                state.memory if att else empty, state.projected if att else empty,
+                state.mask if att else empty, self.combine.weight if att else empty,
+                self.output.weight,
+                self.output.bias if self.output.bias is not None else empty)
+        except (ValueError, TypeError):
+            return None  # the modules run, and raise their own error if the input is wrong
+        if res is None:  # the engine is not loaded yet
+            return None
+        logits, h_n, c_n, vec, weights = res
+        rnn_state = (h_n, c_n) if lstm else h_n
+        return logits, DecoderState(rnn_state, vec if self.input_feeding else None,
+                                    state.memory, state.projected, state.mask), \
+            (weights if att else None)
 
     def forward(self, src: Tensor, src_len: Tensor, tgt_in: Tensor,
                 teacher_forcing: float = 1.0, generator: torch.Generator | None = None

@@ -1,6 +1,6 @@
 // The engine's one Python module: the layer kernels (layer_kernels.cpp), the direction kernels
-// (direction_kernels.cpp), the tuning (tuning.h), the instruction set (isa.h) and the buffer
-// cache (engine_common.h).
+// (direction_kernels.cpp), the attention decoder's step (decoder_kernels.cpp), the tuning
+// (tuning.h), the instruction set (isa.h) and the buffer cache (engine_common.h).
 
 #include <torch/extension.h>
 
@@ -14,6 +14,7 @@
 namespace rk_bind {
 void layer_kernels(pybind11::module_& m);
 void direction_kernels(pybind11::module_& m);
+void decoder_kernels(pybind11::module_& m);
 }  // namespace rk_bind
 
 namespace {
@@ -48,6 +49,7 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.doc() = "rnnkit's fused CPU engine: forward and hand-written BPTT of every cell.";
   rk_bind::layer_kernels(m);
   rk_bind::direction_kernels(m);
+  rk_bind::decoder_kernels(m);
   m.def("isa", [] { return std::string(rk_isa::name(rk_isa::chosen())); },
         "the instruction set the kernels use");
   m.def("tuning", &tuning_dict, "the thresholds that choose the kernels' schedules (tuning.h)");

@@ -343,6 +343,17 @@ std::vector<at::Tensor> layer_backward(int64_t mode, const at::Tensor& x_in,
 
 }  // namespace
 
+namespace rk_layers {
+
+// layer_forward for the other kernel files (decoder_kernels.cpp): one layer's forward, checked.
+std::vector<at::Tensor> forward(int64_t mode, const at::Tensor& x, const at::Tensor& h0,
+                                const at::Tensor& c0, const std::vector<at::Tensor>& w) {
+  static const at::Tensor no_lengths = at::empty({0}, at::kLong);
+  return layer_forward(mode, x, h0, c0, w, no_lengths, false);
+}
+
+}  // namespace rk_layers
+
 namespace rk_bind {
 
 // The layer kernels' entry points, on the engine's one module (bindings.cpp).

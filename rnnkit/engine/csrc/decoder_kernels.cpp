@@ -1,0 +1,183 @@
+// One inference step of an attention decoder in one call (Seq2Seq.decode_step on the engine):
+//
+//   x      = [E[token], feed]                 embedding row, the last step's vec (input feeding)
+//   h      = cell(x, h_prev)                  the layer kernels (layer_kernels.cpp), one step
+//   score  = h . k_s  (dot)  or  h . (W k_s)  (general: the projected keys, computed once)
+//   a      = softmax over the source positions the mask keeps
+//   ctx    = sum_s a_s k_s
+//   vec    = tanh(W_c [h, ctx])               (no attention: vec = h)
+//   logits = W_o vec + b_o
+//
+// Called once per generated token, where the same step as separate torch ops costs a dispatch
+// and an allocation per op and the attention's batched (1 x H) (H x S) products run far below
+// the machine's speed. Autograd never records it: the Python side uses it under no_grad only.
+// Shapes: N rows, S source positions, E embedding size, H hidden size, K key size, V vocabulary.
+
+#include <torch/extension.h>
+
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+#include <vector>
+
+namespace rk_layers {
+std::vector<at::Tensor> forward(int64_t mode, const at::Tensor& x, const at::Tensor& h0,
+                                const at::Tensor& c0, const std::vector<at::Tensor>& w);
+}
+
+namespace {
+
+constexpr const char* kFn = "decode_step";
+
+void check_matrix(const at::Tensor& t, const char* name, at::ScalarType dtype, int64_t dim) {
+  TORCH_CHECK_VALUE(t.defined() && t.device().is_cpu() && t.scalar_type() == dtype &&
+                        t.dim() == dim,
+                    kFn, ": ", name, " must be a ", dim, "-D CPU ", dtype, " tensor, got ",
+                    t.defined() ? t.toString() : std::string("undefined"), " of shape ",
+                    t.defined() ? t.sizes() : at::IntArrayRef{});
+}
+
+// Masked softmax attention of one row: weights (S), context (K).
+template <typename T>
+void attend_row(int n, int N, int S, int H, int K, const T* __restrict q, const T* pk,
+                const T* keys, const bool* mask, T* __restrict weights, T* __restrict ctx) {
+  T top = -std::numeric_limits<T>::infinity();
+  for (int s = 0; s < S; ++s) {
+    T score = -std::numeric_limits<T>::infinity();
+    if (mask[int64_t(s) * N + n]) {
+      const T* __restrict k = pk + (int64_t(s) * N + n) * H;
+      T acc = 0;
+#pragma omp simd reduction(+ : acc)
+      for (int j = 0; j < H; ++j) acc += q[j] * k[j];
+      score = acc;
+    }
+    weights[s] = score;
+    top = std::max(top, score);
+  }
+  // As torch.softmax: a row with every position masked gives NaN weights (-inf - -inf).
+  T total = 0;
+  for (int s = 0; s < S; ++s) {
+    weights[s] = std::exp(weights[s] - top);
+    total += weights[s];
+  }
+  // Weights below the smallest normal number are 0 here: a subnormal weight (the scores of a
+  // confident row lie tens apart) would make every product of its context pass subnormal, ~100x
+  // slower on x86, for a change below 1e-38.
+  for (int s = 0; s < S; ++s) {
+    const T a = weights[s] / total;
+    weights[s] = a < std::numeric_limits<T>::min() ? T(0) : a;
+  }
+  std::fill(ctx, ctx + K, T(0));
+  for (int s = 0; s < S; ++s) {
+    const T a = weights[s];
+    if (a == T(0)) continue;
+    const T* __restrict k = keys + (int64_t(s) * N + n) * K;
+#pragma omp simd
+    for (int j = 0; j < K; ++j) ctx[j] += a * k[j];
+  }
+}
+
+// Returns {logits (N, V), h_n, c_n (empty unless LSTM), vec (N, H), weights (N, S) or empty}.
+std::vector<at::Tensor> decode_step(int64_t mode, const at::Tensor& tokens,
+                                    const at::Tensor& embedding, const at::Tensor& feed,
+                                    const at::Tensor& h0, const at::Tensor& c0,
+                                    const std::vector<at::Tensor>& w, const at::Tensor& keys_in,
+                                    const at::Tensor& projected_in, const at::Tensor& mask_in,
+                                    const at::Tensor& w_combine, const at::Tensor& w_out,
+                                    const at::Tensor& b_out) {
+  check_matrix(embedding, "embedding",
+               embedding.defined() ? embedding.scalar_type() : at::kFloat, 2);
+  const at::ScalarType dt = embedding.scalar_type();
+  TORCH_CHECK_VALUE(dt == at::kFloat || dt == at::kDouble, kFn, ": embedding has dtype ", dt,
+                    ", expected float32 or float64");
+  TORCH_CHECK_VALUE(tokens.defined() && tokens.device().is_cpu() &&
+                        tokens.scalar_type() == at::kLong && tokens.dim() == 1,
+                    kFn, ": tokens must be a 1-D CPU int64 tensor");
+  const int64_t N = tokens.size(0), E = embedding.size(1), V_in = embedding.size(0);
+  const at::Tensor tok = tokens.contiguous();
+  const int64_t* ids = tok.data_ptr<int64_t>();
+  for (int64_t n = 0; n < N; ++n)
+    TORCH_CHECK_VALUE(ids[n] >= 0 && ids[n] < V_in, kFn, ": tokens[", n, "] is ", ids[n],
+                      ", expected an id in [0, ", V_in, ")");
+  const bool feeding = feed.numel() > 0;
+  if (feeding) {
+    check_matrix(feed, "feed", dt, 2);
+    TORCH_CHECK_VALUE(feed.size(0) == N, kFn, ": feed has ", feed.size(0), " rows, expected ", N);
+  }
+  const int64_t F = feeding ? feed.size(1) : 0;
+  // x = [E[token], feed] as one (1, N, E + F) step; the layer kernels check the rest.
+  at::Tensor x = at::empty({1, N, E + F}, embedding.options());
+  {
+    const at::Tensor emb = embedding.contiguous();
+    const at::Tensor fd = feeding ? feed.contiguous() : at::Tensor();
+    const int64_t es = emb.element_size();
+    char* dst = static_cast<char*>(x.data_ptr());
+    for (int64_t n = 0; n < N; ++n) {
+      std::memcpy(dst + n * (E + F) * es,
+                  static_cast<const char*>(emb.data_ptr()) + ids[n] * E * es, E * es);
+      if (feeding)
+        std::memcpy(dst + (n * (E + F) + E) * es,
+                    static_cast<const char*>(fd.data_ptr()) + n * F * es, F * es);
+    }
+  }
+  std::vector<at::Tensor> r = rk_layers::forward(mode, x, h0, c0, w);
+  const at::Tensor h = r[0].view({N, r[0].size(2)});  // (N, H)
+  const int64_t H = h.size(1);
+  at::Tensor vec = h, weights = at::empty({0}, h.options());
+  if (keys_in.numel() > 0) {
+    check_matrix(keys_in, "keys", dt, 3);
+    check_matrix(projected_in, "projected", dt, 3);
+    TORCH_CHECK_VALUE(mask_in.defined() && mask_in.device().is_cpu() &&
+                          mask_in.scalar_type() == at::kBool && mask_in.dim() == 2,
+                      kFn, ": mask must be a 2-D CPU bool tensor");
+    const int64_t S = keys_in.size(0), K = keys_in.size(2);
+    TORCH_CHECK_VALUE(keys_in.size(1) == N && projected_in.size(0) == S &&
+                          projected_in.size(1) == N && projected_in.size(2) == H &&
+                          mask_in.size(0) == S && mask_in.size(1) == N,
+                      kFn, ": keys ", keys_in.sizes(), ", projected ", projected_in.sizes(),
+                      " and mask ", mask_in.sizes(), " do not fit ", N, " rows of hidden size ", H);
+    check_matrix(w_combine, "w_combine", dt, 2);
+    TORCH_CHECK_VALUE(w_combine.size(0) == H && w_combine.size(1) == H + K, kFn,
+                      ": w_combine has shape ", w_combine.sizes(), ", expected (", H, ", ", H + K,
+                      ")");
+    const at::Tensor keys = keys_in.contiguous(), pk = projected_in.contiguous();
+    const at::Tensor mask = mask_in.contiguous();
+    at::Tensor hc = at::empty({N, H + K}, h.options());  // [h, ctx]
+    hc.narrow(1, 0, H).copy_(h);
+    weights = at::empty({N, S}, h.options());
+    AT_DISPATCH_FLOATING_TYPES(dt, "rnnkit_decode_attention", [&] {
+      const scalar_t* q = h.data_ptr<scalar_t>();
+      scalar_t* out = hc.data_ptr<scalar_t>();
+      scalar_t* wt = weights.data_ptr<scalar_t>();
+      at::parallel_for(0, N, std::max<int64_t>(1, 4096 / std::max<int64_t>(1, S * (H + K))),
+                       [&](int64_t n0, int64_t n1) {
+        for (int64_t n = n0; n < n1; ++n)
+          attend_row<scalar_t>(int(n), int(N), int(S), int(H), int(K), q + n * H,
+                               pk.data_ptr<scalar_t>(), keys.data_ptr<scalar_t>(),
+                               mask.data_ptr<bool>(), wt + n * S, out + n * (H + K) + H);
+      });
+    });
+    vec = at::mm(hc, w_combine.t());
+    vec.tanh_();
+  }
+  check_matrix(w_out, "w_out", dt, 2);
+  TORCH_CHECK_VALUE(w_out.size(1) == H, kFn, ": w_out has shape ", w_out.sizes(),
+                    ", expected (V, ", H, ")");
+  const at::Tensor logits =
+      b_out.numel() ? at::addmm(b_out, vec, w_out.t()) : at::mm(vec, w_out.t());
+  return {logits, r[1], r[2], vec, weights};
+}
+
+}  // namespace
+
+namespace rk_bind {
+
+void decoder_kernels(pybind11::module_& m) {
+  m.def("decode_step", &decode_step,
+        "one inference step of an attention decoder: embedding, cell, Luong attention, "
+        "combine and output layer",
+        py::call_guard<py::gil_scoped_release>());
+}
+
+}  // namespace rk_bind
