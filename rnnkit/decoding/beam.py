@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 import torch
@@ -46,6 +47,9 @@ def beam_search(model: StepModel, state: Any, start: Tensor, eos_id: int, max_le
         raise ValueError(f"max_len must be >= 1, got {max_len}")
     B, K = start.shape[0], beam_size
     device = start.device
+    # A model whose reorder_state can leave per-source parts in place (Seq2Seq) is spared
+    # copying them while no sentence leaves the batch: hypotheses move within their sentence.
+    keeps_source = "keep_source" in inspect.signature(model.reorder_state).parameters
     rows = torch.arange(B, device=device).repeat_interleave(K)      # (B*K,)
     state = model.reorder_state(state, rows)
     tokens = start.repeat_interleave(K)                              # (A*K,)
@@ -110,8 +114,11 @@ def beam_search(model: StepModel, state: Any, start: Tensor, eos_id: int, max_le
         history = torch.cat([history[flat], new_tok[go].view(-1, 1)], 1)
         if att_hist is not None:
             att_hist = att_hist[flat]
+        if keeps_source and go.shape[0] == A:  # every sentence stays: its source rows too
+            state = model.reorder_state(state, flat.to(device), keep_source=True)
+        else:
+            state = model.reorder_state(state, flat.to(device))
         alive, beam_lp, best_done = alive[go], new_lp[go], best_done[go]
-        state = model.reorder_state(state, flat.to(device))
         tokens = new_tok[go].view(-1).to(device)
     # The max-length guard: the live hypotheses of rows still searching end unfinished.
     live_lp = beam_lp.tolist()

@@ -23,7 +23,9 @@ class StepModel(Protocol):
         ...
 
     def reorder_state(self, state: Any, index: Tensor) -> Any:
-        """The state of batch rows `index` (N',), rows repeated as often as named."""
+        """The state of batch rows `index` (N',), rows repeated as often as named. A model may
+        also take `keep_source=True` (Seq2Seq does): beam search then passes it while it only
+        moves hypotheses within their sentence, so per-sentence parts may stay in place."""
         ...
 
 

@@ -177,8 +177,18 @@ class Seq2Seq(nn.Module):
         return DecoderState(state, feed, memory, self.attention.project_keys(memory), mask)
 
     @staticmethod
-    def reorder_state(state: DecoderState, index: Tensor) -> DecoderState:
-        """Select (and repeat) batch rows of a decoder state, as beam search needs."""
+    def reorder_state(state: DecoderState, index: Tensor, keep_source: bool = False
+                      ) -> DecoderState:
+        """Select (and repeat) batch rows of a decoder state, as beam search needs.
+
+        `keep_source=True` leaves the per-source parts (encoder outputs, projected keys, mask)
+        where they are: for a caller that keeps every row's source in place (beam search
+        reordering the hypotheses of each sentence among themselves, which share one source),
+        where selecting them would copy the whole memory at every step.
+        """
+        if keep_source:
+            return DecoderState(_index(state.rnn, 1, index), _index(state.feed, 0, index),
+                                state.memory, state.projected, state.mask)
         return DecoderState(_index(state.rnn, 1, index), _index(state.feed, 0, index),
                             _index(state.memory, 1, index), _index(state.projected, 1, index),
                             _index(state.mask, 1, index))
