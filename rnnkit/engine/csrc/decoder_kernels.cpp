@@ -21,6 +21,15 @@
 #include <limits>
 #include <vector>
 
+// The engine's own tanh (activations.h): vectorised, where ATen's in-place tanh on the
+// (N, H) vector ran ~4 ns per element. Compiled here for the baseline instruction set.
+namespace rk_decoder_act {
+#ifndef RK_INLINE
+#define RK_INLINE inline __attribute__((always_inline))
+#endif
+#include "activations.h"
+}  // namespace rk_decoder_act
+
 namespace rk_layers {
 std::vector<at::Tensor> forward(int64_t mode, const at::Tensor& x, const at::Tensor& h0,
                                 const at::Tensor& c0, const std::vector<at::Tensor>& w);
@@ -36,6 +45,12 @@ void check_matrix(const at::Tensor& t, const char* name, at::ScalarType dtype, i
                     kFn, ": ", name, " must be a ", dim, "-D CPU ", dtype, " tensor, got ",
                     t.defined() ? t.toString() : std::string("undefined"), " of shape ",
                     t.defined() ? t.sizes() : at::IntArrayRef{});
+}
+
+template <typename T>
+void tanh_inplace(T* __restrict v, int64_t n) {
+#pragma omp simd
+  for (int64_t j = 0; j < n; ++j) v[j] = rk_decoder_act::act_tanh(v[j]);
 }
 
 // Masked softmax attention of one row: weights (S), context (K).
@@ -159,7 +174,9 @@ std::vector<at::Tensor> decode_step(int64_t mode, const at::Tensor& tokens,
       });
     });
     vec = at::mm(hc, w_combine.t());
-    vec.tanh_();
+    AT_DISPATCH_FLOATING_TYPES(dt, "rnnkit_decode_tanh", [&] {
+      tanh_inplace(vec.data_ptr<scalar_t>(), N * H);
+    });
   }
   check_matrix(w_out, "w_out", dt, 2);
   TORCH_CHECK_VALUE(w_out.size(1) == H, kFn, ": w_out has shape ", w_out.sizes(),
