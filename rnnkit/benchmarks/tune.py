@@ -2,7 +2,8 @@
 process runs with them (rnnkit.engine.tuning applies the saved file when the engine loads).
 
 The thresholds that decide how a step loop uses the cores (thread teams, row splits, the
-pipelined backward, oneDNN, the direction kernels' team) are searched one at a time: each
+pipelined backward, oneDNN, the direction kernels' team, the rows up to which a decoder's
+one-step call multiplies in the weights' own layout) are searched one at a time: each
 candidate value runs a fixed set of layer calls (training and inference, the shapes where the
 choice matters, a word language model's LSTM among them), the candidates timed in turns, and
 the value with the lowest geometric mean time wins if it beats the current one by more than the
@@ -34,6 +35,7 @@ CANDIDATES: dict[str, list[int]] = {
     "split_rows": [0, 2, 4, 8],
     "pipeline_rows": [0, 128, 256, 512],
     "onednn": [0, 1],
+    "few_step_rows": [0, 2, 4, 8],
     "direction_team_batch": [0, 16],
     "direction_team_macs": [1 << 14, 1 << 16, 1 << 18],
 }
@@ -48,6 +50,8 @@ WORKLOAD: list[tuple[str, type, dict[str, Any], tuple[int, int, int], bool]] = [
     ("lstm B=64", rk.LSTM, {}, (64, 20, 256), True),
     ("word-LM lstm", rk.LSTM, {"num_layers": 2}, (20, 35, 200), True),
     ("ln-lstm B=16", rk.LayerNormLSTM, {}, (16, 30, 128), True),
+    ("decoder lstm step B=4", rk.LSTM, {}, (4, 1, 128), False),
+    ("decoder gru step B=8", rk.GRU, {}, (8, 1, 256), False),
 ]
 
 

@@ -11,21 +11,26 @@ template <typename T, int RB, int NB>
 RK_INLINE void nt_block(int K, const T* __restrict a, int lda, const T* __restrict w, int ldw,
                         T* __restrict c, int ldc, bool accumulate) {
   constexpr int VL = RK_VEC_BYTES / int(sizeof(T));
-  T acc[RB][NB][VL];
+  // GCC's vector type, indexed by constants once the loops unroll, so the RB * NB partial sums
+  // can stay in registers: the same loops over arrays of scalars under `omp simd` ran 2x
+  // slower at 8 rows (an LSTM step at H = 128: 170 against 84 us on an AMD EPYC Zen 3).
+  typedef T Vec __attribute__((vector_size(RK_VEC_BYTES)));
+  Vec acc[RB][NB];
+#pragma GCC unroll 16
   for (int r = 0; r < RB; ++r)
-    for (int n = 0; n < NB; ++n)
-#pragma omp simd
-      for (int l = 0; l < VL; ++l) acc[r][n][l] = T(0);
+#pragma GCC unroll 16
+    for (int n = 0; n < NB; ++n) acc[r][n] = Vec{};
   int k = 0;
   for (; k + VL <= K; k += VL) {
-    for (int r = 0; r < RB; ++r) {
-      const T* __restrict ar = a + int64_t(r) * lda + k;
-      for (int n = 0; n < NB; ++n) {
-        const T* __restrict wn = w + int64_t(n) * ldw + k;
-#pragma omp simd
-        for (int l = 0; l < VL; ++l) acc[r][n][l] += ar[l] * wn[l];
-      }
-    }
+    Vec av[RB], wv[NB];
+#pragma GCC unroll 16
+    for (int r = 0; r < RB; ++r) __builtin_memcpy(&av[r], a + int64_t(r) * lda + k, sizeof(Vec));
+#pragma GCC unroll 16
+    for (int n = 0; n < NB; ++n) __builtin_memcpy(&wv[n], w + int64_t(n) * ldw + k, sizeof(Vec));
+#pragma GCC unroll 16
+    for (int r = 0; r < RB; ++r)
+#pragma GCC unroll 16
+      for (int n = 0; n < NB; ++n) acc[r][n] += av[r] * wv[n];
   }
   for (int r = 0; r < RB; ++r) {
     for (int n = 0; n < NB; ++n) {

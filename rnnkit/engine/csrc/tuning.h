@@ -24,8 +24,10 @@ struct Tuning {
   int64_t small_batch = 16;
   // Calls of one or two steps compute products of up to this many rows (the input projection
   // and h W_hh^T) on the kernel that reads torch's (G, K) weight layout (step_mm_nt.h) instead
-  // of BLAS, whose set-up cost exceeds such a product (0: always BLAS).
-  int64_t few_step_rows = 2;
+  // of BLAS, whose set-up cost exceeds such a product (0: always BLAS). On an AMD EPYC Zen 3
+  // it was as fast as MKL or faster up to 4 rows at H = 128 and up to 8 at H = 256 (one-step
+  // layer calls, 1 thread); `rnnkit tune` measures it on the machine at hand.
+  int64_t few_step_rows = 4;
   // Batches up to team_batch whose step product has at least team_macs multiply-adds run their
   // step loop on a thread team (one OpenMP region for all steps); 0 macs: every size.
   int64_t team_batch = 16;
