@@ -280,3 +280,38 @@ def test_batched_beam_search_equals_the_reference_on_a_seq2seq_model():
                 assert g.log_prob == pytest.approx(w.log_prob, rel=1e-5)
                 assert torch.allclose(g.attention, w.attention, atol=1e-6)
     assert left >= 1
+
+
+def test_greedy_rows_that_end_leave_the_batch_without_changing_any_output():
+    """Greedy decoding drops ended rows from the batch: each row's output, score and attention
+    equal decoding that row alone; sampling keeps all rows (same draws for a generator)."""
+    torch.manual_seed(2)
+    m, src, lengths = _seq2seq()
+    with torch.no_grad():
+        m.output.weight[EOS] *= 20  # EOS hangs on the state: some rows end early, some never
+    start = torch.full((6,), 2)
+    rows = []
+
+    class Counting:
+        decode_step = staticmethod(m.decode_step)
+
+        def reorder_state(self, state, index):
+            rows.append(index.shape[0])
+            return m.reorder_state(state, index)
+
+    batch = greedy_decode(Counting(), m.init_decoder(src, lengths), start, EOS, 9,
+                          with_attention=True)
+    assert rows and min(rows) < 6  # rows left the batch
+    for b, got in enumerate(batch):
+        alone = greedy_decode(m, m.init_decoder(src[:lengths[b], b:b + 1], lengths[b:b + 1]),
+                              start[:1], EOS, 9, with_attention=True)[0]
+        assert (got.tokens, got.finished) == (alone.tokens, alone.finished)
+        assert got.log_prob == pytest.approx(alone.log_prob, rel=1e-5, abs=1e-6)
+        assert got.score == pytest.approx(alone.score, rel=1e-5, abs=1e-6)
+        torch.testing.assert_close(got.attention[:, :lengths[b]], alone.attention,
+                                   rtol=1e-5, atol=1e-6)
+    rows.clear()
+    gen = torch.Generator().manual_seed(0)
+    greedy_decode(Counting(), m.init_decoder(src, lengths), start, EOS, 9, temperature=1.0,
+                  generator=gen)
+    assert rows == []  # sampling never reorders

@@ -101,33 +101,52 @@ def greedy_decode(model: StepModel, state: Any, start: Tensor, eos_id: int, max_
     if max_len < 1:
         raise ValueError(f"max_len must be >= 1, got {max_len}")
     B = start.shape[0]
+    # Greedy rows that have ended leave the batch (their state is dropped), so a batch of
+    # outputs of mixed lengths costs the steps its rows still need; sampling keeps every row,
+    # so its random draws stay the same for a given generator.
+    compact = temperature == 0
+    rows = torch.arange(B)                        # the rows still in the batch, by index
     tokens = start
     done = torch.zeros(B, dtype=torch.bool)
     log_prob = torch.zeros(B, dtype=torch.float64)
-    chosen, maps = [], []
-    for _ in range(max_len):
+    seqs = torch.full((B, max_len), eos_id, dtype=torch.long)        # EOS past each end
+    maps: Tensor | None = None                                       # (B, max_len, S)
+    steps_run = 0
+    for t in range(max_len):
         logits, state, weights = model.decode_step(tokens, state)
         logits = logits.float()
         if suppress:
             logits[:, suppress] = float("-inf")
-        tok = sample_next(logits, temperature, top_k, top_p, generator)   # (B,)
-        lp = F.log_softmax(logits, -1).gather(1, tok.unsqueeze(1))[:, 0]  # (B,)
-        log_prob += torch.where(done, torch.zeros_like(lp), lp).double().cpu()
-        chosen.append(tok.cpu())
+        tok = sample_next(logits, temperature, top_k, top_p, generator)   # (N,)
+        lp = F.log_softmax(logits, -1).gather(1, tok.unsqueeze(1))[:, 0]  # (N,)
+        tok_cpu = tok.cpu()
+        live = ~done[rows]                        # rows whose output had not ended before
+        log_prob[rows] += torch.where(live, lp.double().cpu(), 0.0)
+        seqs[rows[live], t] = tok_cpu[live]
         if with_attention and weights is not None:
-            maps.append(weights.cpu())
-        done |= (tok == eos_id).cpu()
+            if maps is None:
+                maps = weights.new_zeros(B, max_len, weights.shape[-1], device="cpu")
+            maps[rows, t] = weights.cpu()
+        steps_run = t + 1
+        done[rows] |= tok_cpu == eos_id
         if bool(done.all()):
             break
         tokens = tok
-    steps = torch.stack(chosen, 1).tolist()                           # B x T
+        if compact:
+            keep = (~done[rows]).nonzero(as_tuple=True)[0]
+            if keep.shape[0] < rows.shape[0]:
+                rows = rows[keep]
+                keep = keep.to(tok.device)
+                state = model.reorder_state(state, keep)
+                tokens = tok.index_select(0, keep)
+    steps = seqs[:, :steps_run].tolist()                              # B x T
     out = []
     for b in range(B):
         seq = steps[b]
         finished = eos_id in seq
         toks = seq[:seq.index(eos_id)] if finished else seq
         n = len(toks) + int(finished)
-        att = torch.stack([m[b] for m in maps[:n]]) if maps else None
+        att = maps[b, :n] if maps is not None else None
         lp = float(log_prob[b])
         out.append(Hypothesis(toks, lp, normalize_score(lp, n, length_penalty), finished, att))
     return out
