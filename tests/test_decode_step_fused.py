@@ -1,5 +1,6 @@
 """Seq2Seq.decode_step as one engine call (csrc/decoder_kernels.cpp) against the same step on
-torch.nn's modules: every cell, Luong and no attention, input feeding, padding, both dtypes."""
+torch.nn's modules: every cell, every attention kind and none, input feeding, padding, both
+dtypes."""
 
 from __future__ import annotations
 
@@ -24,7 +25,8 @@ def _pair(dtype=torch.float32, **kw):
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(cell=st.sampled_from(["rnn", "lstm", "gru"]),
-       attention=st.sampled_from(["none", "dot", "general"]), feeding=st.booleans(),
+       attention=st.sampled_from(["none", "dot", "general", "bahdanau"]),
+       feeding=st.booleans(),
        bidirectional=st.booleans(), N=st.integers(1, 6), S=st.integers(1, 5),
        E=st.integers(1, 9), H=st.integers(1, 12), steps=st.integers(1, 3),
        double=st.booleans(), seed=st.integers(0, 10**6))
@@ -86,7 +88,7 @@ def test_greedy_and_beam_outputs_are_the_modules_outputs():
 def test_the_modules_run_where_the_fused_step_does_not_apply():
     torch.manual_seed(0)
     src, lengths, tokens = torch.randint(4, 11, (3, 2)), torch.tensor([3, 2]), torch.tensor([1, 5])
-    cases = [dict(attention="bahdanau"), dict(attention="general", num_layers=2)]
+    cases = [dict(attention="general", num_layers=2), dict(attention="bahdanau", num_layers=2)]
     for kw in cases:
         m = Seq2Seq(11, 9, embedding_size=4, hidden_size=6, backend="rnnkit", **kw).eval()
         with torch.no_grad():
@@ -117,9 +119,11 @@ def test_a_bad_token_gets_the_modules_error_and_the_kernel_names_it():
             engine.decode_step(engine.CODES[m.decoder.mode], torch.tensor([1, 9]),
                                m.tgt_embedding.weight, torch.empty(0), state.rnn,
                                torch.empty(0), flat, state.memory, state.projected, state.mask,
-                               m.combine.weight, m.output.weight, m.output.bias)
+                               m.combine.weight, torch.empty(0), torch.empty(0),
+                               m.output.weight, m.output.bias)
         with pytest.raises(ValueError, match="w_combine has shape"):
             engine.decode_step(engine.CODES[m.decoder.mode], torch.tensor([1, 2]),
                                m.tgt_embedding.weight, torch.empty(0), state.rnn,
                                torch.empty(0), flat, state.memory, state.projected, state.mask,
-                               m.combine.weight[:, :-1], m.output.weight, m.output.bias)
+                               m.combine.weight[:, :-1], torch.empty(0), torch.empty(0),
+                               m.output.weight, m.output.bias)

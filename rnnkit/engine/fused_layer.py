@@ -142,12 +142,14 @@ def fused_layer_flat(code: int, x: Tensor, h0: Tensor, c0: Tensor, flat: Sequenc
 
 def decode_step(code: int, tokens: Tensor, embedding: Tensor, feed: Tensor, h0: Tensor,
                 c0: Tensor, flat: Sequence[Tensor], keys: Tensor, projected: Tensor,
-                mask: Tensor, w_combine: Tensor, w_out: Tensor, b_out: Tensor
-                ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor] | None:
+                mask: Tensor, w_combine: Tensor, w_query: Tensor, v: Tensor, w_out: Tensor,
+                b_out: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor] | None:
     """One inference step of an attention decoder in one kernel call (csrc/decoder_kernels.cpp):
-    embedding row and input feeding, the one-layer cell `code` on (h0, c0), Luong attention
-    over `keys` with the `projected` keys (the keys themselves for dot attention), combine and
-    output layer. Empty `feed` means no input feeding; empty `keys`, no attention (vec = h).
+    embedding row and input feeding, the one-layer cell `code` on (h0, c0), attention over
+    `keys` with the `projected` keys (the keys themselves for dot attention), combine and
+    output layer. Empty `feed` means no input feeding; empty `keys`, no attention (vec = h);
+    empty `w_query`, Luong scores against the new hidden state, else Bahdanau's
+    `v . tanh(W_q h_prev + projected)`, whose context joins the cell's input.
     Returns (logits, h_n, c_n, vec, weights), or None while the engine is not loaded. Never
     recorded by autograd: for no_grad decoding only. Raises ValueError for inputs the kernels
     cannot take."""
@@ -155,5 +157,5 @@ def decode_step(code: int, tokens: Tensor, embedding: Tensor, feed: Tensor, h0: 
     if ext is None:
         return None
     res = ext.decode_step(code, tokens, embedding, feed, h0, c0, flat, keys, projected, mask,
-                          w_combine, w_out, b_out)
+                          w_combine, w_query, v, w_out, b_out)
     return res[0], res[1], res[2], res[3], res[4]

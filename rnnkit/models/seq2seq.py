@@ -202,8 +202,8 @@ class Seq2Seq(nn.Module):
                     ) -> tuple[Tensor, DecoderState, Tensor | None]:
         """One decoder step: tokens (N,) -> logits (N, V), new state, attention (N, S).
 
-        Under no_grad, with a one-layer decoder on rnnkit's engine, no dropout drawn and Luong
-        or no attention, the whole step is one kernel call (`rnnkit.engine.decode_step`: the
+        Under no_grad, with a one-layer decoder on rnnkit's engine and no dropout drawn, the
+        whole step is one kernel call (`rnnkit.engine.decode_step`: the
         greedy, sampled and beam decoders' inner loop); otherwise the modules run one by one.
         """
         if not torch.is_grad_enabled():
@@ -234,8 +234,8 @@ class Seq2Seq(nn.Module):
     def _fused_step(self, tokens: Tensor, state: DecoderState
                     ) -> tuple[Tensor, DecoderState, Tensor | None] | None:
         """decode_step as one engine call, or None where the modules must run."""
-        if (self.attention_kind == "bahdanau" or (self.training and self.drop.p > 0)
-                or self.tgt_embedding.max_norm is not None or not isinstance(tokens, Tensor)):
+        if ((self.training and self.drop.p > 0) or self.tgt_embedding.max_norm is not None
+                or not isinstance(tokens, Tensor)):
             return None
         flat = _fast.kernel_weights(self.decoder)
         if flat is None:
@@ -246,13 +246,15 @@ class Seq2Seq(nn.Module):
             return None
         empty = h0.new_empty(0)
         att = self.attention is not None
+        additive = self.attention_kind == "bahdanau"
         try:
             res = _engine.decode_step(
                 _engine.CODES[self.decoder.mode], tokens, self.tgt_embedding.weight,
                 state.feed if self.input_feeding else empty, h0, c0 if lstm else empty, flat,
                 state.memory if att else empty, state.projected if att else empty,
                 state.mask if att else empty, self.combine.weight if att else empty,
-                self.output.weight,
+                self.attention.w_query.weight if additive else empty,
+                self.attention.v.weight.view(-1) if additive else empty, self.output.weight,
                 self.output.bias if self.output.bias is not None else empty)
         except (ValueError, TypeError):
             return None  # the modules run, and raise their own error if the input is wrong

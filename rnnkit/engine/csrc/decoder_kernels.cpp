@@ -3,6 +3,7 @@
 //   x      = [E[token], feed]                 embedding row, the last step's vec (input feeding)
 //   h      = cell(x, h_prev)                  the layer kernels (layer_kernels.cpp), one step
 //   score  = h . k_s  (dot)  or  h . (W k_s)  (general: the projected keys, computed once)
+//            or v . tanh(W_q h_prev + W_k k_s + b)  (Bahdanau: before the step, ctx joins x)
 //   a      = softmax over the source positions the mask keeps
 //   ctx    = sum_s a_s k_s
 //   vec    = tanh(W_c [h, ctx])               (no attention: vec = h)
@@ -53,18 +54,25 @@ void tanh_inplace(T* __restrict v, int64_t n) {
   for (int64_t j = 0; j < n; ++j) v[j] = rk_decoder_act::act_tanh(v[j]);
 }
 
-// Masked softmax attention of one row: weights (S), context (K).
+// Masked softmax attention of one row: weights (S), context (K). Scores q . pk_s (Luong; q the
+// new hidden state), or with `v` v . tanh(q + pk_s) (Bahdanau; q = W_q h_prev).
 template <typename T>
 void attend_row(int n, int N, int S, int H, int K, const T* __restrict q, const T* pk,
-                const T* keys, const bool* mask, T* __restrict weights, T* __restrict ctx) {
+                const T* keys, const bool* mask, const T* __restrict v, T* __restrict weights,
+                T* __restrict ctx) {
   T top = -std::numeric_limits<T>::infinity();
   for (int s = 0; s < S; ++s) {
     T score = -std::numeric_limits<T>::infinity();
     if (mask[int64_t(s) * N + n]) {
       const T* __restrict k = pk + (int64_t(s) * N + n) * H;
       T acc = 0;
+      if (v) {
 #pragma omp simd reduction(+ : acc)
-      for (int j = 0; j < H; ++j) acc += q[j] * k[j];
+        for (int j = 0; j < H; ++j) acc += v[j] * rk_decoder_act::act_tanh(q[j] + k[j]);
+      } else {
+#pragma omp simd reduction(+ : acc)
+        for (int j = 0; j < H; ++j) acc += q[j] * k[j];
+      }
       score = acc;
     }
     weights[s] = score;
@@ -93,13 +101,29 @@ void attend_row(int n, int N, int S, int H, int K, const T* __restrict q, const 
   }
 }
 
+// The attention of all N rows: weights (N, S) and the contexts, written at ctx + n * ldc.
+template <typename T>
+void attend(int64_t N, int64_t S, int64_t H, int64_t K, const T* q, const at::Tensor& pk,
+            const at::Tensor& keys, const at::Tensor& mask, const T* v, T* weights, T* ctx,
+            int64_t ldc) {
+  const T* pk_p = pk.data_ptr<T>();
+  const T* keys_p = keys.data_ptr<T>();
+  const bool* mask_p = mask.data_ptr<bool>();
+  for (int64_t n = 0; n < N; ++n)
+    attend_row<T>(int(n), int(N), int(S), int(H), int(K), q + n * H, pk_p, keys_p, mask_p, v,
+                  weights + n * S, ctx + n * ldc);
+}
+
 // Returns {logits (N, V), h_n, c_n (empty unless LSTM), vec (N, H), weights (N, S) or empty}.
+// Attention: none (keys empty), Luong (w_query empty: scores against the new h), or Bahdanau
+// (w_query (H, H) and v (H): scores from the previous h, the context joins the cell's input).
 std::vector<at::Tensor> decode_step(int64_t mode, const at::Tensor& tokens,
                                     const at::Tensor& embedding, const at::Tensor& feed,
                                     const at::Tensor& h0, const at::Tensor& c0,
                                     const std::vector<at::Tensor>& w, const at::Tensor& keys_in,
                                     const at::Tensor& projected_in, const at::Tensor& mask_in,
-                                    const at::Tensor& w_combine, const at::Tensor& w_out,
+                                    const at::Tensor& w_combine, const at::Tensor& w_query,
+                                    const at::Tensor& v_score, const at::Tensor& w_out,
                                     const at::Tensor& b_out) {
   check_matrix(embedding, "embedding",
                embedding.defined() ? embedding.scalar_type() : at::kFloat, 2);
@@ -121,32 +145,18 @@ std::vector<at::Tensor> decode_step(int64_t mode, const at::Tensor& tokens,
     TORCH_CHECK_VALUE(feed.size(0) == N, kFn, ": feed has ", feed.size(0), " rows, expected ", N);
   }
   const int64_t F = feeding ? feed.size(1) : 0;
-  // x = [E[token], feed] as one (1, N, E + F) step; the layer kernels check the rest.
-  at::Tensor x = at::empty({1, N, E + F}, embedding.options());
-  {
-    const at::Tensor emb = embedding.contiguous();
-    const at::Tensor fd = feeding ? feed.contiguous() : at::Tensor();
-    const int64_t es = emb.element_size();
-    char* dst = static_cast<char*>(x.data_ptr());
-    for (int64_t n = 0; n < N; ++n) {
-      std::memcpy(dst + n * (E + F) * es,
-                  static_cast<const char*>(emb.data_ptr()) + ids[n] * E * es, E * es);
-      if (feeding)
-        std::memcpy(dst + (n * (E + F) + E) * es,
-                    static_cast<const char*>(fd.data_ptr()) + n * F * es, F * es);
-    }
-  }
-  std::vector<at::Tensor> r = rk_layers::forward(mode, x, h0, c0, w);
-  const at::Tensor h = r[0].view({N, r[0].size(2)});  // (N, H)
-  const int64_t H = h.size(1);
-  at::Tensor vec = h, weights = at::empty({0}, h.options());
-  if (keys_in.numel() > 0) {
+  // The attention's operands, checked before any work.
+  const bool att = keys_in.numel() > 0, additive = att && w_query.numel() > 0;
+  const int64_t H = w.size() >= 2 && w[1].dim() == 2 ? w[1].size(1) : 0;  // W_hh (G, H)
+  int64_t S = 0, K = 0;
+  at::Tensor keys, pk, mask;
+  if (att) {
     check_matrix(keys_in, "keys", dt, 3);
     check_matrix(projected_in, "projected", dt, 3);
     TORCH_CHECK_VALUE(mask_in.defined() && mask_in.device().is_cpu() &&
                           mask_in.scalar_type() == at::kBool && mask_in.dim() == 2,
                       kFn, ": mask must be a 2-D CPU bool tensor");
-    const int64_t S = keys_in.size(0), K = keys_in.size(2);
+    S = keys_in.size(0), K = keys_in.size(2);
     TORCH_CHECK_VALUE(keys_in.size(1) == N && projected_in.size(0) == S &&
                           projected_in.size(1) == N && projected_in.size(2) == H &&
                           mask_in.size(0) == S && mask_in.size(1) == N,
@@ -156,23 +166,62 @@ std::vector<at::Tensor> decode_step(int64_t mode, const at::Tensor& tokens,
     TORCH_CHECK_VALUE(w_combine.size(0) == H && w_combine.size(1) == H + K, kFn,
                       ": w_combine has shape ", w_combine.sizes(), ", expected (", H, ", ", H + K,
                       ")");
-    const at::Tensor keys = keys_in.contiguous(), pk = projected_in.contiguous();
-    const at::Tensor mask = mask_in.contiguous();
-    at::Tensor hc = at::empty({N, H + K}, h.options());  // [h, ctx]
-    hc.narrow(1, 0, H).copy_(h);
-    weights = at::empty({N, S}, h.options());
-    AT_DISPATCH_FLOATING_TYPES(dt, "rnnkit_decode_attention", [&] {
-      const scalar_t* q = h.data_ptr<scalar_t>();
-      scalar_t* out = hc.data_ptr<scalar_t>();
-      scalar_t* wt = weights.data_ptr<scalar_t>();
-      at::parallel_for(0, N, std::max<int64_t>(1, 4096 / std::max<int64_t>(1, S * (H + K))),
-                       [&](int64_t n0, int64_t n1) {
-        for (int64_t n = n0; n < n1; ++n)
-          attend_row<scalar_t>(int(n), int(N), int(S), int(H), int(K), q + n * H,
-                               pk.data_ptr<scalar_t>(), keys.data_ptr<scalar_t>(),
-                               mask.data_ptr<bool>(), wt + n * S, out + n * (H + K) + H);
-      });
+    if (additive) {
+      check_matrix(w_query, "w_query", dt, 2);
+      check_matrix(v_score, "v", dt, 1);
+      TORCH_CHECK_VALUE(w_query.size(0) == H && w_query.size(1) == H && v_score.size(0) == H,
+                        kFn, ": w_query ", w_query.sizes(), " and v ", v_score.sizes(),
+                        " do not fit hidden size ", H);
+      TORCH_CHECK_VALUE(h0.dim() == 3 && h0.size(0) == 1 && h0.size(1) == N && h0.size(2) == H &&
+                            h0.scalar_type() == dt,
+                        kFn, ": Bahdanau attention needs h0 of shape (1, ", N, ", ", H,
+                        "), got ", h0.sizes());
+    }
+    keys = keys_in.contiguous(), pk = projected_in.contiguous(), mask = mask_in.contiguous();
+  }
+  const int64_t C = additive ? K : 0;  // the context's part of the cell's input
+  const auto opt = embedding.options();
+  at::Tensor weights = att ? at::empty({N, S}, opt) : at::empty({0}, opt);
+  at::Tensor hc = att ? at::empty({N, H + K}, opt) : at::Tensor();  // [h, ctx]
+  if (additive) {  // scores from the previous hidden state, before the step
+    const at::Tensor qp = at::mm(h0.select(0, 0), w_query.t()).contiguous();  // (N, H)
+    const at::Tensor v = v_score.contiguous();
+    AT_DISPATCH_FLOATING_TYPES(dt, "rnnkit_decode_bahdanau", [&] {
+      attend<scalar_t>(N, S, H, K, qp.data_ptr<scalar_t>(), pk, keys, mask,
+                       v.data_ptr<scalar_t>(), weights.data_ptr<scalar_t>(),
+                       hc.data_ptr<scalar_t>() + H, H + K);
     });
+  }
+  // x = [E[token], ctx (Bahdanau), feed] as one (1, N, E + C + F) step; the layer kernels check
+  // the rest.
+  const int64_t X = E + C + F;
+  at::Tensor x = at::empty({1, N, X}, opt);
+  {
+    const at::Tensor emb = embedding.contiguous();
+    const at::Tensor fd = feeding ? feed.contiguous() : at::Tensor();
+    const int64_t es = emb.element_size();
+    char* dst = static_cast<char*>(x.data_ptr());
+    const char* hc_p = additive ? static_cast<const char*>(hc.data_ptr()) : nullptr;
+    for (int64_t n = 0; n < N; ++n) {
+      std::memcpy(dst + n * X * es, static_cast<const char*>(emb.data_ptr()) + ids[n] * E * es,
+                  E * es);
+      if (additive) std::memcpy(dst + (n * X + E) * es, hc_p + (n * (H + K) + H) * es, K * es);
+      if (feeding)
+        std::memcpy(dst + (n * X + E + C) * es,
+                    static_cast<const char*>(fd.data_ptr()) + n * F * es, F * es);
+    }
+  }
+  std::vector<at::Tensor> r = rk_layers::forward(mode, x, h0, c0, w);
+  const at::Tensor h = r[0].view({N, r[0].size(2)});  // (N, H)
+  at::Tensor vec = h;
+  if (att) {
+    hc.narrow(1, 0, H).copy_(h);
+    if (!additive) {  // Luong: scores against the new hidden state
+      AT_DISPATCH_FLOATING_TYPES(dt, "rnnkit_decode_luong", [&] {
+        attend<scalar_t>(N, S, H, K, h.data_ptr<scalar_t>(), pk, keys, mask, nullptr,
+                         weights.data_ptr<scalar_t>(), hc.data_ptr<scalar_t>() + H, H + K);
+      });
+    }
     vec = at::mm(hc, w_combine.t());
     AT_DISPATCH_FLOATING_TYPES(dt, "rnnkit_decode_tanh", [&] {
       tanh_inplace(vec.data_ptr<scalar_t>(), N * H);
@@ -192,8 +241,8 @@ namespace rk_bind {
 
 void decoder_kernels(pybind11::module_& m) {
   m.def("decode_step", &decode_step,
-        "one inference step of an attention decoder: embedding, cell, Luong attention, "
-        "combine and output layer",
+        "one inference step of an attention decoder: embedding, cell, Luong or Bahdanau "
+        "attention, combine and output layer",
         py::call_guard<py::gil_scoped_release>());
 }
 
