@@ -348,8 +348,7 @@ namespace rk_layers {
 // layer_forward for the other kernel files (decoder_kernels.cpp): one layer's forward, checked.
 std::vector<at::Tensor> forward(int64_t mode, const at::Tensor& x, const at::Tensor& h0,
                                 const at::Tensor& c0, const std::vector<at::Tensor>& w) {
-  static const at::Tensor no_lengths = at::empty({0}, at::kLong);
-  return layer_forward(mode, x, h0, c0, w, no_lengths, false);
+  return layer_forward(mode, x, h0, c0, w, at::empty({0}, at::kLong), false);
 }
 
 }  // namespace rk_layers
