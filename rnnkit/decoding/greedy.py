@@ -107,7 +107,7 @@ def greedy_decode(model: StepModel, state: Any, start: Tensor, eos_id: int, max_
     compact = temperature == 0
     rows = torch.arange(B)                        # the rows still in the batch, by index
     tokens = start
-    done = torch.zeros(B, dtype=torch.bool)
+    done = torch.zeros(B, dtype=torch.bool)       # sampling: rows whose output has ended
     log_prob = torch.zeros(B, dtype=torch.float64)
     seqs = torch.full((B, max_len), eos_id, dtype=torch.long)        # EOS past each end
     maps: Tensor | None = None                                       # (B, max_len, S)
@@ -118,27 +118,42 @@ def greedy_decode(model: StepModel, state: Any, start: Tensor, eos_id: int, max_
         if suppress:
             logits[:, suppress] = float("-inf")
         tok = sample_next(logits, temperature, top_k, top_p, generator)   # (N,)
-        lp = F.log_softmax(logits, -1).gather(1, tok.unsqueeze(1))[:, 0]  # (N,)
+        lp = F.log_softmax(logits, -1).gather(1, tok.unsqueeze(1))[:, 0].double().cpu()
         tok_cpu = tok.cpu()
-        live = ~done[rows]                        # rows whose output had not ended before
-        log_prob[rows] += torch.where(live, lp.double().cpu(), 0.0)
-        seqs[rows[live], t] = tok_cpu[live]
-        if with_attention and weights is not None:
-            if maps is None:
-                maps = weights.new_zeros(B, max_len, weights.shape[-1], device="cpu")
-            maps[rows, t] = weights.cpu()
+        ended = tok_cpu == eos_id
+        if with_attention and weights is not None and maps is None:
+            maps = weights.new_zeros(B, max_len, weights.shape[-1], device="cpu")
         steps_run = t + 1
-        done[rows] |= tok_cpu == eos_id
-        if bool(done.all()):
-            break
+        if not compact:  # every row stays; extraction stops at each row's first EOS
+            log_prob += torch.where(done, 0.0, lp)
+            seqs[:, t] = tok_cpu
+            if maps is not None:
+                maps[:, t] = weights.cpu()
+            done |= ended
+            if bool(done.all()):
+                break
+            tokens = tok
+            continue
+        # Greedy: every row in the batch is still decoding (ended ones left at once).
+        if rows.shape[0] == B:
+            log_prob += lp
+            seqs[:, t] = tok_cpu
+            if maps is not None:
+                maps[:, t] = weights.cpu()
+        else:
+            log_prob[rows] += lp
+            seqs[rows, t] = tok_cpu
+            if maps is not None:
+                maps[rows, t] = weights.cpu()
         tokens = tok
-        if compact:
-            keep = (~done[rows]).nonzero(as_tuple=True)[0]
-            if keep.shape[0] < rows.shape[0]:
-                rows = rows[keep]
-                keep = keep.to(tok.device)
-                state = model.reorder_state(state, keep)
-                tokens = tok.index_select(0, keep)
+        if bool(ended.any()):
+            keep = (~ended).nonzero(as_tuple=True)[0]
+            if keep.shape[0] == 0:
+                break
+            rows = rows[keep]
+            keep = keep.to(tok.device)
+            state = model.reorder_state(state, keep)
+            tokens = tok.index_select(0, keep)
     steps = seqs[:, :steps_run].tolist()                              # B x T
     out = []
     for b in range(B):
