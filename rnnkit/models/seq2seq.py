@@ -203,8 +203,8 @@ class Seq2Seq(nn.Module):
         """One decoder step: tokens (N,) -> logits (N, V), new state, attention (N, S).
 
         Under no_grad, with a one-layer decoder on rnnkit's engine and no dropout drawn, the
-        whole step is one kernel call (`rnnkit.engine.decode_step`: the
-        greedy, sampled and beam decoders' inner loop); otherwise the modules run one by one.
+        whole step is one kernel call (`rnnkit.engine.decode_step`), the inner loop of greedy,
+        sampled and beam decoding; otherwise the modules run one by one.
         """
         if not torch.is_grad_enabled():
             fused = self._fused_step(tokens, state)
