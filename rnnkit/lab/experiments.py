@@ -64,8 +64,7 @@ class LabConfig(TrainConfig):
 
 
 TINY: dict[str, Any] = dict(T=12, hidden_size=8, batch_size=8, valid_size=16, test_size=40,
-                            max_steps=6,
-                            eval_every=3, progress=False)
+                            max_steps=6, eval_every=3, progress=False)
 
 
 def baseline(task: str, T: int) -> float:
