@@ -138,6 +138,28 @@ def test_fused_matches_reference(kind, layers, bidir, bias, with_hx, with_length
     assert_same(a, b, dtype)
 
 
+@pytest.mark.parametrize("kind", KINDS)
+def test_onednn_products_match_reference(kind):
+    """`onednn=2`: every float32 product over all T*B rows (the input projection, both weight
+    gradients, dx) runs on oneDNN (onednn.h's big_gemm) instead of BLAS; two layers, both
+    directions, lengths, dropout and zoneout masks drawn."""
+    if not engine.load_extension().has_onednn():
+        pytest.skip("this torch build has no oneDNN matrix products")
+    with tuning.overridden(onednn=2):
+        fused, ref = _pair(kind, torch.float32, num_layers=2, bidirectional=True, dropout=0.3)
+        x = torch.randn(T, B, I, requires_grad=True)
+        hx = _hx(fused, torch.float32)
+        lengths = torch.tensor([3, 4])
+        if kind in LAYER_NORM:
+            _as_accurate_as_reference(fused, ref, x, hx, lengths)
+            return
+        torch.manual_seed(7)
+        a = forward_backward(fused, x, hx, lengths=lengths)
+        torch.manual_seed(7)
+        b = forward_backward(ref, x, hx, lengths=lengths)
+    assert_same(a, b, torch.float32)
+
+
 @pytest.mark.parametrize("kind,bidir,fast", [
     *((k, True, True) for k in KINDS),  # every kind, both directions: random projections
     *((k, False, False) for k in ("peephole", "ln_lstm", "ln_gru", "leaky", "skip")),  # all

@@ -18,13 +18,15 @@ void forward_impl(int64_t cell, const at::Tensor& x, at::Tensor& h, at::Tensor& 
   const int64_t TB = int64_t(Tn) * Bn;
   const auto opt = x.options();
   const Table<T>& k = table<T>();
+  const int64_t call_macs = TB * G * (In + Hn);  // oneDNN or BLAS (onednn.h)
   const T* b_ih = ptr<T>(w[2]);
   const T* b_hh = ptr<T>(w[3]);
   // xp = x W_ih^T + b_ih (+ b_hh where it folds), or LN(x W_ih^T) g + s + b.  (T, B, G)
   at::Tensor xp_t = at::empty({Tn, Bn, G}, opt), xhat_t, rstd_t;
   T* xp = xp_t.data_ptr<T>();
   if (layer_norm(cell)) {
-    gemm(false, true, int(TB), G, In, x.data_ptr<T>(), In, w[0].data_ptr<T>(), In, T(0), xp, G);
+    onednn::big_gemm(false, true, int(TB), G, In, x.data_ptr<T>(), In, w[0].data_ptr<T>(), In,
+                     T(0), xp, G, call_macs);
     xhat_t = at::empty({Tn, Bn, G}, opt);
     rstd_t = at::empty({TB}, opt);
     const T* s_ih = ptr<T>(w[cell == LSTM_LN ? 7 : 6]);
@@ -35,7 +37,8 @@ void forward_impl(int64_t cell, const at::Tensor& x, at::Tensor& h, at::Tensor& 
     for (int j = 0; j < G; ++j)
       bias[j] = (b_ih ? b_ih[j] : T(0)) + (cell != GRU && b_hh ? b_hh[j] : T(0));
     for (int64_t r = 0; r < TB; ++r) std::memcpy(xp + r * G, bias.data(), sizeof(T) * G);
-    gemm(false, true, int(TB), G, In, x.data_ptr<T>(), In, w[0].data_ptr<T>(), In, T(1), xp, G);
+    onednn::big_gemm(false, true, int(TB), G, In, x.data_ptr<T>(), In, w[0].data_ptr<T>(), In,
+                     T(1), xp, G, call_macs);
   }
   VStep<T> s{};
   std::vector<at::Tensor> extra;
@@ -286,7 +289,9 @@ void backward_impl(int64_t cell, const at::Tensor& x, const std::vector<at::Tens
   g[1] = at::empty_like(w[1]);
   // dW_hh = dG_h^T h_in, summed over every step and row.
   const T* hin = drop ? sv[2].data_ptr<T>() : sv[1].data_ptr<T>();
-  gemm(true, false, G, Hn, int(TB), dgh, G, hin, Hn, T(0), g[1].data_ptr<T>(), Hn);
+  const int64_t call_macs = TB * G * (In + Hn);  // oneDNN or BLAS (onednn.h)
+  onednn::big_gemm(true, false, G, Hn, int(TB), dgh, G, hin, Hn, T(0), g[1].data_ptr<T>(), Hn,
+                   call_macs);
   if (bias) {  // db_ih = sum dG_x; db_hh = sum dG_h (GRU) or sum dG_x (where b_hh folds in)
     g[2] = at::empty_like(w[2]);
     col_sum(dgx, TB, G, g[2].data_ptr<T>());
@@ -315,10 +320,11 @@ void backward_impl(int64_t cell, const at::Tensor& x, const std::vector<at::Tens
   if (cell == LSTM_PEEPHOLE) g[4] = dp[0];
   if (cell == RNN_LEAKY_TANH || cell == RNN_LEAKY_RELU)  // through a = sigmoid(rate_logit)
     g[4] = dp[0] * extra.back() * (1 - extra.back());
-  gemm(true, false, G, In, int(TB), dgx, G, x.data_ptr<T>(), In, T(0), g[0].data_ptr<T>(), In);
+  onednn::big_gemm(true, false, G, In, int(TB), dgx, G, x.data_ptr<T>(), In, T(0),
+                   g[0].data_ptr<T>(), In, call_macs);
   if (dx.numel())  // dx = dG_x W_ih: through xp = x W_ih^T
-    gemm(false, false, int(TB), In, G, dgx, G, w[0].data_ptr<T>(), In, T(0), dx.data_ptr<T>(),
-         In);
+    onednn::big_gemm(false, false, int(TB), In, G, dgx, G, w[0].data_ptr<T>(), In, T(0),
+                     dx.data_ptr<T>(), In, call_macs);
   grads.insert(grads.end(), g.begin(), g.end());
 }
 

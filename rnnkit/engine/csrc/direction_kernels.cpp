@@ -21,6 +21,7 @@
 #include "engine_common.h"
 #include "isa.h"
 #include "tuning.h"
+#include <ATen/core/dispatch/Dispatcher.h>
 
 #include <cmath>
 #include <cstdint>
@@ -317,6 +318,7 @@ void cell_params(int64_t cell, const std::vector<at::Tensor>& w, int G, VStep<T>
   }
 }
 
+#include "onednn.h"
 #include "direction_checks.h"
 #include "direction_driver.h"
 #include "direction_skip.h"

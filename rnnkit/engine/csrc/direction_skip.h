@@ -24,7 +24,9 @@ void skip_forward_impl(const at::Tensor& x, at::Tensor& reg, const std::vector<a
   std::vector<T> bias(Hn, T(0));
   for (int j = 0; j < Hn; ++j) bias[j] = (b_ih ? b_ih[j] : T(0)) + (b_hh ? b_hh[j] : T(0));
   for (int64_t r = 0; r < TB; ++r) std::memcpy(xp + r * Hn, bias.data(), sizeof(T) * Hn);
-  gemm(false, true, int(TB), Hn, In, x.data_ptr<T>(), In, w[0].data_ptr<T>(), In, T(1), xp, Hn);
+  const int64_t call_macs = TB * Hn * (In + int64_t(nd) * Hn);  // oneDNN or BLAS (onednn.h)
+  onednn::big_gemm(false, true, int(TB), Hn, In, x.data_ptr<T>(), In, w[0].data_ptr<T>(), In,
+                   T(1), xp, Hn, call_macs);
   const bool drop = h_drop.numel() > 0;
   at::Tensor v_t = at::empty({keep ? Tn : 1, Bn, Hn}, opt);
   at::Tensor src_t = (keep || drop) ? at::empty({keep ? Tn : 1, Bn, W}, opt) : at::empty({0}, opt);
@@ -112,10 +114,12 @@ void skip_backward_impl(const at::Tensor& x, const std::vector<at::Tensor>& w,
   const T* da = da_t.data_ptr<T>();
   std::vector<at::Tensor> g(w.size());
   for (size_t i = 0; i < w.size(); ++i) g[i] = at::empty({0}, opt);
+  const int64_t call_macs = TB * Hn * (In + int64_t(nd) * Hn);  // oneDNN or BLAS (onednn.h)
   for (int i = 0; i < nd; ++i) {  // dW_d = da^T h_{t-d}, over every step and row
     g[1 + i] = at::empty_like(w[1 + i]);
-    gemm(true, false, Hn, Hn, int(TB), da, Hn, saved[1].data_ptr<T>() + (delays[i] - 1) * Hn,
-         W, T(0), g[1 + i].data_ptr<T>(), Hn);
+    onednn::big_gemm(true, false, Hn, Hn, int(TB), da, Hn,
+                     saved[1].data_ptr<T>() + (delays[i] - 1) * Hn, W, T(0),
+                     g[1 + i].data_ptr<T>(), Hn, call_macs);
   }
   if (w[1 + nd].numel()) {  // db_ih = db_hh = sum da
     g[1 + nd] = at::empty_like(w[1 + nd]);
@@ -123,10 +127,11 @@ void skip_backward_impl(const at::Tensor& x, const std::vector<at::Tensor>& w,
     g[2 + nd] = g[1 + nd].clone();
   }
   g[0] = at::empty_like(w[0]);  // dW_ih = da^T x
-  gemm(true, false, Hn, In, int(TB), da, Hn, x.data_ptr<T>(), In, T(0), g[0].data_ptr<T>(), In);
+  onednn::big_gemm(true, false, Hn, In, int(TB), da, Hn, x.data_ptr<T>(), In, T(0),
+                   g[0].data_ptr<T>(), In, call_macs);
   if (dx.numel())  // dx = da W_ih
-    gemm(false, false, int(TB), In, Hn, da, Hn, w[0].data_ptr<T>(), In, T(0), dx.data_ptr<T>(),
-         In);
+    onednn::big_gemm(false, false, int(TB), In, Hn, da, Hn, w[0].data_ptr<T>(), In, T(0),
+                     dx.data_ptr<T>(), In, call_macs);
   grads.insert(grads.end(), g.begin(), g.end());
 }
 

@@ -157,11 +157,12 @@ void backward_dir(int64_t mode, int Tn, int Bn, int In, int Hn, const T* x, Dir<
     }
   }
   if (pipelined) return;
-  // Weight gradients, summed over all steps: one GEMM each over the T*B rows.
-  // Weight gradients stay on BLAS: its transposed-A product reads dG in place, where oneDNN
-  // first copies a transposed operand (measured slower in the 2x512 LSTM LM).
-  gemm(true, false, G, In, int(TB), dgx, G, x, In, T(0), dw_ih, In);      // dW_ih = dGx^T x
-  gemm(true, false, G, Hn, int(TB), dgh, G, hprev, Hn, T(0), dw_hh, Hn);  // dW_hh = dGh^T h
+  // Weight gradients, summed over all steps: one product each over the T*B rows (oneDNN's
+  // where it is faster, onednn.h).
+  onednn::big_gemm(true, false, G, In, int(TB), dgx, G, x, In, T(0), dw_ih, In,  // dGx^T x
+                   few_steps ? 0 : layer_macs);
+  onednn::big_gemm(true, false, G, Hn, int(TB), dgh, G, hprev, Hn, T(0), dw_hh, Hn,  // dGh^T h
+                   few_steps ? 0 : layer_macs);
   if (db_ih) {  // ATen's column sums: threaded, and cascaded (more accurate than a running sum)
     at::Tensor db_ih_t = at::from_blob(db_ih, {G}, opt);
     at::sum_out(db_ih_t, at::from_blob(dgx, {TB, G}, opt), {0});                // db_ih = sum dGx
@@ -173,15 +174,7 @@ void backward_dir(int64_t mode, int Tn, int Bn, int In, int Hn, const T* x, Dir<
     }
   }
   if (dx) {  // dx (+)= dGx W_ih: through xp = x W_ih^T
-    if (onednn::wanted<T>(TB, layer_macs) && !few_steps) {
-      const at::Tensor dg2 = at::from_blob(dgx, {TB, G}, opt);
-      const at::Tensor dx2 = at::from_blob(dx, {TB, In}, opt);
-      const at::Tensor y = onednn::linear(dg2, w.w_ih_t.t(), at::Tensor(),
-                                          dx_accumulate ? dx2 : at::Tensor());
-      std::memcpy(dx, y.data_ptr<T>(), sizeof(T) * TB * In);
-    } else {
-      gemm(false, false, int(TB), In, G, dgx, G, w.w_ih, In,
-           dx_accumulate ? T(1) : T(0), dx, In);
-    }
+    onednn::big_gemm(false, false, int(TB), In, G, dgx, G, w.w_ih, In,
+                     dx_accumulate ? T(1) : T(0), dx, In, few_steps ? 0 : layer_macs);
   }
 }

@@ -106,6 +106,7 @@ template <typename T> const Kernels<T>& kernels();
 template <> const Kernels<float>& kernels<float>() { return isa().f; }
 template <> const Kernels<double>& kernels<double>() { return isa().d; }
 
+#include "onednn.h"
 #include "layer_gemm.h"
 #include "layer_schedules.h"
 // Saved per direction for the backward (keep == true), all (T, B, *):
@@ -137,12 +138,14 @@ void forward_dir(int64_t mode, int Tn, int Bn, int In, int Hn, const T* x, Dir<T
   } else if (w.b_ih) {
     bias = w.b_ih_t;
   }
+  at::Tensor w_ih_dnn;  // W_ih in oneDNN's layout, made at the first product, for every chunk
   auto project = [&](int t0, int count) -> at::Tensor {
     const int64_t rows = int64_t(count) * Bn;
     const T* xs = x + int64_t(t0) * Bn * In;
     if (dnn_big) {
       const at::Tensor x2 = at::from_blob(const_cast<T*>(xs), {rows, In}, opt);
-      return onednn::linear(x2, w.w_ih_t, bias, at::Tensor()).view({count, Bn, G});
+      if (!w_ih_dnn.defined()) w_ih_dnn = onednn::reorder_once(w.w_ih_t, rows, TB * G * In);
+      return onednn::linear(x2, w_ih_dnn, bias, at::Tensor()).view({count, Bn, G});
     }
     at::Tensor xp_t = pooled_empty({count, Bn, G}, opt);
     if (few_steps && rows <= tuned.few_step_rows)
