@@ -138,6 +138,28 @@ def test_few_step_products_match_reference(kind, few_step_rows, small_batch, dty
                 assert_same(forward_backward(fused, x, hx), forward_backward(ref, x, hx), dtype)
 
 
+@pytest.mark.parametrize("kind", KINDS)
+def test_few_step_onednn_products_match_reference(kind):
+    """`few_step_onednn_macs=1` with `onednn=2`: a call of one or two steps runs its step product
+    on oneDNN (a weight in the generic layout, as a beam search's large batch does), forward and
+    every gradient, both directions, against the reference engine."""
+    if not engine.load_extension().has_onednn():
+        pytest.skip("this torch build has no oneDNN matrix products")
+    with tuning.overridden(onednn=2, few_step_onednn_macs=1):
+        for T_few in (1, 2):
+            cls, _, extra = KINDS[kind]
+            fused = cls(19, 21, **extra, bidirectional=True, engine="fused")
+            ref = cls(19, 21, **extra, bidirectional=True, engine="reference")
+            ref.load_state_dict(fused.state_dict())
+            x = torch.randn(T_few, 7, 19, requires_grad=True)
+            hx = make_hx(ref, 7, torch.float32)
+            assert_same(forward_backward(fused, x, hx), forward_backward(ref, x, hx),
+                        torch.float32)
+            with torch.no_grad():
+                got, want = fused(x, hx), ref(x, hx)
+            assert_same({"out": got[0]}, {"out": want[0]}, torch.float32)
+
+
 def test_onednn_default_policy_is_as_accurate_as_the_reference_at_large_batches():
     """At the default policy a float32 layer call of B=64, H=256 takes the oneDNN path. Its
     reductions (over T*B = 256 rows, and over H) sum in another order than the reference's, so

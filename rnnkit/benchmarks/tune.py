@@ -36,6 +36,7 @@ CANDIDATES: dict[str, list[int]] = {
     "pipeline_rows": [0, 128, 256, 512],
     "onednn": [0, 1],
     "few_step_rows": [0, 2, 4, 8],
+    "few_step_onednn_macs": [0, 1 << 20, 1 << 22, 1 << 24],
     "direction_team_batch": [0, 16],
     "direction_team_macs": [1 << 14, 1 << 16, 1 << 18],
 }
@@ -52,6 +53,7 @@ WORKLOAD: list[tuple[str, type, dict[str, Any], tuple[int, int, int], bool]] = [
     ("ln-lstm B=16", rk.LayerNormLSTM, {}, (16, 30, 128), True),
     ("decoder lstm step B=4", rk.LSTM, {}, (4, 1, 128), False),
     ("decoder gru step B=8", rk.GRU, {}, (8, 1, 256), False),
+    ("beam gru step B=320", rk.GRU, {}, (320, 1, 128), False),
 ]
 
 
@@ -150,9 +152,10 @@ def run_from_args(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     with tuning.overridden(**tuning.defaults()):  # search from the defaults, not a saved tuning
         result = tune(reps=args.reps)
-    print(f"\n{'call':16} {'default ms':>11} {'tuned ms':>9} {'speed-up':>9}")
+    width = max(len(row["call"]) for row in result["calls"])
+    print(f"\n{'call':{width}} {'default ms':>11} {'tuned ms':>9} {'speed-up':>9}")
     for row in result["calls"]:
-        print(f"{row['call']:16} {row['default_ms']:11.2f} {row['tuned_ms']:9.2f} "
+        print(f"{row['call']:{width}} {row['default_ms']:11.2f} {row['tuned_ms']:9.2f} "
               f"{row['default_ms'] / row['tuned_ms']:8.2f}x")
     print(f"measured in {time.perf_counter() - start:.0f} s")
     if args.dry_run:

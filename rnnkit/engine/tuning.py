@@ -117,9 +117,10 @@ def machine_key() -> str:
 def defaults() -> dict[str, int]:
     """The compiled defaults, adjusted for this machine: a step loop splits by batch rows only
     while the recurrent weights fit in one core's L2 (every thread of the split reads all of
-    them at every step); with one core there is no thread to share a step loop with, so no
-    teams, row splits or pipelined backward. (The defaults were
-    measured on 2-core Intel Xeon and AMD EPYC machines; `rnnkit tune` measures this one.)"""
+    them at every step); one-step calls use oneDNN's step product only with AVX-512 (where
+    MKL on a non-Intel CPU runs AVX2 kernels); with one core there is no thread to share a
+    step loop with, so no teams, row splits or pipelined backward. (The defaults were measured
+    on 2-core Intel Xeon and AMD EPYC machines; `rnnkit tune` measures this one.)"""
     from rnnkit.engine._build import ENGINE
 
     _ext()  # loading the engine records the compiled defaults (install)
@@ -128,6 +129,8 @@ def defaults() -> dict[str, int]:
     l2 = info["caches"].get("L2", 0)
     if l2 and "split_weight_bytes" in values:  # a row split's threads each read all of W_hh
         values["split_weight_bytes"] = l2
+    if info["isa"] != "avx512" and "few_step_onednn_macs" in values:
+        values["few_step_onednn_macs"] = 0  # oneDNN's lead over MKL needs its AVX-512 kernels
     if info["cores"] < 2:
         values.update(team_batch=0, direction_team_batch=0, split_rows=0, pipeline_rows=0)
     return values

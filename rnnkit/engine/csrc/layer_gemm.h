@@ -21,8 +21,9 @@ struct StepGemm {
            const T* m_nk_ = nullptr, const at::Tensor& onednn_nk = at::Tensor(),
            bool pack = true)
       : B(B_), N(N_), K(K_), m_kn(m_kn_), m_nk(m_nk_), opt(opt_) {
-    if (onednn_nk.defined()) {
-      dnn = onednn::reorder(onednn_nk, B);
+    if (onednn_nk.defined()) {  // the layout for B rows pays off over many steps only
+      dnn = pack ? onednn::reorder(onednn_nk, B)
+                 : onednn::reorder_once(onednn_nk, B, int64_t(B) * N * K);
       return;
     }
     if (m_nk || !pack) return;

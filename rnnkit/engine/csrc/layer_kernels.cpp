@@ -126,7 +126,10 @@ void forward_dir(int64_t mode, int Tn, int Bn, int In, int Hn, const T* x, Dir<T
   const bool few_steps = Tn <= 2;
   const int split = few_steps ? 1 : split_threads<T>(Bn, G, Hn);
   const int team = few_steps || split > 1 ? 1 : team_threads<T>(Bn, G, Hn);
-  const bool dnn_step = onednn::wanted<T>(Bn, layer_macs) && !few_steps && split == 1;
+  const int64_t step_macs = int64_t(Bn) * G * Hn;
+  const bool dnn_step = onednn::wanted<T>(Bn, layer_macs) && split == 1 &&
+                        (!few_steps || (tuned.few_step_onednn_macs > 0 &&
+                                        step_macs >= tuned.few_step_onednn_macs));
   // xp = x W_ih^T + b_ih (+ b_hh) of steps [t0, t0 + count), as a (count, B, G) tensor: one
   // GEMM over all their rows. oneDNN adds the bias itself; after BLAS the row pass adds it
   // (`xb`), in cache, where filling bias rows first cost a pass over all of xp on one thread.

@@ -61,7 +61,8 @@ void forward_loop(const Kernels<T>& k, void (*rows)(const FwdStep<T>&), FwdStep<
   T* h = s.h;
   T* out = s.out;
   BlasThreads threads(int64_t(Bn) * G * Hn, tuned.serial_step_macs);
-  const StepGemm<T> step_gemm(Bn, G, Hn, wt, opt, w_hh_nk, dnn_nk);  // h W_hh^T
+  // h W_hh^T; w_hh_nk marks a call of one or two steps (no packing, oneDNN's generic layout)
+  const StepGemm<T> step_gemm(Bn, G, Hn, wt, opt, w_hh_nk, dnn_nk, w_hh_nk == nullptr);
   for (int step = 0; step < Tn; ++step) {
     const int t = reverse ? Tn - 1 - step : step;
     forward_at<T>(s, t, nullptr, out, act_t, cprev_t, tanhc_t);

@@ -28,6 +28,12 @@ struct Tuning {
   // it was as fast as MKL or faster up to 4 rows at H = 128 and up to 8 at H = 256 (one-step
   // layer calls, 1 thread); `rnnkit tune` measures it on the machine at hand.
   int64_t few_step_rows = 4;
+  // Calls of one or two steps send their step product to oneDNN (on a weight in its generic
+  // layout, made in ~30 us) from this many multiply-adds, where oneDNN is chosen at all
+  // (onednn.h; 0: never). Set only where oneDNN has AVX-512 kernels that MKL does not use
+  // (rnnkit.engine.tuning.defaults): on an AMD EPYC Zen 5 the (320 x 128) x (128 x 384) step
+  // of a beam search's GRU ran ~2x faster there; on a Zen 3 the two libraries ran even.
+  int64_t few_step_onednn_macs = int64_t(1) << 22;
   // Batches up to team_batch whose step product has at least team_macs multiply-adds run their
   // step loop on a thread team (one OpenMP region for all steps); 0 macs: every size.
   int64_t team_batch = 16;
@@ -83,6 +89,7 @@ inline constexpr Field kFields[] = {
     {"parallel_step_macs", &Tuning::parallel_step_macs},
     {"small_batch", &Tuning::small_batch},
     {"few_step_rows", &Tuning::few_step_rows},
+    {"few_step_onednn_macs", &Tuning::few_step_onednn_macs},
     {"team_batch", &Tuning::team_batch},
     {"team_macs", &Tuning::team_macs},
     {"team_large_macs", &Tuning::team_large_macs},
