@@ -64,6 +64,35 @@ def test_fused_decode_step_equals_the_modules(cell, attention, feeding, bidirect
             tokens = la.argmax(-1)
 
 
+@pytest.mark.parametrize("attention", ["general", "bahdanau"])
+def test_many_rows_split_over_threads_equal_the_modules(attention):
+    """A beam-sized step (240 rows, 9 source positions, H = 48 with bidirectional keys): the
+    attention's rows split over two threads, the step product goes to oneDNN where the machine
+    has it; outputs, states and weights as on torch.nn's modules."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        torch.manual_seed(3)
+        fused, plain = _pair(embedding_size=16, hidden_size=48, cell="gru", attention=attention,
+                             bidirectional=True)
+        N, S = 240, 9
+        src = torch.randint(4, 11, (S, N))
+        lengths = torch.randint(1, S + 1, (N,))
+        lengths[0] = S
+        tokens = torch.randint(0, 9, (N,))
+        with torch.no_grad():
+            a, b = fused.init_decoder(src, lengths), plain.init_decoder(src, lengths)
+            for _ in range(2):
+                la, a, wa = fused.decode_step(tokens, a)
+                lb, b, wb = plain.decode_step(tokens, b)
+                torch.testing.assert_close(la, lb, rtol=2e-5, atol=2e-6)
+                torch.testing.assert_close(a.rnn, b.rnn, rtol=2e-5, atol=2e-6)
+                torch.testing.assert_close(wa, wb, rtol=2e-5, atol=2e-6)
+                tokens = la.argmax(-1)
+    finally:
+        torch.set_num_threads(old)
+
+
 def test_greedy_and_beam_outputs_are_the_modules_outputs():
     from rnnkit.decoding.beam import beam_search
     from rnnkit.decoding.greedy import greedy_decode

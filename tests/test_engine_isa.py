@@ -14,7 +14,7 @@ TESTS = Path(__file__).parent
 # Every product path (BLAS, blocked, oneDNN, threads, the thread team, the loop split by batch
 # rows, the pipelined backward) and every variant kernel.
 SELECTION = ("every_gemm_path or blocked_step or thread_team or loop_split or pipelined or "
-             "fused_matches_reference")
+             "fused_matches_reference or fused_decode_step_equals")
 
 
 @pytest.mark.parametrize("isa", ["avx2", "base"])
@@ -31,7 +31,7 @@ def test_lower_instruction_sets_match_reference(isa):
     run = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider",
          str(TESTS / "test_engine.py"), str(TESTS / "test_engine_threads.py"),
-         str(TESTS / "test_engine_variants.py"),
+         str(TESTS / "test_engine_variants.py"), str(TESTS / "test_decode_step_fused.py"),
          "-k", SELECTION],
         env=env, capture_output=True, text=True, cwd=TESTS.parent)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]

@@ -16,20 +16,18 @@
 
 #include <torch/extension.h>
 
+#include "engine_common.h"
+#include "isa.h"
+#include <ATen/Parallel.h>
+
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <limits>
+#include <type_traits>
+#include <utility>
 #include <vector>
-
-// The engine's own tanh (activations.h): vectorised, where ATen's in-place tanh on the
-// (N, H) vector ran ~4 ns per element. Compiled here for the baseline instruction set.
-namespace rk_decoder_act {
-#ifndef RK_INLINE
-#define RK_INLINE inline __attribute__((always_inline))
-#endif
-#include "activations.h"
-}  // namespace rk_decoder_act
 
 namespace rk_layers {
 std::vector<at::Tensor> forward(int64_t mode, const at::Tensor& x, const at::Tensor& h0,
@@ -48,60 +46,34 @@ void check_matrix(const at::Tensor& t, const char* name, at::ScalarType dtype, i
                     t.defined() ? t.sizes() : at::IntArrayRef{});
 }
 
-template <typename T>
-void tanh_inplace(T* __restrict v, int64_t n) {
-#pragma omp simd
-  for (int64_t j = 0; j < n; ++j) v[j] = rk_decoder_act::act_tanh(v[j]);
-}
+#define RK_ISA_BODY "decoder_rows.h"
+#include "per_isa.h"
 
-// Masked softmax attention of one row: weights (S), context (K). Scores q . pk_s (Luong; q the
-// new hidden state), or with `v` v . tanh(q + pk_s) (Bahdanau; q = W_q h_prev).
 template <typename T>
-void attend_row(int n, int N, int S, int H, int K, const T* __restrict q, const T* pk,
-                const T* keys, const bool* mask, const T* __restrict v, T* __restrict weights,
-                T* __restrict ctx) {
-  T top = -std::numeric_limits<T>::infinity();
-  for (int s = 0; s < S; ++s) {
-    T score = -std::numeric_limits<T>::infinity();
-    if (mask[int64_t(s) * N + n]) {
-      const T* __restrict k = pk + (int64_t(s) * N + n) * H;
-      T acc = 0;
-      if (v) {
-#pragma omp simd reduction(+ : acc)
-        for (int j = 0; j < H; ++j) acc += v[j] * rk_decoder_act::act_tanh(q[j] + k[j]);
-      } else {
-#pragma omp simd reduction(+ : acc)
-        for (int j = 0; j < H; ++j) acc += q[j] * k[j];
-      }
-      score = acc;
+struct DecoderRows {
+  void (*attend)(int, int, int, int, int, int, const T*, const T*, const T*, const bool*,
+                 const T*, T*, T*, int64_t);
+  void (*tanh)(T*, int64_t);
+};
+#define RK_DECODER_TABLE(NS) \
+  std::pair{DecoderRows<float>{NS::attend_f, NS::tanh_f}, DecoderRows<double>{NS::attend_d, NS::tanh_d}}
+
+template <typename T>
+const DecoderRows<T>& decoder_rows() {
+  static const auto table = [] {
+    switch (rk_isa::chosen()) {
+      case rk_isa::Isa::avx512: return RK_DECODER_TABLE(isa_avx512);
+      case rk_isa::Isa::avx2: return RK_DECODER_TABLE(isa_avx2);
+      default: return RK_DECODER_TABLE(isa_base);
     }
-    weights[s] = score;
-    top = std::max(top, score);
-  }
-  // As torch.softmax: a row with every position masked gives NaN weights (-inf - -inf).
-  T total = 0;
-  for (int s = 0; s < S; ++s) {
-    weights[s] = std::exp(weights[s] - top);
-    total += weights[s];
-  }
-  // Weights below the smallest normal number are 0 here: a subnormal weight (the scores of a
-  // confident row lie tens apart) would make every product of its context pass subnormal, ~100x
-  // slower on x86, for a change below 1e-38.
-  for (int s = 0; s < S; ++s) {
-    const T a = weights[s] / total;
-    weights[s] = a < std::numeric_limits<T>::min() ? T(0) : a;
-  }
-  std::fill(ctx, ctx + K, T(0));
-  for (int s = 0; s < S; ++s) {
-    const T a = weights[s];
-    if (a == T(0)) continue;
-    const T* __restrict k = keys + (int64_t(s) * N + n) * K;
-#pragma omp simd
-    for (int j = 0; j < K; ++j) ctx[j] += a * k[j];
-  }
+  }();
+  if constexpr (std::is_same_v<T, float>) return table.first;
+  else return table.second;
 }
 
-// The attention of all N rows: weights (N, S) and the contexts, written at ctx + n * ldc.
+// The attention of all N rows: weights (N, S) and the contexts, written at ctx + n * ldc; rows
+// split over torch's threads when there are enough of them (a beam's 320 rows), unless another
+// process holds a core (engine_common.h).
 template <typename T>
 void attend(int64_t N, int64_t S, int64_t H, int64_t K, const T* q, const at::Tensor& pk,
             const at::Tensor& keys, const at::Tensor& mask, const T* v, T* weights, T* ctx,
@@ -109,9 +81,13 @@ void attend(int64_t N, int64_t S, int64_t H, int64_t K, const T* q, const at::Te
   const T* pk_p = pk.data_ptr<T>();
   const T* keys_p = keys.data_ptr<T>();
   const bool* mask_p = mask.data_ptr<bool>();
-  for (int64_t n = 0; n < N; ++n)
-    attend_row<T>(int(n), int(N), int(S), int(H), int(K), q + n * H, pk_p, keys_p, mask_p, v,
-                  weights + n * S, ctx + n * ldc);
+  const auto& rows = decoder_rows<T>();
+  const int64_t grain = rk_common::contended()
+                            ? N : std::max<int64_t>(1, 32768 / std::max<int64_t>(1, S * (H + K)));
+  at::parallel_for(0, N, grain, [&](int64_t n0, int64_t n1) {
+    rows.attend(int(n0), int(n1), int(N), int(S), int(H), int(K), q, pk_p, keys_p, mask_p, v,
+                weights, ctx, ldc);
+  });
 }
 
 // Returns {logits (N, V), h_n, c_n (empty unless LSTM), vec (N, H), weights (N, S) or empty}.
@@ -125,6 +101,7 @@ std::vector<at::Tensor> decode_step(int64_t mode, const at::Tensor& tokens,
                                     const at::Tensor& w_combine, const at::Tensor& w_query,
                                     const at::Tensor& v_score, const at::Tensor& w_out,
                                     const at::Tensor& b_out) {
+  rk_common::init_threads();
   check_matrix(embedding, "embedding",
                embedding.defined() ? embedding.scalar_type() : at::kFloat, 2);
   const at::ScalarType dt = embedding.scalar_type();
@@ -224,7 +201,7 @@ std::vector<at::Tensor> decode_step(int64_t mode, const at::Tensor& tokens,
     }
     vec = at::mm(hc, w_combine.t());
     AT_DISPATCH_FLOATING_TYPES(dt, "rnnkit_decode_tanh", [&] {
-      tanh_inplace(vec.data_ptr<scalar_t>(), N * H);
+      decoder_rows<scalar_t>().tanh(vec.data_ptr<scalar_t>(), N * H);
     });
   }
   check_matrix(w_out, "w_out", dt, 2);
