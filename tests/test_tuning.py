@@ -142,6 +142,36 @@ def test_a_contended_machine_runs_the_step_loops_on_one_thread_and_stays_right(e
         torch.set_num_threads(before)
 
 
+@pytest.mark.parametrize("onednn", [0, 2], ids=["blas", "onednn"])
+def test_a_contended_fork_join_loop_runs_on_one_thread_and_gives_the_threads_back(ext, onednn):
+    """The step loops whose products fork over threads (batches above `small_batch`) go to one
+    thread while contended; the results still equal the reference, and torch's thread count is
+    the same after the call as before it."""
+    import torch
+    from parity import assert_same, forward_backward
+
+    import rnnkit as rk
+
+    if onednn and not ext.has_onednn():
+        pytest.skip("this torch build has no oneDNN matrix products")
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        with tuning.overridden(small_batch=0, team_batch=0, split_rows=0, onednn=onednn,
+                               contended_backoff_ms=60_000):
+            ext.mark_contended()
+            fused = rk.LSTM(6, 24, bidirectional=True, engine="fused")
+            ref = rk.LSTM(6, 24, bidirectional=True, engine="reference")
+            ref.load_state_dict(fused.state_dict())
+            x = torch.randn(7, 9, 6, requires_grad=True)
+            assert_same(forward_backward(fused, x), forward_backward(ref, x), torch.float32)
+            assert torch.get_num_threads() == 2
+        with tuning.overridden(contended_backoff_ms=0):
+            ext.mark_contended()
+    finally:
+        torch.set_num_threads(before)
+
+
 def test_tune_searches_the_candidates_and_the_command_saves_and_resets(tmp_path, monkeypatch):
     """`tune` on a tiny workload: every tuned value is one of its candidates and differs from
     the default; `rnnkit tune` saves the result where the engine reads it, `--reset` removes it."""

@@ -149,11 +149,16 @@ void backward_dir(int64_t mode, int Tn, int Bn, int In, int Hn, const T* x, Dir<
     const StepGemm<T> step_gemm(Bn, Hn, G, w.w_hh, opt, nullptr,  // (B, G) x W_hh (G, H)
                                 dnn_step ? w.w_hh_t.t().contiguous() : at::Tensor(),
                                 !few_steps);
+    rk_common::StallWatch watch;  // a busy neighbour (engine_common.h)
+    rk_common::SerialWhileContended serial;
     for (int step = 0; step < Tn; ++step) {
       at_step(s, step);
+      serial.update();
+      watch.start();
       run_rows(k.bwd, s);
       // dh_prev += dG_h[t] W_hh: through a = ... + W_hh h_prev.  (B, G) x (G, H)
       step_gemm.run(k, s.dgh, dh, true);
+      watch.stop();
     }
   }
   if (pipelined) return;

@@ -63,10 +63,14 @@ void forward_loop(const Kernels<T>& k, void (*rows)(const FwdStep<T>&), FwdStep<
   BlasThreads threads(int64_t(Bn) * G * Hn, tuned.serial_step_macs);
   // h W_hh^T; w_hh_nk marks a call of one or two steps (no packing, oneDNN's generic layout)
   const StepGemm<T> step_gemm(Bn, G, Hn, wt, opt, w_hh_nk, dnn_nk, w_hh_nk == nullptr);
+  rk_common::StallWatch watch;  // a busy neighbour (engine_common.h)
+  rk_common::SerialWhileContended serial;
   for (int step = 0; step < Tn; ++step) {
     const int t = reverse ? Tn - 1 - step : step;
     forward_at<T>(s, t, nullptr, out, act_t, cprev_t, tanhc_t);
     s.a = xp_at(t);
+    serial.update();
+    watch.start();
     if (hprev) std::memcpy(hprev + int64_t(t) * Bn * Hn, h, sizeof(T) * Bn * Hn);
     // GRU: gh = h W_hh^T; RNN/LSTM: a += h W_hh^T (oneDNN: gh = h W_hh^T, added by the rows)
     at::Tensor product;
@@ -78,6 +82,7 @@ void forward_loop(const Kernels<T>& k, void (*rows)(const FwdStep<T>&), FwdStep<
       step_gemm.run(k, h, dst, mode != GRU);
     }
     run_rows(rows, s);
+    watch.stop();
   }
 }
 
