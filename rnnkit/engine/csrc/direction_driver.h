@@ -1,153 +1,18 @@
 // The per-direction drivers of the variant kernels (included by direction_kernels.cpp, inside its
-// anonymous namespace): the input GEMM, the step loop around the elementwise passes, and the
-// weight-gradient GEMMs. Weights `w` come in the cell's `param_specs` order, empty tensors for
-// absent ones:
+// anonymous namespace): the backward's step loop around the elementwise passes and the
+// parameter gradients, and the two entry points (the forward's loop: direction_forward.h).
+// Weights `w` come in the cell's `param_specs` order, empty tensors for absent ones:
 //   RNN/LSTM/GRU: w_ih, w_hh, b_ih, b_hh      peephole: + w_peephole (3H)   leaky: + rate_logit
 //   LSTM_LN: w_ih, w_hh, b_ih, b_hh, g_ih, g_hh, g_c, s_ih, s_hh, s_c
 //   GRU_LN:  w_ih, w_hh, b_ih, b_hh, g_ih, g_hh, s_ih, s_hh
 
 // Saved by the forward for the backward: sv (T, B, S), hprev (T, B, H), h_in (T, B, H) or
 // empty (no dropout), cprev (T, B, H) or empty, xhat (T, B, G) or empty, rstd_x (T*B) or empty.
-template <typename T>
-void forward_impl(int64_t cell, const at::Tensor& x, at::Tensor& h, at::Tensor& c,
-                  const std::vector<at::Tensor>& w, const int64_t* len, bool reverse,
-                  const at::Tensor& h_drop, const at::Tensor& zh, const at::Tensor& zc, T rh,
-                  T rc, bool keep, at::Tensor& out, std::vector<at::Tensor>& res) {
-  const int Tn = x.size(0), Bn = x.size(1), In = x.size(2), Hn = h.size(1);
-  const int G = gate_count(cell) * Hn, S = save_width(cell, Hn);
-  const int64_t TB = int64_t(Tn) * Bn;
-  const auto opt = x.options();
-  const Table<T>& k = table<T>();
-  const int64_t call_macs = TB * G * (In + Hn);  // oneDNN or BLAS (onednn.h)
-  const T* b_ih = ptr<T>(w[2]);
-  const T* b_hh = ptr<T>(w[3]);
-  // xp = x W_ih^T + b_ih (+ b_hh where it folds), or LN(x W_ih^T) g + s + b.  (T, B, G)
-  at::Tensor xp_t = at::empty({Tn, Bn, G}, opt), xhat_t, rstd_t;
-  T* xp = xp_t.data_ptr<T>();
-  if (layer_norm(cell)) {
-    onednn::big_gemm(false, true, int(TB), G, In, x.data_ptr<T>(), In, w[0].data_ptr<T>(), In,
-                     T(0), xp, G, call_macs);
-    xhat_t = at::empty({Tn, Bn, G}, opt);
-    rstd_t = at::empty({TB}, opt);
-    const T* s_ih = ptr<T>(w[cell == LSTM_LN ? 7 : 6]);
-    k.lnx_fwd(TB, G, xp, xhat_t.data_ptr<T>(), rstd_t.data_ptr<T>(), w[4].data_ptr<T>(), s_ih,
-              b_ih, cell == LSTM_LN ? b_hh : nullptr);
-  } else {
-    std::vector<T> bias(G, T(0));  // b_ih (+ b_hh where it folds in), then copied to every row
-    for (int j = 0; j < G; ++j)
-      bias[j] = (b_ih ? b_ih[j] : T(0)) + (cell != GRU && b_hh ? b_hh[j] : T(0));
-    for (int64_t r = 0; r < TB; ++r) std::memcpy(xp + r * G, bias.data(), sizeof(T) * G);
-    onednn::big_gemm(false, true, int(TB), G, In, x.data_ptr<T>(), In, w[0].data_ptr<T>(), In,
-                     T(1), xp, G, call_macs);
-  }
-  VStep<T> s{};
-  std::vector<at::Tensor> extra;
-  cell_params<T>(cell, w, G, s, extra, opt);
-  s.cell = cell; s.B = Bn; s.H = Hn; s.G = G; s.S = S; s.len = len;
-  s.h = h.data_ptr<T>();
-  s.c = has_c(cell) ? c.data_ptr<T>() : nullptr;
-  s.rh = rh; s.rc = rc;
-  const bool drop = h_drop.numel() > 0;
-  at::Tensor sv_t = at::empty({keep ? Tn : 1, Bn, S}, opt);
-  at::Tensor hprev_t = keep ? at::empty({Tn, Bn, Hn}, opt) : at::empty({0}, opt);
-  at::Tensor cprev_t = keep && s.c ? at::empty({Tn, Bn, Hn}, opt) : at::empty({0}, opt);
-  at::Tensor hin_t = drop ? at::empty({keep ? Tn : 1, Bn, Hn}, opt) : at::empty({0}, opt);
-  at::Tensor uh_t = separate_uh(cell) ? at::empty({Bn, G}, opt) : at::Tensor();
-  at::Tensor tmp_t = at::empty({row_scratch_threads() * 3 * Hn}, opt);
-  s.uh = separate_uh(cell) ? uh_t.data_ptr<T>() : nullptr;
-  s.tmp = tmp_t.data_ptr<T>();
-  const int64_t BH = int64_t(Bn) * Hn;
-  const at::Tensor wt_t = w[1].t().contiguous();  // W_hh^T (H, G): the step product's rows
-  const T* wt = wt_t.data_ptr<T>();
-  const bool blocked = int64_t(Bn) * G * Hn < tuned.direction_own_step_macs;
-  // One step in pieces over rows [b0, b1) or columns [c0, c1), so that the serial loop and a
-  // thread team (variant_team) share them.
-  auto at_step = [&](VStep<T>& st, int step) {  // pointers to the step's time
-    const int t = reverse ? Tn - 1 - step : step;
-    const int64_t kt = keep ? t : 0;
-    st.t = t;
-    st.a = xp + int64_t(t) * Bn * G;
-    st.out = out.data_ptr<T>() + t * BH;
-    st.sv = sv_t.data_ptr<T>() + kt * Bn * S;
-    st.zh = zh.numel() ? zh.data_ptr<uint8_t>() + t * BH : nullptr;
-    st.zc = zc.numel() ? zc.data_ptr<uint8_t>() + t * BH : nullptr;
-    return drop ? hin_t.data_ptr<T>() + kt * BH : s.h;  // the step's h_in
-  };
-  auto state_rows = [&](const VStep<T>& st, T* hin, int b0, int b1) {
-    const int64_t r0 = int64_t(b0) * Hn, n = int64_t(b1 - b0) * Hn;
-    if (keep) {
-      std::memcpy(hprev_t.data_ptr<T>() + st.t * BH + r0, st.h + r0, sizeof(T) * n);
-      if (st.c) std::memcpy(cprev_t.data_ptr<T>() + st.t * BH + r0, st.c + r0, sizeof(T) * n);
-    }
-    if (drop) {  // h_in = h * h_drop: the recurrent dropout mask, one per sequence
-      const T* m = h_drop.data_ptr<T>();
-      for (int64_t j = r0; j < r0 + n; ++j) hin[j] = st.h[j] * m[j];
-    }
-  };
-  // uh = h_in W_hh^T, or xp[t] += h_in W_hh^T where the two sides fold together
-  auto product_dst = [&](const VStep<T>& st) {
-    return st.uh ? const_cast<T*>(st.uh) : const_cast<T*>(st.a);
-  };
-  const int team = variant_team<T>(Bn, G, Hn, Tn, blocked);
-  const int split = team > 1 ? 1 : variant_split<T>(Bn, G, Hn, Tn);
-  if (split > 1) {  // each thread: every step of its own rows (variant_split)
-    at::parallel_for(0, split, 1, [&](int64_t p0, int64_t p1) {
-      for (int64_t p = p0; p < p1; ++p) {
-        const int b0 = int(Bn * p / split), b1 = int(Bn * (p + 1) / split), rows = b1 - b0;
-        T* tmp = tmp_t.data_ptr<T>() + p * 3 * Hn;
-        VStep<T> st = s;
-        for (int step = 0; step < Tn; ++step) {
-          T* hin = at_step(st, step);
-          state_rows(st, hin, b0, b1);
-          T* dst = product_dst(st) + int64_t(b0) * G;
-          if (int64_t(rows) * G * Hn < tuned.direction_own_step_macs)
-            table<T>().mm(rows, Hn, G, hin + int64_t(b0) * Hn, Hn, wt, G, dst, G, !st.uh);
-          else
-            gemm(false, false, rows, G, Hn, hin + int64_t(b0) * Hn, Hn, wt, G,
-                 st.uh ? T(0) : T(1), dst, G);
-          table<T>().fwd(forward_rows_from(st, b0, b1, tmp));
-        }
-      }
-    });
-  } else if (team > 1) {
-    rk_common::run_team(team, [&](int p, int threads, rk_common::SpinBarrier& barrier) {
-      const int b0 = Bn * p / threads, b1 = Bn * (p + 1) / threads;
-      const rk_common::UnitSlice cols =
-          rk_common::unit_slice(G, p, threads, 64 / int(sizeof(T)));
-      T* tmp = tmp_t.data_ptr<T>() + int64_t(p) * 3 * Hn;
-      VStep<T> st = s;
-      for (int step = 0; step < Tn; ++step) {
-        T* hin = at_step(st, step);
-        state_rows(st, hin, b0, b1);
-        if (drop) barrier.wait(threads);  // every row of h_in before the product
-        table<T>().mm(Bn, Hn, cols.n, hin, Hn, wt + cols.u0, G, product_dst(st) + cols.u0, G,
-                      !st.uh);
-        barrier.wait(threads);  // the whole product before the rows
-        if (b1 > b0) table<T>().fwd(forward_rows_from(st, b0, b1, tmp));
-        barrier.wait(threads);  // the whole new state before the next product
-      }
-    });
-  } else {
-    for (int step = 0; step < Tn; ++step) {
-      T* hin = at_step(s, step);
-      state_rows(s, hin, 0, Bn);
-      T* dst = product_dst(s);
-      if (blocked)
-        own_mm<T>(Bn, Hn, G, hin, Hn, wt, dst, G, !s.uh);
-      else
-        gemm(false, false, Bn, G, Hn, hin, Hn, wt, G, s.uh ? T(0) : T(1), dst, G);
-      forward_rows(s, tmp_t.data_ptr<T>());
-    }
-  }
-  if (keep) res.insert(res.end(), {sv_t, hprev_t, hin_t, cprev_t,
-                                   xhat_t.defined() ? xhat_t : at::empty({0}, opt),
-                                   rstd_t.defined() ? rstd_t : at::empty({0}, opt)});
-}
 
-// Column sums of a (rows, G) matrix into db (G).
+// Column sums of a (rows, G) matrix into db (G), or added to it.
 template <typename T>
-void col_sum(const T* m, int64_t rows, int G, T* db) {
-  std::memset(db, 0, sizeof(T) * G);
+void col_sum(const T* m, int64_t rows, int G, T* db, bool add = false) {
+  if (!add) std::memset(db, 0, sizeof(T) * G);
   for (int64_t r = 0; r < rows; ++r) {
     const T* __restrict row = m + r * G;
     for (int j = 0; j < G; ++j) db[j] += row[j];
@@ -214,8 +79,77 @@ void backward_impl(int64_t cell, const at::Tensor& x, const std::vector<at::Tens
       for (int j = c0; j < c0 + n; ++j) st.dh[r + j] += back[r + j] * m[r + j];
     }
   };
+  // The parameter gradients of rows [r0, r0 + rows) of the (T, B, *) buffers (the first part
+  // overwrites, later ones add): dW_hh, the biases (from dG before the x-side LayerNorm's
+  // backward turns dG_x into dL/d(x W_ih^T)), dW_ih, dx. A whole call makes it once, its
+  // products on oneDNN where faster; the pipelined loop below, a chunk at a time, on BLAS.
+  T* dgx = dgx_t.data_ptr<T>();
+  T* dgh = dgh_t.data_ptr<T>();
+  const bool bias = w[2].numel() > 0;
+  std::vector<at::Tensor> g(w.size());
+  for (size_t i = 0; i < w.size(); ++i) g[i] = at::empty({0}, opt);
+  g[0] = at::empty_like(w[0]);
+  g[1] = at::empty_like(w[1]);
+  if (bias) g[2] = at::empty_like(w[2]);
+  if (bias && cell != GRU_LN) g[3] = at::empty_like(w[3]);
+  at::Tensor dg_ih, ds_ih;  // the x-side LayerNorm's gain and shift
+  if (layer_norm(cell)) dg_ih = at::zeros({G}, opt), ds_ih = at::zeros({G}, opt);
+  const T* hin = drop ? sv[2].data_ptr<T>() : sv[1].data_ptr<T>();
+  const int64_t call_macs = TB * G * (In + Hn);
+  auto grads_part = [&](int64_t r0, int64_t rows, bool first, bool whole) {
+    auto product = [&](bool ta, int m, int n, int kk, const T* a, int lda, const T* b, int ldb,
+                       T beta, T* c, int ldc) {
+      if (whole)
+        onednn::big_gemm(ta, false, m, n, kk, a, lda, b, ldb, beta, c, ldc, call_macs);
+      else
+        gemm(ta, false, m, n, kk, a, lda, b, ldb, beta, c, ldc);
+    };
+    const T beta = first ? T(0) : T(1);
+    T* dgx_r = dgx + r0 * G;
+    const T* dgh_r = dgh + r0 * G;
+    product(true, G, Hn, int(rows), dgh_r, G, hin + r0 * Hn, Hn, beta, g[1].data_ptr<T>(), Hn);
+    if (bias) {  // db_ih = sum dG_x; db_hh = sum dG_h (GRU) or sum dG_x (where b_hh folds in)
+      col_sum(dgx_r, rows, G, g[2].data_ptr<T>(), !first);
+      if (cell != GRU_LN)
+        col_sum(cell == GRU ? dgh_r : dgx_r, rows, G, g[3].data_ptr<T>(), !first);
+    }
+    if (layer_norm(cell))  // dG_x -> dL/d(x W_ih^T) through the x-side LayerNorm
+      k.lnx_bwd(rows, G, dgx_r, sv[4].data_ptr<T>() + r0 * G, sv[5].data_ptr<T>() + r0,
+                w[4].data_ptr<T>(), dg_ih.data_ptr<T>(), ds_ih.data_ptr<T>());
+    product(true, G, In, int(rows), dgx_r, G, x.data_ptr<T>() + r0 * In, In, beta,
+            g[0].data_ptr<T>(), In);
+    if (dx.numel())  // dx = dG_x W_ih: through xp = x W_ih^T
+      product(false, int(rows), In, G, dgx_r, G, w[0].data_ptr<T>(), In, T(0),
+              dx.data_ptr<T>() + r0 * In, In);
+  };
+  // One step on the calling thread: the row pass, then dh_prev (+)= dG_h W_hh.
+  auto serial_step = [&](VStep<T>& st) {
+    backward_rows(st, tmp_t.data_ptr<T>(), parts);
+    if (drop) {  // dh_prev += (dG_h W_hh) * h_drop: through uh = (h_prev * h_drop) W_hh^T
+      T* back = back_t.data_ptr<T>();
+      if (blocked)
+        own_mm<T>(Bn, G, Hn, st.dgh, G, w_hh, back, Hn, false);
+      else
+        gemm(false, false, Bn, Hn, G, st.dgh, G, w_hh, Hn, T(0), back, Hn);
+      const T* m = h_drop.data_ptr<T>();
+      for (int64_t j = 0; j < BH; ++j) st.dh[j] += back[j] * m[j];
+    } else {     // dh_prev += dG_h W_hh: through uh = h_prev W_hh^T
+      if (blocked)
+        own_mm<T>(Bn, G, Hn, st.dgh, G, w_hh, st.dh, Hn, true);
+      else
+        gemm(false, false, Bn, Hn, G, st.dgh, G, w_hh, Hn, T(1), st.dh, Hn);
+    }
+  };
   const int team = variant_team<T>(Bn, G, Hn, Tn, blocked);
   const int split = team > 1 ? 1 : variant_split<T>(Bn, G, Hn, Tn);
+  // Steps small enough for one thread (the product and the row pass each below the sizes that
+  // split them), given two chunks at least, pipeline the parameter gradients.
+  const bool pipelined = team == 1 && split == 1 && tuned.pipeline_rows > 0 && Tn >= 4 &&
+                         TB >= 2 * tuned.pipeline_rows && blocked &&
+                         int64_t(Bn) * G * Hn < tuned.parallel_step_macs &&
+                         int64_t(Bn) * G < tuned.direction_parallel_row_elems &&
+                         at::get_num_threads() >= 2 && !at::in_parallel_region() &&
+                         !rk_common::contended();
   if (split > 1) {  // as the forward's split: each thread every step of its own rows
     at::parallel_for(0, split, 1, [&](int64_t p0, int64_t p1) {
       for (int64_t p = p0; p < p1; ++p) {
@@ -259,54 +193,41 @@ void backward_impl(int64_t cell, const at::Tensor& x, const std::vector<at::Tens
         barrier.wait(threads);  // the whole dh before the next rows
       }
     });
+  } else if (pipelined) {
+    // As the layer kernels' pipelined backward: thread 0 runs the step loop, thread 1 follows
+    // a chunk of steps behind with their parameter gradients, on a core that would wait.
+    std::atomic<int> done{0};  // steps finished by thread 0
+    const int chunk = std::max(1, int(tuned.pipeline_rows / Bn));
+    rk_common::run_team(2, [&](int p, int threads, rk_common::SpinBarrier&) {
+      if (p == 0) {
+        for (int step = 0; step < Tn; ++step) {
+          at_step(s, step);
+          serial_step(s);
+          done.store(step + 1, std::memory_order_release);
+        }
+      }
+      if (p == threads - 1) {  // with one thread granted, the same thread does both in turn
+        BlasThreads one(0, 1);
+        for (int s0 = 0; s0 < Tn; s0 += chunk) {
+          const int s1 = std::min(Tn, s0 + chunk);
+          (void)rk_common::wait_until(
+              [&] { return done.load(std::memory_order_acquire) >= s1; });
+          const int t0 = reverse ? s0 : Tn - s1;  // the chunk's first time index
+          grads_part(int64_t(t0) * Bn, int64_t(s1 - s0) * Bn, s0 == 0, false);
+        }
+      }
+    });
   } else {
     for (int step = 0; step < Tn; ++step) {
       at_step(s, step);
-      backward_rows(s, tmp_t.data_ptr<T>(), parts);
-      if (drop) {  // dh_prev += (dG_h W_hh) * h_drop: through uh = (h_prev * h_drop) W_hh^T
-        T* back = back_t.data_ptr<T>();
-        if (blocked)
-          own_mm<T>(Bn, G, Hn, s.dgh, G, w_hh, back, Hn, false);
-        else
-          gemm(false, false, Bn, Hn, G, s.dgh, G, w_hh, Hn, T(0), back, Hn);
-        const T* m = h_drop.data_ptr<T>();
-        for (int64_t j = 0; j < BH; ++j) s.dh[j] += back[j] * m[j];
-      } else {     // dh_prev += dG_h W_hh: through uh = h_prev W_hh^T
-        if (blocked)
-          own_mm<T>(Bn, G, Hn, s.dgh, G, w_hh, s.dh, Hn, true);
-        else
-          gemm(false, false, Bn, Hn, G, s.dgh, G, w_hh, Hn, T(1), s.dh, Hn);
-      }
+      serial_step(s);
     }
   }
+  if (!pipelined) grads_part(0, TB, true, true);
   parts.finish(dp);
-  T* dgx = dgx_t.data_ptr<T>();
-  T* dgh = dgh_t.data_ptr<T>();
-  const bool bias = w[2].numel() > 0;
-  std::vector<at::Tensor> g(w.size());
-  for (size_t i = 0; i < w.size(); ++i) g[i] = at::empty({0}, opt);
-  g[0] = at::empty_like(w[0]);
-  g[1] = at::empty_like(w[1]);
-  // dW_hh = dG_h^T h_in, summed over every step and row.
-  const T* hin = drop ? sv[2].data_ptr<T>() : sv[1].data_ptr<T>();
-  const int64_t call_macs = TB * G * (In + Hn);  // oneDNN or BLAS (onednn.h)
-  onednn::big_gemm(true, false, G, Hn, int(TB), dgh, G, hin, Hn, T(0), g[1].data_ptr<T>(), Hn,
-                   call_macs);
-  if (bias) {  // db_ih = sum dG_x; db_hh = sum dG_h (GRU) or sum dG_x (where b_hh folds in)
-    g[2] = at::empty_like(w[2]);
-    col_sum(dgx, TB, G, g[2].data_ptr<T>());
-    if (cell == GRU_LN) {
-      g[3] = dp[0];
-    } else {
-      g[3] = at::empty_like(w[3]);
-      col_sum(cell == GRU ? dgh : dgx, TB, G, g[3].data_ptr<T>());
-    }
-  }
-  if (layer_norm(cell)) {  // dG_x -> dL/d(x W_ih^T) through the x-side LayerNorm
+  if (bias && cell == GRU_LN) g[3] = dp[0];
+  if (layer_norm(cell)) {
     const int gs = cell == LSTM_LN ? 7 : 6;  // position of s_ih in w
-    at::Tensor dg_ih = at::zeros({G}, opt), ds_ih = at::zeros({G}, opt);
-    k.lnx_bwd(TB, G, dgx, sv[4].data_ptr<T>(), sv[5].data_ptr<T>(), w[4].data_ptr<T>(),
-              dg_ih.data_ptr<T>(), ds_ih.data_ptr<T>());
     g[4] = dg_ih;
     if (w[gs].numel()) g[gs] = ds_ih;
     if (cell == LSTM_LN) {
@@ -320,11 +241,6 @@ void backward_impl(int64_t cell, const at::Tensor& x, const std::vector<at::Tens
   if (cell == LSTM_PEEPHOLE) g[4] = dp[0];
   if (cell == RNN_LEAKY_TANH || cell == RNN_LEAKY_RELU)  // through a = sigmoid(rate_logit)
     g[4] = dp[0] * extra.back() * (1 - extra.back());
-  onednn::big_gemm(true, false, G, In, int(TB), dgx, G, x.data_ptr<T>(), In, T(0),
-                   g[0].data_ptr<T>(), In, call_macs);
-  if (dx.numel())  // dx = dG_x W_ih: through xp = x W_ih^T
-    onednn::big_gemm(false, false, int(TB), In, G, dgx, G, w[0].data_ptr<T>(), In, T(0),
-                     dx.data_ptr<T>(), In, call_macs);
   grads.insert(grads.end(), g.begin(), g.end());
 }
 

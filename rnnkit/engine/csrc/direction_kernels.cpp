@@ -320,6 +320,7 @@ void cell_params(int64_t cell, const std::vector<at::Tensor>& w, int G, VStep<T>
 
 #include "onednn.h"
 #include "direction_checks.h"
+#include "direction_forward.h"
 #include "direction_driver.h"
 #include "direction_skip.h"
 
