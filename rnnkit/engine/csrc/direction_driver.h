@@ -194,29 +194,17 @@ void backward_impl(int64_t cell, const at::Tensor& x, const std::vector<at::Tens
       }
     });
   } else if (pipelined) {
-    // As the layer kernels' pipelined backward: thread 0 runs the step loop, thread 1 follows
-    // a chunk of steps behind with their parameter gradients, on a core that would wait.
-    std::atomic<int> done{0};  // steps finished by thread 0
-    const int chunk = std::max(1, int(tuned.pipeline_rows / Bn));
-    rk_common::run_team(2, [&](int p, int threads, rk_common::SpinBarrier&) {
-      if (p == 0) {
-        for (int step = 0; step < Tn; ++step) {
+    // As the layer kernels' pipelined backward (rk_common::run_pipelined).
+    rk_common::run_pipelined(
+        Tn, std::max(1, int(tuned.pipeline_rows / Bn)),
+        [&](int step) {
           at_step(s, step);
           serial_step(s);
-          done.store(step + 1, std::memory_order_release);
-        }
-      }
-      if (p == threads - 1) {  // with one thread granted, the same thread does both in turn
-        BlasThreads one(0, 1);
-        for (int s0 = 0; s0 < Tn; s0 += chunk) {
-          const int s1 = std::min(Tn, s0 + chunk);
-          (void)rk_common::wait_until(
-              [&] { return done.load(std::memory_order_acquire) >= s1; });
+        },
+        [&](int s0, int s1) {
           const int t0 = reverse ? s0 : Tn - s1;  // the chunk's first time index
           grads_part(int64_t(t0) * Bn, int64_t(s1 - s0) * Bn, s0 == 0, false);
-        }
-      }
-    });
+        });
   } else {
     for (int step = 0; step < Tn; ++step) {
       at_step(s, step);

@@ -364,4 +364,29 @@ void run_team(int threads, const F& body) {
   body(omp_get_thread_num(), omp_get_num_threads(), barrier);
 }
 
+// The pipelined backward of both kernel families: thread 0 runs the step loop, step(i) for i
+// in [0, steps); thread 1 follows `chunk` steps behind with part(s0, s1), the parameter
+// gradients of steps [s0, s1) (on one BLAS thread), on a core that would otherwise wait. With
+// one thread granted, the same thread does both in turn.
+template <typename Step, typename Part>
+void run_pipelined(int steps, int chunk, const Step& step, const Part& part) {
+  std::atomic<int> done{0};  // steps finished by thread 0
+  run_team(2, [&](int p, int threads, SpinBarrier&) {
+    if (p == 0) {
+      for (int i = 0; i < steps; ++i) {
+        step(i);
+        done.store(i + 1, std::memory_order_release);
+      }
+    }
+    if (p == threads - 1) {
+      BlasThreads one(0, 1);
+      for (int s0 = 0; s0 < steps; s0 += chunk) {
+        const int s1 = std::min(steps, s0 + chunk);
+        (void)wait_until([&] { return done.load(std::memory_order_acquire) >= s1; });
+        part(s0, s1);
+      }
+    }
+  });
+}
+
 }  // namespace rk_common

@@ -121,28 +121,17 @@ void backward_dir(int64_t mode, int Tn, int Bn, int In, int Hn, const T* x, Dir<
   } else if (pipelined) {
     // Thread 0 runs the step loop; thread 1 follows a chunk behind with the parameter
     // gradients and dx of the chunks done so far, on a core that would otherwise wait.
-    std::atomic<int> done{0};  // steps finished by thread 0
-    const int chunk = std::max(1, int(tuned.pipeline_rows / Bn));
-    rk_common::run_team(2, [&](int p, int threads, rk_common::SpinBarrier&) {
-      if (p == 0) {
-        for (int step = 0; step < Tn; ++step) {
+    rk_common::run_pipelined(
+        Tn, std::max(1, int(tuned.pipeline_rows / Bn)),
+        [&](int step) {
           at_step(s, step);
           k.bwd(s);
           k.mm(Bn, G, Hn, s.dgh, G, w.w_hh, Hn, dh, Hn, true);  // dh_prev += dG_h[t] W_hh
-          done.store(step + 1, std::memory_order_release);
-        }
-      }
-      if (p == threads - 1) {  // with one thread granted, the same thread does both in turn
-        BlasThreads one(0, 1);
-        for (int s0 = 0; s0 < Tn; s0 += chunk) {
-          const int s1 = std::min(Tn, s0 + chunk);
-          (void)rk_common::wait_until(
-              [&] { return done.load(std::memory_order_acquire) >= s1; });
+        },
+        [&](int s0, int s1) {
           const int t0 = reverse ? s0 : Tn - s1;  // the chunk's first time index
           grads_part(int64_t(t0) * Bn, int64_t(s1 - s0) * Bn, s0 == 0);
-        }
-      }
-    });
+        });
   } else {
     BlasThreads threads(int64_t(Bn) * G * Hn, tuned.serial_step_macs);
     const bool dnn_step = onednn::wanted<T>(Bn, layer_macs) && !few_steps;
