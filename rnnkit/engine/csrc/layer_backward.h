@@ -153,10 +153,14 @@ void backward_dir(int64_t mode, int Tn, int Bn, int In, int Hn, const T* x, Dir<
   if (pipelined) return;
   // Weight gradients, summed over all steps: one product each over the T*B rows (oneDNN's
   // where it is faster, onednn.h).
-  onednn::big_gemm(true, false, G, In, int(TB), dgx, G, x, In, T(0), dw_ih, In,  // dGx^T x
-                   few_steps ? 0 : layer_macs);
-  onednn::big_gemm(true, false, G, Hn, int(TB), dgh, G, hprev, Hn, T(0), dw_hh, Hn,  // dGh^T h
-                   few_steps ? 0 : layer_macs);
+  const int64_t big_macs = few_steps ? 0 : layer_macs;
+  if (dgh != dgx ||
+      !onednn::weight_grads_shared(TB, G, dgx, In, x, dw_ih, Hn, hprev, dw_hh, big_macs)) {
+    onednn::big_gemm(true, false, G, In, int(TB), dgx, G, x, In, T(0), dw_ih, In,  // dGx^T x
+                     big_macs);
+    onednn::big_gemm(true, false, G, Hn, int(TB), dgh, G, hprev, Hn, T(0), dw_hh, Hn,  // dGh^T h
+                     big_macs);
+  }
   if (db_ih) {  // ATen's column sums: threaded, and cascaded (more accurate than a running sum)
     at::Tensor db_ih_t = at::from_blob(db_ih, {G}, opt);
     at::sum_out(db_ih_t, at::from_blob(dgx, {TB, G}, opt), {0});                // db_ih = sum dGx
@@ -169,6 +173,6 @@ void backward_dir(int64_t mode, int Tn, int Bn, int In, int Hn, const T* x, Dir<
   }
   if (dx) {  // dx (+)= dGx W_ih: through xp = x W_ih^T
     onednn::big_gemm(false, false, int(TB), In, G, dgx, G, w.w_ih, In,
-                     dx_accumulate ? T(1) : T(0), dx, In, few_steps ? 0 : layer_macs);
+                     dx_accumulate ? T(1) : T(0), dx, In, big_macs);
   }
 }
