@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from rnnkit.decoding.beam import beam_search
@@ -202,7 +202,8 @@ def _reference_beam(model, state, start, eos_id, max_len, beam_size, n_best, len
 class _StateModel:
     """A StepModel whose next-token log-probabilities depend on the last token and a running
     state (a hash of the prefix), so a wrong reordering of the state changes the outputs.
-    Continuous random probabilities: no two candidates tie (the order of ties is unspecified);
+    Continuous random probabilities: candidates tie only when two prefixes visit the same
+    (token, state) pairs in another order (the test accepts either order of such ties);
     `eos_weight` 0 makes EOS impossible (log-probability -inf)."""
 
     def __init__(self, V: int, seed: int, eos_weight: int) -> None:
@@ -221,6 +222,8 @@ class _StateModel:
 
 
 @settings(max_examples=60, deadline=None)
+@example(B=2, K=4, n_best=2, max_len=4, V=4, seed=114756, eos_weight=4, penalty=0.0,
+         suppress=True, with_attention=False)  # two prefixes tie exactly
 @given(B=st.integers(1, 5), K=st.integers(1, 4), n_best=st.integers(1, 4),
        max_len=st.integers(1, 7), V=st.integers(4, 7), seed=st.integers(0, 10**6),
        eos_weight=st.integers(0, 9), penalty=st.sampled_from([0.0, 0.6, 1.0]),
@@ -238,10 +241,17 @@ def test_batched_beam_search_equals_the_per_row_reference(B, K, n_best, max_len,
     want = _reference_beam(m, state, start, **kw)
     assert len(got) == len(want) == B
     for g_row, w_row in zip(got, want, strict=True):
-        assert [(h.tokens, h.finished) for h in g_row] == [(h.tokens, h.finished) for h in w_row]
+        assert len(g_row) == len(w_row)
         for g, w in zip(g_row, w_row, strict=True):
             assert g.log_prob == pytest.approx(w.log_prob, rel=1e-12, abs=1e-12)
             assert g.score == pytest.approx(w.score, rel=1e-12, abs=1e-12)
+            if (g.tokens, g.finished) != (w.tokens, w.finished):
+                # Two prefixes that visit the same (token, state) pairs in another order have
+                # exactly the same log-probability; the order of such ties is unspecified.
+                # Both implementations add the same float64 numbers in the same order per
+                # prefix, so a real tie is exact: anything else is a wrong choice.
+                assert g.log_prob == w.log_prob
+                continue
             if with_attention:
                 assert torch.equal(g.attention, w.attention)
             else:
