@@ -31,7 +31,8 @@ def test_lower_instruction_sets_match_reference(isa):
     run = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider",
          str(TESTS / "test_engine.py"), str(TESTS / "test_engine_threads.py"),
-         str(TESTS / "test_engine_variants.py"), str(TESTS / "test_decode_step_fused.py"),
+         str(TESTS / "test_engine_variants.py"), str(TESTS / "test_engine_variants_pipeline.py"),
+         str(TESTS / "test_decode_step_fused.py"),
          "-k", SELECTION],
         env=env, capture_output=True, text=True, cwd=TESTS.parent)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
