@@ -112,9 +112,9 @@ struct BlasThreads {
 // each step (not the input products some steps also make): a step over 4x contended_wait_us
 // (a lost core waits out a scheduler slice of milliseconds; an idle machine's first call of a
 // shape has slower steps, as oneDNN makes its kernels) and over 4x the loop's fastest step,
-// three times in one loop, marks the machine contended; from
-// then on, for contended_backoff_ms, SerialWhileContended keeps the calling thread's OpenMP
-// (so oneDNN's and ATen's) and MKL products on one thread.
+// three times in one loop, marks the machine contended; from then on, for
+// contended_backoff_ms, SerialWhileContended keeps the calling thread's OpenMP (so oneDNN's
+// and ATen's) and MKL products on one thread.
 struct StallWatch {
   int64_t best = INT64_MAX, t0 = 0;
   int stalls = 0;
