@@ -12,9 +12,9 @@ import pytest
 
 TESTS = Path(__file__).parent
 # Every product path (BLAS, blocked, oneDNN, threads, the thread team, the loop split by batch
-# rows, the pipelined backward) and every variant kernel.
+# rows, the pipelined backward), the packed step product alone, and every variant kernel.
 SELECTION = ("every_gemm_path or blocked_step or thread_team or loop_split or pipelined or "
-             "fused_matches_reference or fused_decode_step_equals")
+             "fused_matches_reference or fused_decode_step_equals or packed_product")
 
 
 @pytest.mark.parametrize("isa", ["avx2", "base"])
@@ -32,7 +32,7 @@ def test_lower_instruction_sets_match_reference(isa):
         [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider",
          str(TESTS / "test_engine.py"), str(TESTS / "test_engine_threads.py"),
          str(TESTS / "test_engine_variants.py"), str(TESTS / "test_engine_variants_pipeline.py"),
-         str(TESTS / "test_decode_step_fused.py"),
+         str(TESTS / "test_decode_step_fused.py"), str(TESTS / "test_step_product.py"),
          "-k", SELECTION],
         env=env, capture_output=True, text=True, cwd=TESTS.parent)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]

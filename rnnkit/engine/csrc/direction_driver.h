@@ -31,8 +31,8 @@ void backward_impl(int64_t cell, const at::Tensor& x, const std::vector<at::Tens
   const auto opt = x.options();
   const Table<T>& k = table<T>();
   const bool drop = h_drop.numel() > 0;
-  at::Tensor dgx_t = at::empty({Tn, Bn, G}, opt);
-  at::Tensor dgh_t = separate_uh(cell) ? at::empty({Tn, Bn, G}, opt) : dgx_t;
+  at::Tensor dgx_t = pooled_empty({Tn, Bn, G}, opt);
+  at::Tensor dgh_t = separate_uh(cell) ? pooled_empty({Tn, Bn, G}, opt) : dgx_t;
   std::vector<at::Tensor> dp;  // cell parameter gradients, VStep::dp order
   VStep<T> s{};
   std::vector<at::Tensor> extra;
@@ -43,8 +43,8 @@ void backward_impl(int64_t cell, const at::Tensor& x, const std::vector<at::Tens
   if (cell == GRU_LN) dp = {at::zeros({G}, opt), at::zeros({G}, opt), at::zeros({G}, opt)};
   if (cell == RNN_LEAKY_TANH || cell == RNN_LEAKY_RELU) dp = {at::zeros({Hn}, opt)};
   const GradParts<T> parts(dp, row_scratch_threads());  // the rows accumulate into these
-  at::Tensor tmp_t = at::empty({row_scratch_threads() * 3 * Hn}, opt);
-  at::Tensor back_t = drop ? at::empty({Bn, Hn}, opt) : at::Tensor();
+  at::Tensor tmp_t = pooled_empty({row_scratch_threads() * 3 * Hn}, opt);
+  at::Tensor back_t = drop ? pooled_empty({Bn, Hn}, opt) : at::Tensor();
   s.cell = cell; s.B = Bn; s.H = Hn; s.G = G; s.S = S; s.len = len;
   s.rh = rh; s.rc = rc;
   s.dh = dh.data_ptr<T>();
@@ -52,6 +52,10 @@ void backward_impl(int64_t cell, const at::Tensor& x, const std::vector<at::Tens
   s.tmp = tmp_t.data_ptr<T>();
   const T* w_hh = w[1].data_ptr<T>();
   const bool blocked = int64_t(Bn) * G * Hn < tuned.direction_own_step_macs;
+  // W_hh (G, H) packed in panels for the register-blocked kernel
+  const at::Tensor panels_t =
+      blocked ? packed_panels<T>(G, Hn, w_hh, Hn, false, opt) : at::Tensor();
+  const T* panels = blocked ? panels_t.data_ptr<T>() : nullptr;
   auto at_step = [&](VStep<T>& st, int step) {  // pointers to the step's time
     const int t = reverse ? step : Tn - 1 - step;  // the forward's steps, last first
     st.t = t;
@@ -67,12 +71,13 @@ void backward_impl(int64_t cell, const at::Tensor& x, const std::vector<at::Tens
   // dh_prev (+)= dG_h W_hh, columns [c0, c0 + n) of H: through uh = h_prev W_hh^T, or with
   // recurrent dropout through uh = (h_prev * h_drop) W_hh^T.
   auto blocked_dh = [&](const VStep<T>& st, int c0, int n) {
+    const T* mp = panels + int64_t(c0) * G;
     if (!drop) {
-      table<T>().mm(Bn, G, n, st.dgh, G, w_hh + c0, Hn, st.dh + c0, Hn, true);
+      table<T>().mm_packed(Bn, G, n, st.dgh, G, mp, st.dh + c0, Hn, true, nullptr);
       return;
     }
     T* back = back_t.data_ptr<T>();
-    table<T>().mm(Bn, G, n, st.dgh, G, w_hh + c0, Hn, back + c0, Hn, false);
+    table<T>().mm_packed(Bn, G, n, st.dgh, G, mp, back + c0, Hn, false, nullptr);
     const T* m = h_drop.data_ptr<T>();
     for (int b = 0; b < Bn; ++b) {
       const int64_t r = int64_t(b) * Hn;
@@ -128,14 +133,14 @@ void backward_impl(int64_t cell, const at::Tensor& x, const std::vector<at::Tens
     if (drop) {  // dh_prev += (dG_h W_hh) * h_drop: through uh = (h_prev * h_drop) W_hh^T
       T* back = back_t.data_ptr<T>();
       if (blocked)
-        own_mm<T>(Bn, G, Hn, st.dgh, G, w_hh, back, Hn, false);
+        own_mm_packed<T>(Bn, G, Hn, st.dgh, G, panels, back, Hn, false);
       else
         gemm(false, false, Bn, Hn, G, st.dgh, G, w_hh, Hn, T(0), back, Hn);
       const T* m = h_drop.data_ptr<T>();
       for (int64_t j = 0; j < BH; ++j) st.dh[j] += back[j] * m[j];
     } else {     // dh_prev += dG_h W_hh: through uh = h_prev W_hh^T
       if (blocked)
-        own_mm<T>(Bn, G, Hn, st.dgh, G, w_hh, st.dh, Hn, true);
+        own_mm_packed<T>(Bn, G, Hn, st.dgh, G, panels, st.dh, Hn, true);
       else
         gemm(false, false, Bn, Hn, G, st.dgh, G, w_hh, Hn, T(1), st.dh, Hn);
     }
@@ -165,7 +170,9 @@ void backward_impl(int64_t cell, const at::Tensor& x, const std::vector<at::Tens
           table<T>().bwd(backward_rows_from(st, b0, b1, tmp, own_dp));
           const T* dg = st.dgh + int64_t(b0) * G;
           T* dst = drop ? back_t.data_ptr<T>() + r0 : st.dh + r0;  // dG_h W_hh, own rows
-          if (own)
+          if (blocked)
+            table<T>().mm_packed(rows, G, Hn, dg, G, panels, dst, Hn, !drop, nullptr);
+          else if (own)
             table<T>().mm(rows, G, Hn, dg, G, w_hh, Hn, dst, Hn, !drop);
           else
             gemm(false, false, rows, Hn, G, dg, G, w_hh, Hn, drop ? T(0) : T(1), dst, Hn);
@@ -180,7 +187,7 @@ void backward_impl(int64_t cell, const at::Tensor& x, const std::vector<at::Tens
     rk_common::run_team(team, [&](int p, int threads, rk_common::SpinBarrier& barrier) {
       const int b0 = Bn * p / threads, b1 = Bn * (p + 1) / threads;
       const rk_common::UnitSlice cols =
-          rk_common::unit_slice(Hn, p, threads, 64 / int(sizeof(T)));
+          rk_common::unit_slice(Hn, p, threads, table<T>().pack_width);  // whole panels
       T* tmp = tmp_t.data_ptr<T>() + int64_t(p) * 3 * Hn;
       T* own_dp[4] = {nullptr, nullptr, nullptr, nullptr};
       parts.pointers(p, own_dp);
@@ -248,7 +255,7 @@ std::vector<at::Tensor> dir_forward(int64_t cell, const at::Tensor& x_in, const 
   at::NoGradGuard no_grad;
   const int Tn = x.size(0), Bn = x.size(1), Hn = h0.size(1);
   auto opt = x.options();
-  at::Tensor out = at::empty({Tn, Bn, Hn}, opt);
+  at::Tensor out = pooled_empty({Tn, Bn, Hn}, opt);
   at::Tensor h = h0.clone(at::MemoryFormat::Contiguous);
   at::Tensor c = has_c(cell) ? c0.clone(at::MemoryFormat::Contiguous) : at::empty({0}, opt);
   std::vector<at::Tensor> res{out, h, c};

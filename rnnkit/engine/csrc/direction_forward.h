@@ -17,13 +17,13 @@ void forward_impl(int64_t cell, const at::Tensor& x, at::Tensor& h, at::Tensor& 
   const T* b_ih = ptr<T>(w[2]);
   const T* b_hh = ptr<T>(w[3]);
   // xp = x W_ih^T + b_ih (+ b_hh where it folds), or LN(x W_ih^T) g + s + b.  (T, B, G)
-  at::Tensor xp_t = at::empty({Tn, Bn, G}, opt), xhat_t, rstd_t;
+  at::Tensor xp_t = pooled_empty({Tn, Bn, G}, opt), xhat_t, rstd_t;
   T* xp = xp_t.data_ptr<T>();
   if (layer_norm(cell)) {
     onednn::big_gemm(false, true, int(TB), G, In, x.data_ptr<T>(), In, w[0].data_ptr<T>(), In,
                      T(0), xp, G, call_macs);
-    xhat_t = at::empty({Tn, Bn, G}, opt);
-    rstd_t = at::empty({TB}, opt);
+    xhat_t = pooled_empty({Tn, Bn, G}, opt);
+    rstd_t = pooled_empty({TB}, opt);
     const T* s_ih = ptr<T>(w[cell == LSTM_LN ? 7 : 6]);
     k.lnx_fwd(TB, G, xp, xhat_t.data_ptr<T>(), rstd_t.data_ptr<T>(), w[4].data_ptr<T>(), s_ih,
               b_ih, cell == LSTM_LN ? b_hh : nullptr);
@@ -43,18 +43,23 @@ void forward_impl(int64_t cell, const at::Tensor& x, at::Tensor& h, at::Tensor& 
   s.c = has_c(cell) ? c.data_ptr<T>() : nullptr;
   s.rh = rh; s.rc = rc;
   const bool drop = h_drop.numel() > 0;
-  at::Tensor sv_t = at::empty({keep ? Tn : 1, Bn, S}, opt);
-  at::Tensor hprev_t = keep ? at::empty({Tn, Bn, Hn}, opt) : at::empty({0}, opt);
-  at::Tensor cprev_t = keep && s.c ? at::empty({Tn, Bn, Hn}, opt) : at::empty({0}, opt);
-  at::Tensor hin_t = drop ? at::empty({keep ? Tn : 1, Bn, Hn}, opt) : at::empty({0}, opt);
-  at::Tensor uh_t = separate_uh(cell) ? at::empty({Bn, G}, opt) : at::Tensor();
-  at::Tensor tmp_t = at::empty({row_scratch_threads() * 3 * Hn}, opt);
+  at::Tensor sv_t = pooled_empty({keep ? Tn : 1, Bn, S}, opt);
+  at::Tensor hprev_t = keep ? pooled_empty({Tn, Bn, Hn}, opt) : at::empty({0}, opt);
+  at::Tensor cprev_t = keep && s.c ? pooled_empty({Tn, Bn, Hn}, opt) : at::empty({0}, opt);
+  at::Tensor hin_t = drop ? pooled_empty({keep ? Tn : 1, Bn, Hn}, opt) : at::empty({0}, opt);
+  at::Tensor uh_t = separate_uh(cell) ? pooled_empty({Bn, G}, opt) : at::Tensor();
+  at::Tensor tmp_t = pooled_empty({row_scratch_threads() * 3 * Hn}, opt);
   s.uh = separate_uh(cell) ? uh_t.data_ptr<T>() : nullptr;
   s.tmp = tmp_t.data_ptr<T>();
   const int64_t BH = int64_t(Bn) * Hn;
-  const at::Tensor wt_t = w[1].t().contiguous();  // W_hh^T (H, G): the step product's rows
-  const T* wt = wt_t.data_ptr<T>();
+  // W_hh^T (H, G) as the step product reads it: packed in panels for the register-blocked
+  // kernel, row-major for BLAS (a split's slices of rows may still take the kernel)
   const bool blocked = int64_t(Bn) * G * Hn < tuned.direction_own_step_macs;
+  const at::Tensor panels_t =
+      blocked ? packed_panels<T>(Hn, G, w[1].data_ptr<T>(), Hn, true, opt) : at::Tensor();
+  const at::Tensor wt_t = blocked ? at::Tensor() : w[1].t().contiguous();
+  const T* panels = blocked ? panels_t.data_ptr<T>() : nullptr;
+  const T* wt = blocked ? nullptr : wt_t.data_ptr<T>();
   // One step in pieces over rows [b0, b1) or columns [c0, c1), so that the serial loop and a
   // thread team (variant_team) share them.
   auto at_step = [&](VStep<T>& st, int step) {  // pointers to the step's time
@@ -95,7 +100,10 @@ void forward_impl(int64_t cell, const at::Tensor& x, at::Tensor& h, at::Tensor& 
           T* hin = at_step(st, step);
           state_rows(st, hin, b0, b1);
           T* dst = product_dst(st) + int64_t(b0) * G;
-          if (int64_t(rows) * G * Hn < tuned.direction_own_step_macs)
+          if (blocked)
+            table<T>().mm_packed(rows, Hn, G, hin + int64_t(b0) * Hn, Hn, panels, dst, G,
+                                 !st.uh, nullptr);
+          else if (int64_t(rows) * G * Hn < tuned.direction_own_step_macs)
             table<T>().mm(rows, Hn, G, hin + int64_t(b0) * Hn, Hn, wt, G, dst, G, !st.uh);
           else
             gemm(false, false, rows, G, Hn, hin + int64_t(b0) * Hn, Hn, wt, G,
@@ -107,16 +115,16 @@ void forward_impl(int64_t cell, const at::Tensor& x, at::Tensor& h, at::Tensor& 
   } else if (team > 1) {
     rk_common::run_team(team, [&](int p, int threads, rk_common::SpinBarrier& barrier) {
       const int b0 = Bn * p / threads, b1 = Bn * (p + 1) / threads;
-      const rk_common::UnitSlice cols =
-          rk_common::unit_slice(G, p, threads, 64 / int(sizeof(T)));
+      const rk_common::UnitSlice cols =  // whole panels each
+          rk_common::unit_slice(G, p, threads, table<T>().pack_width);
       T* tmp = tmp_t.data_ptr<T>() + int64_t(p) * 3 * Hn;
       VStep<T> st = s;
       for (int step = 0; step < Tn; ++step) {
         T* hin = at_step(st, step);
         state_rows(st, hin, b0, b1);
         if (drop) barrier.wait(threads);  // every row of h_in before the product
-        table<T>().mm(Bn, Hn, cols.n, hin, Hn, wt + cols.u0, G, product_dst(st) + cols.u0, G,
-                      !st.uh);
+        table<T>().mm_packed(Bn, Hn, cols.n, hin, Hn, panels + int64_t(cols.u0) * Hn,
+                             product_dst(st) + cols.u0, G, !st.uh, nullptr);
         barrier.wait(threads);  // the whole product before the rows
         if (b1 > b0) table<T>().fwd(forward_rows_from(st, b0, b1, tmp));
         barrier.wait(threads);  // the whole new state before the next product
@@ -128,7 +136,7 @@ void forward_impl(int64_t cell, const at::Tensor& x, at::Tensor& h, at::Tensor& 
       state_rows(s, hin, 0, Bn);
       T* dst = product_dst(s);
       if (blocked)
-        own_mm<T>(Bn, Hn, G, hin, Hn, wt, dst, G, !s.uh);
+        own_mm_packed<T>(Bn, Hn, G, hin, Hn, panels, dst, G, !s.uh);
       else
         gemm(false, false, Bn, G, Hn, hin, Hn, wt, G, s.uh ? T(0) : T(1), dst, G);
       forward_rows(s, tmp_t.data_ptr<T>());

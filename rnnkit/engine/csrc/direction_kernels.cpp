@@ -40,6 +40,7 @@ using namespace rk_cells;  // the cell codes (cells.h)
 
 using rk_common::BlasThreads;
 using rk_common::gemm;
+using rk_common::pooled_empty;
 
 // Everything one elementwise step needs; pointers already at step t.
 template <typename T>
@@ -97,6 +98,9 @@ struct Table {
   void (*lnx_fwd)(int64_t, int, T*, T*, T*, const T*, const T*, const T*, const T*);
   void (*lnx_bwd)(int64_t, int, T*, const T*, const T*, const T*, T*, T*);
   void (*mm)(int, int, int, const T*, int, const T*, int, T*, int, bool);
+  void (*pack)(int, int, const T*, int, bool, T*);
+  void (*mm_packed)(int, int, int, const T*, int, const T*, T*, int, bool, const T*);
+  int pack_width;
 };
 
 struct Dispatch {
@@ -106,8 +110,10 @@ struct Dispatch {
 };
 
 #define RK_TABLES(NS)                                                                   \
-  Table<float>{NS::fwd_f, NS::bwd_f, NS::lnx_fwd_f, NS::lnx_bwd_f, NS::mm_f},           \
-      Table<double>{NS::fwd_d, NS::bwd_d, NS::lnx_fwd_d, NS::lnx_bwd_d, NS::mm_d}
+  Table<float>{NS::fwd_f, NS::bwd_f, NS::lnx_fwd_f, NS::lnx_bwd_f, NS::mm_f,            \
+               NS::pack_f, NS::mm_packed_f, NS::pack_width<float>()},                   \
+      Table<double>{NS::fwd_d, NS::bwd_d, NS::lnx_fwd_d, NS::lnx_bwd_d, NS::mm_d,       \
+                    NS::pack_d, NS::mm_packed_d, NS::pack_width<double>()}
 
 const Dispatch& isa() {
   static const Dispatch chosen = [] {
@@ -157,6 +163,26 @@ void own_mm(int B, int K, int N, const T* a, int lda, const T* m, T* c, int ldc,
   rk_common::split_columns(N, macs, tuned.parallel_step_macs, [&](int n0, int n1) {
     k.mm(B, K, n1 - n0, a, lda, m + n0, N, c + n0, ldc, acc);
   });
+}
+
+// The same product on m packed in panels (step_mm_packed.h; `packed_panels`).
+template <typename T>
+void own_mm_packed(int B, int K, int N, const T* a, int lda, const T* mp, T* c, int ldc,
+                   bool acc) {
+  const Table<T>& k = table<T>();
+  const int64_t macs = int64_t(B) * N * K;
+  rk_common::split_columns(N, macs, tuned.parallel_step_macs, [&](int n0, int n1) {
+    k.mm_packed(B, K, n1 - n0, a, lda, mp + int64_t(n0) * K, c + n0, ldc, acc, nullptr);
+  });
+}
+
+// M (K, N) packed in panels for mm_packed; m_nk: given as W (N, K), rows ldm apart.
+template <typename T>
+at::Tensor packed_panels(int K, int N, const T* m, int ldm, bool m_nk,
+                         const at::TensorOptions& opt) {
+  at::Tensor packed = pooled_empty({rk_common::packed_elems(K, N, int(sizeof(T)))}, opt);
+  table<T>().pack(K, N, m, ldm, m_nk, packed.data_ptr<T>());
+  return packed;
 }
 
 // Batches from 2 up to tuned.direction_team_batch, with per-step products of at least

@@ -19,7 +19,7 @@ void skip_forward_impl(const at::Tensor& x, at::Tensor& reg, const std::vector<a
   const auto opt = x.options();
   const T* b_ih = ptr<T>(w[1 + nd]);
   const T* b_hh = ptr<T>(w[2 + nd]);
-  at::Tensor xp_t = at::empty({Tn, Bn, Hn}, opt);  // xp = x W_ih^T + b_ih + b_hh  (T, B, H)
+  at::Tensor xp_t = pooled_empty({Tn, Bn, Hn}, opt);  // xp = x W_ih^T + b_ih + b_hh  (T, B, H)
   T* xp = xp_t.data_ptr<T>();
   std::vector<T> bias(Hn, T(0));
   for (int j = 0; j < Hn; ++j) bias[j] = (b_ih ? b_ih[j] : T(0)) + (b_hh ? b_hh[j] : T(0));
@@ -28,9 +28,9 @@ void skip_forward_impl(const at::Tensor& x, at::Tensor& reg, const std::vector<a
   onednn::big_gemm(false, true, int(TB), Hn, In, x.data_ptr<T>(), In, w[0].data_ptr<T>(), In,
                    T(1), xp, Hn, call_macs);
   const bool drop = h_drop.numel() > 0;
-  at::Tensor v_t = at::empty({keep ? Tn : 1, Bn, Hn}, opt);
+  at::Tensor v_t = pooled_empty({keep ? Tn : 1, Bn, Hn}, opt);
   at::Tensor src_t = (keep || drop) ? at::empty({keep ? Tn : 1, Bn, W}, opt) : at::empty({0}, opt);
-  at::Tensor tmp_t = at::empty({W}, opt);
+  at::Tensor tmp_t = pooled_empty({W}, opt);
   SkipStep<T> s{};
   s.B = Bn; s.H = Hn; s.K = K; s.relu = relu; s.len = len; s.rh = rh; s.rp = rp;
   s.reg = reg.data_ptr<T>();
@@ -79,9 +79,9 @@ void skip_backward_impl(const at::Tensor& x, const std::vector<at::Tensor>& w,
   const int64_t TB = int64_t(Tn) * Bn, BH = int64_t(Bn) * Hn, BW = int64_t(Bn) * W;
   const auto opt = x.options();
   const bool drop = h_drop.numel() > 0;
-  at::Tensor da_t = at::empty({Tn, Bn, Hn}, opt);
-  at::Tensor tmp_t = at::empty({W}, opt);
-  at::Tensor back_t = at::empty({Bn, Hn}, opt);
+  at::Tensor da_t = pooled_empty({Tn, Bn, Hn}, opt);
+  at::Tensor tmp_t = pooled_empty({W}, opt);
+  at::Tensor back_t = pooled_empty({Bn, Hn}, opt);
   SkipStep<T> s{};
   s.B = Bn; s.H = Hn; s.K = K; s.relu = relu; s.len = len; s.rh = rh; s.rp = rp;
   s.dreg = dreg.data_ptr<T>();
@@ -149,7 +149,7 @@ std::vector<at::Tensor> skip_forward(const at::Tensor& x_in, const at::Tensor& r
   const std::vector<at::Tensor> w = rk_checks::dense(w_in);
   rk_common::init_threads();
   at::NoGradGuard no_grad;
-  at::Tensor out = at::empty({x.size(0), x.size(1), w[0].size(0)}, x.options());
+  at::Tensor out = pooled_empty({x.size(0), x.size(1), w[0].size(0)}, x.options());
   at::Tensor reg = reg0.clone(at::MemoryFormat::Contiguous);
   std::vector<at::Tensor> res{out, reg};
   const int64_t* len = lengths.numel() ? lengths.data_ptr<int64_t>() : nullptr;

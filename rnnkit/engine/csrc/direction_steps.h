@@ -96,6 +96,7 @@ void bwd_rows(const VStep<T>& s) {
 }
 
 #include "step_mm.h"
+#include "step_mm_packed.h"
 
 // Non-template entry points for the dispatch table.
 void fwd_f(const VStep<float>& s) { fwd_rows<float>(s); }

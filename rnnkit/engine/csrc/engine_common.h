@@ -143,6 +143,13 @@ struct SerialWhileContended {
   }
 };
 
+// Elements of a (K, N) matrix packed in panels for the step product (step_mm_packed.h): K rows
+// of N rounded up to a vector of the widest instruction set (64 bytes).
+inline int64_t packed_elems(int K, int N, int elem_bytes) {
+  const int vl = 64 / elem_bytes;
+  return int64_t(K) * ((N + vl - 1) / vl * vl);
+}
+
 // Runs fn(n0, n1) over the columns [0, N) of a product of `macs` multiply-adds: on the calling
 // thread below `min_macs` (or with one thread, or inside a parallel region), else split over
 // torch's threads in blocks of 128 columns (64 for narrow products), so that every thread runs

@@ -80,29 +80,33 @@ void backward_dir(int64_t mode, int Tn, int Bn, int In, int Hn, const T* x, Dir<
                          int64_t(Bn) * G < tuned.parallel_row_elems &&
                          at::get_num_threads() >= 2 && !at::in_parallel_region() &&
                          !rk_common::contended();
+  // W_hh (G, H) packed in panels for the register-blocked product of the split and the pipeline
+  const at::Tensor hh_panels = split > 1 || (pipelined && team == 1)
+                                   ? pack_panels(k, G, Hn, w.w_hh, Hn, false, opt)
+                                   : at::Tensor();
   if (team > 1) {
     // One region for all steps (as forward_team): thread p runs the elementwise pass on its
     // units, and after the barrier (dG of the step complete) its columns of dh += dG W_hh.
     // dG has a slot per step, so the next step's pass may start while a thread still reads it.
-    // Per thread: its columns of W_hh, (G, n) contiguous, and a copy of the step's dG (read
-    // in a pattern no prefetcher follows, half of it written by the other core).
+    // Per thread: its columns of W_hh, (G, n) packed in panels, and a copy of the step's dG
+    // (read in a pattern no prefetcher follows, half of it written by the other core).
     const int64_t local = (int64_t(Bn) * G + 15) / 16 * 16 + 16;
-    at::Tensor work_t = pooled_empty({int64_t(G) * Hn + team * local}, opt);
+    const int64_t packed_size = rk_common::packed_elems(G, Hn, int(sizeof(T)));
+    at::Tensor work_t = pooled_empty({packed_size + team * local}, opt);
     T* packed = work_t.data_ptr<T>();
-    T* dg_local = packed + int64_t(G) * Hn;
+    T* dg_local = packed + packed_size;
     rk_common::run_team(team, [&](int p, int threads, rk_common::SpinBarrier& barrier) {
       const rk_common::UnitSlice u = rk_common::unit_slice(Hn, p, threads, 64 / int(sizeof(T)));
-      T* wp = packed + int64_t(G) * u.u0;  // (G, n)
+      T* wp = packed + int64_t(G) * u.u0;  // (G, n), packed
       T* dgl = dg_local + p * local;       // (B, G)
-      for (int r = 0; r < G; ++r)
-        std::memcpy(wp + int64_t(r) * u.n, w.w_hh + int64_t(r) * Hn + u.u0, sizeof(T) * u.n);
+      k.pack(G, u.n, w.w_hh + u.u0, Hn, false, wp);
       BwdStep<T> st = s;
       for (int step = 0; step < Tn; ++step) {
         at_step(st, step);
         k.bwd(units_from(st, u.u0, u.n));
         barrier.wait(threads);
         std::memcpy(dgl, st.dgh, sizeof(T) * Bn * G);
-        k.mm(Bn, G, u.n, dgl, G, wp, u.n, dh + u.u0, Hn, true);
+        k.mm_packed(Bn, G, u.n, dgl, G, wp, dh + u.u0, Hn, true, nullptr);
       }
     });
   } else if (split > 1) {
@@ -115,7 +119,8 @@ void backward_dir(int64_t mode, int Tn, int Bn, int In, int Hn, const T* x, Dir<
         at_step(st, step);
         BwdStep<T> mine = rows_from(st, b0, b1);
         k.bwd(mine);
-        k.mm(b1 - b0, G, Hn, mine.dgh, G, w.w_hh, Hn, mine.dh, Hn, true);  // dh += dG_h W_hh
+        k.mm_packed(b1 - b0, G, Hn, mine.dgh, G, hh_panels.data_ptr<T>(), mine.dh, Hn, true,
+                    nullptr);  // dh += dG_h W_hh
       }
     });
   } else if (pipelined) {
@@ -126,7 +131,8 @@ void backward_dir(int64_t mode, int Tn, int Bn, int In, int Hn, const T* x, Dir<
         [&](int step) {
           at_step(s, step);
           k.bwd(s);
-          k.mm(Bn, G, Hn, s.dgh, G, w.w_hh, Hn, dh, Hn, true);  // dh_prev += dG_h[t] W_hh
+          k.mm_packed(Bn, G, Hn, s.dgh, G, hh_panels.data_ptr<T>(), dh, Hn, true,
+                      nullptr);  // dh_prev += dG_h[t] W_hh
         },
         [&](int s0, int s1) {
           const int t0 = reverse ? s0 : Tn - s1;  // the chunk's first time index

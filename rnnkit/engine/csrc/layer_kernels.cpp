@@ -75,14 +75,19 @@ struct Kernels {
   void (*transpose)(const T*, int, int, T*, int);
   void (*mm_bias)(int, int, int, const T*, int, const T*, int, T*, int, const T*);
   void (*mm_nt)(int, int, int, const T*, int, const T*, int, T*, int, bool);
+  void (*pack)(int, int, const T*, int, bool, T*);
+  void (*mm_packed)(int, int, int, const T*, int, const T*, T*, int, bool, const T*);
+  int pack_width;
 };
 
 #define RK_TABLE(NS)                                                                     \
   Kernels<float>{NS::fwd_keep_f, NS::fwd_nokeep_f, NS::bwd_f, NS::mm_f,           \
-                 NS::transpose_f, NS::mm_bias_f, NS::mm_nt_f},                        \
+                 NS::transpose_f, NS::mm_bias_f, NS::mm_nt_f, NS::pack_f,             \
+                 NS::mm_packed_f, NS::pack_width<float>()},                              \
       Kernels<double> {                                                                  \
     NS::fwd_keep_d, NS::fwd_nokeep_d, NS::bwd_d, NS::mm_d, NS::transpose_d,      \
-        NS::mm_bias_d, NS::mm_nt_d                                                       \
+        NS::mm_bias_d, NS::mm_nt_d, NS::pack_d, NS::mm_packed_d,                         \
+        NS::pack_width<double>()                                                         \
   }
 
 struct Dispatch {
@@ -184,10 +189,15 @@ void forward_dir(int64_t mode, int Tn, int Bn, int In, int Hn, const T* x, Dir<T
     return chunk_t.data_ptr<T>() + int64_t(t - chunk_t0) * Bn * G;
   };
 
-  // Pre-transposed recurrent weights W_hh^T (H, G): the per-step GEMM reads them row by row.
-  // A call of one or two steps skips the transpose (it would cost more than it saves), and so
-  // does oneDNN, which takes W_hh (G, H) as it is.
-  const bool transpose = !few_steps && team == 1 && !dnn_step;
+  // The recurrent weights as the per-step product reads them: W_hh^T (H, G) packed in panels
+  // for the register-blocked kernel (the split by rows, batches up to small_batch), else
+  // transposed for MKL's packing or BLAS. A call of one or two steps does neither (it would
+  // cost more than it saves), and nor does oneDNN, which takes W_hh (G, H) as it is.
+  const bool own_step = !few_steps && team == 1 && !dnn_step;
+  const bool use_panels = own_step && (split > 1 || Bn <= tuned.small_batch);
+  const at::Tensor hh_panels =
+      use_panels ? pack_panels(k, Hn, G, w.w_hh, Hn, true, opt) : at::Tensor();
+  const bool transpose = own_step && !use_panels;
   at::Tensor wt_t = transpose ? pooled_empty({Hn, G}, opt) : at::Tensor();
   T* wt = transpose ? wt_t.data_ptr<T>() : nullptr;
   if (transpose) k.transpose(w.w_hh, G, Hn, wt, G);
@@ -218,13 +228,13 @@ void forward_dir(int64_t mode, int Tn, int Bn, int In, int Hn, const T* x, Dir<T
                     bias.defined() ? bias.data_ptr<T>() : nullptr, xp,
                     keep ? hprev_t.data_ptr<T>() : nullptr, act_t, cprev_t, tanhc_t, opt);
   } else if (split > 1) {
-    at::Tensor wih_t = pooled_empty({In, G}, opt);  // W_ih^T (I, G)
-    k.transpose(w.w_ih, G, In, wih_t.data_ptr<T>(), G);
-    forward_split<T>(split, k, rows, s, Tn, reverse, In, x, wih_t.data_ptr<T>(),
-                     bias.defined() ? bias.data_ptr<T>() : nullptr, xp, wt,
+    const at::Tensor ih_panels = pack_panels(k, In, G, w.w_ih, In, true, opt);  // W_ih^T
+    forward_split<T>(split, k, rows, s, Tn, reverse, In, x, ih_panels.data_ptr<T>(),
+                     bias.defined() ? bias.data_ptr<T>() : nullptr, xp,
+                     hh_panels.data_ptr<T>(),
                      keep ? hprev_t.data_ptr<T>() : nullptr, act_t, cprev_t, tanhc_t, opt);
   } else {
-    forward_loop<T>(k, rows, s, Tn, reverse, xp_at, wt, few_steps ? w.w_hh : nullptr,
+    forward_loop<T>(k, rows, s, Tn, reverse, xp_at, wt, hh_panels, few_steps ? w.w_hh : nullptr,
                     dnn_step ? w.w_hh_t : at::Tensor(), keep ? hprev_t.data_ptr<T>() : nullptr,
                     act_t, cprev_t, tanhc_t, opt);
   }
@@ -368,6 +378,12 @@ void layer_kernels(pybind11::module_& m) {
         py::call_guard<py::gil_scoped_release>());
   m.def("layer_backward", &layer_backward, "BPTT backward of one layer, all directions",
         py::call_guard<py::gil_scoped_release>());
+  m.def("packed_product", &packed_product, "the packed step product alone, for the tests",
+        py::arg("a"), py::arg("m"), py::arg("c"), py::arg("bias"), py::arg("m_nk"),
+        py::arg("n0"));
+  m.def("pack_width", [](bool f64) {
+          return f64 ? kernels<double>().pack_width : kernels<float>().pack_width;
+        }, "columns per panel of the packed step product (float32, or float64)");
   m.def("has_onednn", [] { return onednn::ops() != nullptr; },
         "whether libtorch's oneDNN matrix products are available");
 }

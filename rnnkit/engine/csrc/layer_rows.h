@@ -87,6 +87,7 @@ void backward_rows(const BwdStep<T>& s) {
 }
 
 #include "step_mm.h"
+#include "step_mm_packed.h"
 #include "step_mm_nt.h"
 
 // dst (C, R) = src (R, C)^T with dst's rows ldd apart, in 32 x 32 tiles so both sides stay

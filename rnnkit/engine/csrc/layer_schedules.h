@@ -53,7 +53,7 @@ void forward_at(FwdStep<T>& s, int t, T* xp, T* out, const at::Tensor& act_t,
 template <typename T>
 void forward_loop(const Kernels<T>& k, void (*rows)(const FwdStep<T>&), FwdStep<T> s, int Tn,
                   bool reverse, const std::function<T*(int)>& xp_at, const T* wt,
-                  const T* w_hh_nk, const at::Tensor& dnn_nk,
+                  const at::Tensor& panels, const T* w_hh_nk, const at::Tensor& dnn_nk,
                   T* hprev, const at::Tensor& act_t, const at::Tensor& cprev_t,
                   const at::Tensor& tanhc_t, const at::TensorOptions& opt) {
   const int Bn = s.B, G = s.G, Hn = s.H;
@@ -62,7 +62,7 @@ void forward_loop(const Kernels<T>& k, void (*rows)(const FwdStep<T>&), FwdStep<
   T* out = s.out;
   BlasThreads threads(int64_t(Bn) * G * Hn, tuned.serial_step_macs);
   // h W_hh^T; w_hh_nk marks a call of one or two steps (no packing, oneDNN's generic layout)
-  const StepGemm<T> step_gemm(Bn, G, Hn, wt, opt, w_hh_nk, dnn_nk, w_hh_nk == nullptr);
+  const StepGemm<T> step_gemm(Bn, G, Hn, wt, opt, w_hh_nk, dnn_nk, w_hh_nk == nullptr, panels);
   rk_common::StallWatch watch;  // a busy neighbour (engine_common.h)
   rk_common::SerialWhileContended serial;
   for (int step = 0; step < Tn; ++step) {
@@ -93,8 +93,8 @@ void forward_loop(const Kernels<T>& k, void (*rows)(const FwdStep<T>&), FwdStep<
 // threads, so that no step waits for another thread.
 template <typename T>
 void forward_split(int threads, const Kernels<T>& k, void (*rows)(const FwdStep<T>&),
-                   FwdStep<T> s, int Tn, bool reverse, int In, const T* x, const T* wih_t,
-                   const T* bias, T* xp, const T* wt, T* hprev, const at::Tensor& act_t,
+                   FwdStep<T> s, int Tn, bool reverse, int In, const T* x, const T* ih_panels,
+                   const T* bias, T* xp, const T* hh_panels, T* hprev, const at::Tensor& act_t,
                    const at::Tensor& cprev_t, const at::Tensor& tanhc_t,
                    const at::TensorOptions& opt) {
   const int Bn = s.B, G = s.G, Hn = s.H;
@@ -114,12 +114,13 @@ void forward_split(int threads, const Kernels<T>& k, void (*rows)(const FwdStep<
       const int64_t r0 = int64_t(t) * Bn + b0;  // the first row of (T*B, *)
       mine.a = xp ? xp + r0 * G : scratch;
       mine.xb = nullptr;
-      k.mm_bias(nb, In, G, x + r0 * In, In, wih_t, G, mine.a, G, bias);
+      k.mm_packed(nb, In, G, x + r0 * In, In, ih_panels, mine.a, G, false, bias);
       if (hprev) std::memcpy(hprev + r0 * Hn, mine.hin, sizeof(T) * nb * Hn);
       if (gru) {  // gh = h W_hh^T
-        k.mm(nb, Hn, G, mine.hin, Hn, wt, G, const_cast<T*>(mine.gh), mine.ldgh, false);
+        k.mm_packed(nb, Hn, G, mine.hin, Hn, hh_panels, const_cast<T*>(mine.gh), mine.ldgh,
+                    false, nullptr);
       } else {    // a += h W_hh^T
-        k.mm(nb, Hn, G, mine.hin, Hn, wt, G, mine.a, G, true);
+        k.mm_packed(nb, Hn, G, mine.hin, Hn, hh_panels, mine.a, G, true, nullptr);
       }
       rows(mine);
     }
@@ -150,11 +151,13 @@ void forward_team(int team, const Kernels<T>& k, void (*rows)(const FwdStep<T>&)
   const int64_t local = (BH + 15) / 16 * 16 + 16;
   const int chunk = std::max(1, 64 / Bn);  // steps of xp computed at a time
   const int64_t ring_size = xp ? 0 : int64_t(chunk) * Bn * G;
-  at::Tensor work_t = pooled_empty(
-      {int64_t(Hn + In + Bn) * G + (hprev ? 0 : 2 * BH) + team * local + ring_size}, opt);
+  const int64_t gpad = int64_t(gates) * rk_common::packed_elems(1, Hn, int(sizeof(T)));
+  at::Tensor work_t = pooled_empty({int64_t(Hn + In) * gpad + int64_t(Bn) * G +
+                                        (hprev ? 0 : 2 * BH) + team * local + ring_size},
+                                   opt);
   T* packed_hh = work_t.data_ptr<T>();
-  T* packed_ih = packed_hh + int64_t(Hn) * G;
-  T* scratch = packed_ih + int64_t(In) * G;
+  T* packed_ih = packed_hh + int64_t(Hn) * gpad;
+  T* scratch = packed_ih + int64_t(In) * gpad;
   T* h_local = scratch + int64_t(Bn) * G;
   T* ring = h_local + team * local;
   T* buf = ring + ring_size;
@@ -168,14 +171,15 @@ void forward_team(int team, const Kernels<T>& k, void (*rows)(const FwdStep<T>&)
     // team_size gives every thread at least one vector of units
     const rk_common::UnitSlice u = rk_common::unit_slice(Hn, p, threads, 64 / int(sizeof(T)));
     const int n = u.n, width = gates * n;
-    T* wph = packed_hh + int64_t(Hn) * gates * u.u0;  // gate g: (H, n) at wph + g H n
-    T* wpi = packed_ih + int64_t(In) * gates * u.u0;  // gate g: (I, n) at wpi + g I n
+    const int64_t np = rk_common::packed_elems(1, n, int(sizeof(T)));  // n padded to a vector
+    T* wph = packed_hh + int64_t(Hn) * gates * u.u0;  // gate g: (H, n) packed at wph + g H np
+    T* wpi = packed_ih + int64_t(In) * gates * u.u0;  // gate g: (I, n) packed at wpi + g I np
     T* gh = scratch + int64_t(Bn) * gates * u.u0;     // (B, gates * n)
     T* hl = h_local + p * local;                      // (B, H)
     for (int g = 0; g < gates; ++g) {
       const int64_t row = int64_t(g) * Hn + u.u0;  // first row of this gate's slice
-      k.transpose(w.w_hh + row * Hn, n, Hn, wph + int64_t(g) * Hn * n, n);
-      k.transpose(w.w_ih + row * In, n, In, wpi + int64_t(g) * In * n, n);
+      k.pack(Hn, n, w.w_hh + row * Hn, Hn, true, wph + int64_t(g) * Hn * np);
+      k.pack(In, n, w.w_ih + row * In, In, true, wpi + int64_t(g) * In * np);
     }
     // xp, own columns, for the `count` steps from `first` on: bias + x W_ih^T. Run a few
     // steps ahead (about 64 rows at a time) so that the rows are still in cache when used.
@@ -186,8 +190,8 @@ void forward_team(int team, const Kernels<T>& k, void (*rows)(const FwdStep<T>&)
       const int rn = count * Bn;
       for (int g = 0; g < gates; ++g) {
         const int64_t col = int64_t(g) * Hn + u.u0;
-        k.mm_bias(rn, In, n, x + r0 * In, In, wpi + int64_t(g) * In * n, n,
-                  (xp ? xp + r0 * G : ring) + col, G, bias ? bias + col : nullptr);
+        k.mm_packed(rn, In, n, x + r0 * In, In, wpi + int64_t(g) * In * np,
+                    (xp ? xp + r0 * G : ring) + col, G, false, bias ? bias + col : nullptr);
       }
     };
     FwdStep<T> st = s;
@@ -203,15 +207,15 @@ void forward_team(int team, const Kernels<T>& k, void (*rows)(const FwdStep<T>&)
       FwdStep<T> mine = units_from(st, u.u0, n);
       if (gru) {  // gh = h W_hh^T, own columns, apart
         for (int g = 0; g < gates; ++g)
-          k.mm(Bn, Hn, n, hl, Hn, wph + int64_t(g) * Hn * n, n, gh + int64_t(g) * n, width,
-               false);
+          k.mm_packed(Bn, Hn, n, hl, Hn, wph + int64_t(g) * Hn * np, gh + int64_t(g) * n,
+                      width, false, nullptr);
         mine.gh = gh;
         mine.ghs = n;
         mine.ldgh = width;
       } else {  // a += h W_hh^T, own columns
         for (int g = 0; g < gates; ++g)
-          k.mm(Bn, Hn, n, hl, Hn, wph + int64_t(g) * Hn * n, n, mine.a + int64_t(g) * Hn, G,
-               true);
+          k.mm_packed(Bn, Hn, n, hl, Hn, wph + int64_t(g) * Hn * np, mine.a + int64_t(g) * Hn,
+                      G, true, nullptr);
       }
       rows(mine);
       barrier.wait(threads);
