@@ -31,7 +31,7 @@ __all__ = ["CANDIDATES", "WORKLOAD", "tune", "add_arguments", "run_from_args"]
 CANDIDATES: dict[str, list[int]] = {
     "team_batch": [0, 2, 8, 16],
     "team_macs": [1 << 12, 1 << 14, 1 << 16, 1 << 18],
-    "team_large_macs": [0, 1 << 22, 13000000, 1 << 26],
+    "team_large_macs": [0, 1 << 22, 1 << 24, 1 << 26, 1 << 28],
     "split_rows": [0, 2, 4, 8],
     "pipeline_rows": [0, 128, 256, 512],
     "onednn": [0, 1],

@@ -156,8 +156,10 @@ void backward_impl(int64_t cell, const at::Tensor& x, const std::vector<at::Tens
                          at::get_num_threads() >= 2 && !at::in_parallel_region() &&
                          !rk_common::contended();
   if (split > 1) {  // as the forward's split: each thread every step of its own rows
+    rk_common::SplitWatch watch;  // a busy neighbour (contention.h)
     at::parallel_for(0, split, 1, [&](int64_t p0, int64_t p1) {
       for (int64_t p = p0; p < p1; ++p) {
+        const int64_t started = rk_common::now_us();
         const int b0 = int(Bn * p / split), b1 = int(Bn * (p + 1) / split), rows = b1 - b0;
         const int64_t r0 = int64_t(b0) * Hn, n = int64_t(rows) * Hn;
         T* tmp = tmp_t.data_ptr<T>() + p * 3 * Hn;
@@ -181,6 +183,7 @@ void backward_impl(int64_t cell, const at::Tensor& x, const std::vector<at::Tens
             for (int64_t j = r0; j < r0 + n; ++j) st.dh[j] += back_t.data_ptr<T>()[j] * m[j];
           }
         }
+        watch.finished(int(p), rows, started);
       }
     });
   } else if (team > 1) {  // as the forward's team: rows by batch rows, the product by columns

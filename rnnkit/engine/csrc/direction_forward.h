@@ -91,8 +91,10 @@ void forward_impl(int64_t cell, const at::Tensor& x, at::Tensor& h, at::Tensor& 
   const int team = variant_team<T>(Bn, G, Hn, Tn, blocked);
   const int split = team > 1 ? 1 : variant_split<T>(Bn, G, Hn, Tn);
   if (split > 1) {  // each thread: every step of its own rows (variant_split)
+    rk_common::SplitWatch watch;  // a busy neighbour (contention.h)
     at::parallel_for(0, split, 1, [&](int64_t p0, int64_t p1) {
       for (int64_t p = p0; p < p1; ++p) {
+        const int64_t started = rk_common::now_us();
         const int b0 = int(Bn * p / split), b1 = int(Bn * (p + 1) / split), rows = b1 - b0;
         T* tmp = tmp_t.data_ptr<T>() + p * 3 * Hn;
         VStep<T> st = s;
@@ -110,6 +112,7 @@ void forward_impl(int64_t cell, const at::Tensor& x, at::Tensor& h, at::Tensor& 
                  st.uh ? T(0) : T(1), dst, G);
           table<T>().fwd(forward_rows_from(st, b0, b1, tmp));
         }
+        watch.finished(int(p), rows, started);
       }
     });
   } else if (team > 1) {

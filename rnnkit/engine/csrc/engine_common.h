@@ -106,42 +106,7 @@ struct BlasThreads {
   }
 };
 
-// The step loops whose steps fork over torch's threads (a BLAS or oneDNN product, a split row
-// pass per step) wait inside OpenMP, where no barrier of ours sees a partner that lost its core:
-// the (64, 100, 256) LSTM's inference ran 4.9x slower beside a busy process. StallWatch times
-// each step (not the input products some steps also make): a step over 4x contended_wait_us
-// (a lost core waits out a scheduler slice of milliseconds; an idle machine's first call of a
-// shape has slower steps, as oneDNN makes its kernels) and over 4x the loop's fastest step,
-// three times in one loop, marks the machine contended; from then on, for
-// contended_backoff_ms, SerialWhileContended keeps the calling thread's OpenMP (so oneDNN's
-// and ATen's) and MKL products on one thread.
-struct StallWatch {
-  int64_t best = INT64_MAX, t0 = 0;
-  int stalls = 0;
-  void start() { t0 = now_us(); }
-  void stop() {
-    const int64_t d = now_us() - t0;
-    best = std::min(best, d);
-    if (d > 4 * rk_tuning::current.contended_wait_us && d > 4 * best && ++stalls == 3)
-      mark_contended();
-  }
-};
-
-struct SerialWhileContended {
-  int omp_saved = -1, mkl_saved = -1;
-  // Call at every step: goes to one thread once the machine is marked contended.
-  void update() {
-    if (omp_saved >= 0 || !contended() || at::in_parallel_region()) return;
-    omp_saved = omp_get_max_threads();
-    omp_set_num_threads(1);
-    const int one = 1;
-    if (mkl_set_num_threads_local_) mkl_saved = mkl_set_num_threads_local_(&one);
-  }
-  ~SerialWhileContended() {
-    if (omp_saved >= 0) omp_set_num_threads(omp_saved);
-    if (mkl_saved >= 0) mkl_set_num_threads_local_(&mkl_saved);
-  }
-};
+#include "contention.h"  // StallWatch, SerialWhileContended, SplitWatch
 
 // Elements of a (K, N) matrix packed in panels for the step product (step_mm_packed.h): K rows
 // of N rounded up to a vector of the widest instruction set (64 bytes).

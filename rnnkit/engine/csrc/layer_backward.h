@@ -111,9 +111,11 @@ void backward_dir(int64_t mode, int Tn, int Bn, int In, int Hn, const T* x, Dir<
     });
   } else if (split > 1) {
     // Split by batch rows (as forward_split): each thread runs the loop for its own rows.
+    rk_common::SplitWatch watch;  // a busy neighbour (contention.h)
     rk_common::run_team(split, [&](int p, int nt, rk_common::SpinBarrier&) {
       const int b0 = int(int64_t(Bn) * p / nt), b1 = int(int64_t(Bn) * (p + 1) / nt);
       if (b0 == b1) return;
+      const int64_t started = rk_common::now_us();
       BwdStep<T> st = s;
       for (int step = 0; step < Tn; ++step) {
         at_step(st, step);
@@ -122,6 +124,7 @@ void backward_dir(int64_t mode, int Tn, int Bn, int In, int Hn, const T* x, Dir<
         k.mm_packed(b1 - b0, G, Hn, mine.dgh, G, hh_panels.data_ptr<T>(), mine.dh, Hn, true,
                     nullptr);  // dh += dG_h W_hh
       }
+      watch.finished(p, b1 - b0, started);
     });
   } else if (pipelined) {
     // Thread 0 runs the step loop; thread 1 follows a chunk behind with the parameter

@@ -102,9 +102,11 @@ void forward_split(int threads, const Kernels<T>& k, void (*rows)(const FwdStep<
   T* out = s.out;
   const int most = (Bn + threads - 1) / threads;  // rows of the largest slice
   const at::Tensor scratch_t = xp ? at::Tensor() : at::empty({threads, most, G}, opt);
+  rk_common::SplitWatch watch;  // a busy neighbour (contention.h)
   rk_common::run_team(threads, [&](int p, int nt, rk_common::SpinBarrier&) {
     const int b0 = int(int64_t(Bn) * p / nt), b1 = int(int64_t(Bn) * (p + 1) / nt), nb = b1 - b0;
     if (nb == 0) return;
+    const int64_t started = rk_common::now_us();
     T* scratch = xp ? nullptr : scratch_t.data_ptr<T>() + int64_t(p) * most * G;
     FwdStep<T> st = s;
     for (int step = 0; step < Tn; ++step) {
@@ -124,6 +126,7 @@ void forward_split(int threads, const Kernels<T>& k, void (*rows)(const FwdStep<
       }
       rows(mine);
     }
+    watch.finished(p, nb, started);
   });
 }
 

@@ -38,10 +38,12 @@ struct Tuning {
   // step loop on a thread team (one OpenMP region for all steps); 0 macs: every size.
   int64_t team_batch = 16;
   int64_t team_macs = int64_t(1) << 14;
-  // Larger batches run on a team while their step products are at most this (measured at
-  // B = 32 to 128: the team beat a fork-join per product up to the (64, 256) GRU's 12.6M; from
-  // 16M on BLAS's product ran 5-15% faster).
-  int64_t team_large_macs = 13000000;
+  // Larger batches run on a team (or split by rows) while their step products are at most
+  // this. With the weights packed in panels (step_mm_packed.h) the team and the split beat a
+  // fork-join per oneDNN product up to the (64, 512) LSTM's 67M on an AMD EPYC Zen 5: (64, 100,
+  // 256) LSTM inference 16.7 against 19.1 ms, training 62.9 against 69.1 ms; (64, 100, 512)
+  // training 239-243 against 253 ms. (Row-major, BLAS had won from 16M on.)
+  int64_t team_large_macs = int64_t(1) << 26;
   // A step loop splits by batch rows when every thread gets at least this many rows (0: never).
   int64_t split_rows = 4;
   // ... and while W_hh^T (H x G) takes at most this many bytes: every thread of a split reads
