@@ -73,7 +73,6 @@ struct Kernels {
   void (*bwd)(const BwdStep<T>&);
   void (*mm)(int, int, int, const T*, int, const T*, int, T*, int, bool);
   void (*transpose)(const T*, int, int, T*, int);
-  void (*mm_bias)(int, int, int, const T*, int, const T*, int, T*, int, const T*);
   void (*mm_nt)(int, int, int, const T*, int, const T*, int, T*, int, bool);
   void (*pack)(int, int, const T*, int, bool, T*);
   void (*mm_packed)(int, int, int, const T*, int, const T*, T*, int, bool, const T*);
@@ -82,11 +81,11 @@ struct Kernels {
 
 #define RK_TABLE(NS)                                                                     \
   Kernels<float>{NS::fwd_keep_f, NS::fwd_nokeep_f, NS::bwd_f, NS::mm_f,           \
-                 NS::transpose_f, NS::mm_bias_f, NS::mm_nt_f, NS::pack_f,             \
+                 NS::transpose_f, NS::mm_nt_f, NS::pack_f,                             \
                  NS::mm_packed_f, NS::pack_width<float>()},                              \
       Kernels<double> {                                                                  \
     NS::fwd_keep_d, NS::fwd_nokeep_d, NS::bwd_d, NS::mm_d, NS::transpose_d,      \
-        NS::mm_bias_d, NS::mm_nt_d, NS::pack_d, NS::mm_packed_d,                         \
+        NS::mm_nt_d, NS::pack_d, NS::mm_packed_d,                                        \
         NS::pack_width<double>()                                                         \
   }
 

@@ -1,6 +1,7 @@
-// The register-blocked per-step product of both extensions: c (B, N) (+)= a (B, K) m (K, N), all
-// row-major with leading dimensions lda, ldm, ldc (so a caller can compute a column range of a
-// wider product). Replaces a BLAS call that would repack m at every step of a small batch.
+// The register-blocked per-step product on row-major weights: c (B, N) (+)= a (B, K) m (K, N),
+// all row-major with leading dimensions lda, ldm, ldc (so a caller can compute a column range of
+// a wider product). For the calls that do not pack their weights (one or two steps, the skip
+// RNN, a large batch's slice); the long step loops use step_mm_packed.h.
 // Included inside each per-ISA namespace (under its own `#pragma GCC target`, with RK_VEC_BYTES
 // and RK_ACC_VECS defined for it), so: no include guard and no includes.
 
@@ -101,13 +102,4 @@ void mm_f(int B, int K, int N, const float* a, int lda, const float* m, int ldm,
 void mm_d(int B, int K, int N, const double* a, int lda, const double* m, int ldm, double* c,
           int ldc, bool acc) {
   step_mm<double>(B, K, N, a, lda, m, ldm, c, ldc, acc);
-}
-// c = bias + a m (bias: a row of N).
-void mm_bias_f(int B, int K, int N, const float* a, int lda, const float* m, int ldm, float* c,
-               int ldc, const float* bias) {
-  step_mm<float>(B, K, N, a, lda, m, ldm, c, ldc, false, bias);
-}
-void mm_bias_d(int B, int K, int N, const double* a, int lda, const double* m, int ldm,
-               double* c, int ldc, const double* bias) {
-  step_mm<double>(B, K, N, a, lda, m, ldm, c, ldc, false, bias);
 }
