@@ -53,8 +53,9 @@ void backward_impl(int64_t cell, const at::Tensor& x, const std::vector<at::Tens
   const T* w_hh = w[1].data_ptr<T>();
   const bool blocked = int64_t(Bn) * G * Hn < tuned.direction_own_step_macs;
   // W_hh (G, H) packed in panels for the register-blocked kernel
-  const at::Tensor panels_t =
-      blocked ? packed_panels<T>(G, Hn, w_hh, Hn, false, opt) : at::Tensor();
+  const at::Tensor panels_t = blocked ? rk_common::pack_panels(table<T>().pack, G, Hn, w_hh, Hn,
+                                                               false, opt)
+                                       : at::Tensor();
   const T* panels = blocked ? panels_t.data_ptr<T>() : nullptr;
   auto at_step = [&](VStep<T>& st, int step) {  // pointers to the step's time
     const int t = reverse ? step : Tn - 1 - step;  // the forward's steps, last first

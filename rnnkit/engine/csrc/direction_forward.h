@@ -56,7 +56,8 @@ void forward_impl(int64_t cell, const at::Tensor& x, at::Tensor& h, at::Tensor& 
   // kernel, row-major for BLAS (a split's slices of rows may still take the kernel)
   const bool blocked = int64_t(Bn) * G * Hn < tuned.direction_own_step_macs;
   const at::Tensor panels_t =
-      blocked ? packed_panels<T>(Hn, G, w[1].data_ptr<T>(), Hn, true, opt) : at::Tensor();
+      blocked ? rk_common::pack_panels(table<T>().pack, Hn, G, w[1].data_ptr<T>(), Hn, true, opt)
+              : at::Tensor();
   const at::Tensor wt_t = blocked ? at::Tensor() : w[1].t().contiguous();
   const T* panels = blocked ? panels_t.data_ptr<T>() : nullptr;
   const T* wt = blocked ? nullptr : wt_t.data_ptr<T>();

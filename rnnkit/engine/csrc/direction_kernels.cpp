@@ -165,7 +165,7 @@ void own_mm(int B, int K, int N, const T* a, int lda, const T* m, T* c, int ldc,
   });
 }
 
-// The same product on m packed in panels (step_mm_packed.h; `packed_panels`).
+// The same product on m packed in panels (step_mm_packed.h; rk_common::pack_panels).
 template <typename T>
 void own_mm_packed(int B, int K, int N, const T* a, int lda, const T* mp, T* c, int ldc,
                    bool acc) {
@@ -174,15 +174,6 @@ void own_mm_packed(int B, int K, int N, const T* a, int lda, const T* mp, T* c, 
   rk_common::split_columns(N, macs, tuned.parallel_step_macs, [&](int n0, int n1) {
     k.mm_packed(B, K, n1 - n0, a, lda, mp + int64_t(n0) * K, c + n0, ldc, acc, nullptr);
   });
-}
-
-// M (K, N) packed in panels for mm_packed; m_nk: given as W (N, K), rows ldm apart.
-template <typename T>
-at::Tensor packed_panels(int K, int N, const T* m, int ldm, bool m_nk,
-                         const at::TensorOptions& opt) {
-  at::Tensor packed = pooled_empty({rk_common::packed_elems(K, N, int(sizeof(T)))}, opt);
-  table<T>().pack(K, N, m, ldm, m_nk, packed.data_ptr<T>());
-  return packed;
 }
 
 // Batches from 2 up to tuned.direction_team_batch, with per-step products of at least

@@ -256,6 +256,16 @@ inline at::Tensor pooled_empty(at::IntArrayRef sizes, const at::TensorOptions& o
   return BufferPool::get().empty(sizes, opt);
 }
 
+// M (K, N) packed in panels by a kernel table's `pack` (step_mm_packed.h), in a pooled buffer;
+// m_nk: M given as W (N, K) with rows ldm apart (torch's weight layout), else as M.
+template <typename T>
+at::Tensor pack_panels(void (*pack)(int, int, const T*, int, bool, T*), int K, int N,
+                       const T* m, int ldm, bool m_nk, const at::TensorOptions& opt) {
+  at::Tensor packed = pooled_empty({packed_elems(K, N, int(sizeof(T)))}, opt);
+  pack(K, N, m, ldm, m_nk, packed.data_ptr<T>());
+  return packed;
+}
+
 // ---- a thread team that shares every step of a layer call ----------------------------------
 // At small batches a step is a few microseconds of work, too little for a fork-join per step.
 // A team instead enters one OpenMP region for the whole time loop: each thread owns a slice of

@@ -81,8 +81,8 @@ void backward_dir(int64_t mode, int Tn, int Bn, int In, int Hn, const T* x, Dir<
                          at::get_num_threads() >= 2 && !at::in_parallel_region() &&
                          !rk_common::contended();
   // W_hh (G, H) packed in panels for the register-blocked product of the split and the pipeline
-  const at::Tensor hh_panels = split > 1 || (pipelined && team == 1)
-                                   ? pack_panels(k, G, Hn, w.w_hh, Hn, false, opt)
+  const at::Tensor hh_panels = split > 1 || pipelined
+                                   ? rk_common::pack_panels(k.pack, G, Hn, w.w_hh, Hn, false, opt)
                                    : at::Tensor();
   if (team > 1) {
     // One region for all steps (as forward_team): thread p runs the elementwise pass on its

@@ -3,21 +3,12 @@
 // alone for the tests. Included inside layer_kernels.cpp's anonymous namespace; must not include
 // headers.
 
-// M (K, N) packed in panels for k.mm_packed (step_mm_packed.h), in a pooled buffer; m_nk: M
-// given as W (N, K) with rows ldm apart (torch's weight layout), else as M with rows ldm apart.
-template <typename T>
-at::Tensor pack_panels(const Kernels<T>& k, int K, int N, const T* m, int ldm, bool m_nk,
-                       const at::TensorOptions& opt) {
-  at::Tensor packed = pooled_empty({rk_common::packed_elems(K, N, int(sizeof(T)))}, opt);
-  k.pack(K, N, m, ldm, m_nk, packed.data_ptr<T>());
-  return packed;
-}
-
 // The per-step GEMM c (B, N) (+)= a (B, K) M, for a fixed matrix M used at every step, given as
 // either mt = M^T (N, K) row-major (`transposed`) or M (K, N) row-major. Batches up to
-// tuned.small_batch use the register-blocked kernel (which needs M (K, N)); larger float batches
-// use oneDNN when the caller passes M^T as a tensor (`onednn_nk`, reordered once per layer call), or
-// MKL's packed GEMM, packing M once per layer call instead of once per step; else plain BLAS.
+// tuned.small_batch use the register-blocked kernel on M packed in panels (given, or packed
+// here from M (K, N)); larger float batches use oneDNN when the caller passes M^T as a tensor
+// (`onednn_nk`, reordered once per layer call), or MKL's packed GEMM, packing M once per layer
+// call instead of once per step; else plain BLAS.
 template <typename T>
 struct StepGemm {
   int B, N, K;
@@ -41,7 +32,7 @@ struct StepGemm {
     }
     if (m_nk || !pack) return;
     if (B <= tuned.small_batch) {
-      panels = pack_panels(kernels<T>(), K, N, m_kn, N, false, opt);
+      panels = rk_common::pack_panels(kernels<T>().pack, K, N, m_kn, N, false, opt);
       return;
     }
     if constexpr (std::is_same_v<T, float>) {
@@ -140,8 +131,8 @@ at::Tensor packed_product(const at::Tensor& a, const at::Tensor& m, const at::Te
     const int pw = k.pack_width;
     TORCH_CHECK_VALUE(n0 % pw == 0, fn, ": n0 = ", n0, " is not a multiple of the panel width ",
                       pw);
-    const at::Tensor mp = pack_panels(k, int(K), int(N), m.data_ptr<scalar_t>(),
-                                      int(m_nk ? K : N), m_nk, a.options());
+    const at::Tensor mp = rk_common::pack_panels(k.pack, int(K), int(N), m.data_ptr<scalar_t>(),
+                                                 int(m_nk ? K : N), m_nk, a.options());
     const scalar_t* b = bias.numel() > 0 ? bias.data_ptr<scalar_t>() : nullptr;
     scalar_t* o = out.data_ptr<scalar_t>();
     for (const auto& [c0, c1] : {std::pair<int64_t, int64_t>{n0, N}, {0, n0}}) {

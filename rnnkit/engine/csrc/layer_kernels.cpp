@@ -195,7 +195,7 @@ void forward_dir(int64_t mode, int Tn, int Bn, int In, int Hn, const T* x, Dir<T
   const bool own_step = !few_steps && team == 1 && !dnn_step;
   const bool use_panels = own_step && (split > 1 || Bn <= tuned.small_batch);
   const at::Tensor hh_panels =
-      use_panels ? pack_panels(k, Hn, G, w.w_hh, Hn, true, opt) : at::Tensor();
+      use_panels ? rk_common::pack_panels(k.pack, Hn, G, w.w_hh, Hn, true, opt) : at::Tensor();
   const bool transpose = own_step && !use_panels;
   at::Tensor wt_t = transpose ? pooled_empty({Hn, G}, opt) : at::Tensor();
   T* wt = transpose ? wt_t.data_ptr<T>() : nullptr;
@@ -227,7 +227,8 @@ void forward_dir(int64_t mode, int Tn, int Bn, int In, int Hn, const T* x, Dir<T
                     bias.defined() ? bias.data_ptr<T>() : nullptr, xp,
                     keep ? hprev_t.data_ptr<T>() : nullptr, act_t, cprev_t, tanhc_t, opt);
   } else if (split > 1) {
-    const at::Tensor ih_panels = pack_panels(k, In, G, w.w_ih, In, true, opt);  // W_ih^T
+    const at::Tensor ih_panels =  // W_ih^T
+        rk_common::pack_panels(k.pack, In, G, w.w_ih, In, true, opt);
     forward_split<T>(split, k, rows, s, Tn, reverse, In, x, ih_panels.data_ptr<T>(),
                      bias.defined() ? bias.data_ptr<T>() : nullptr, xp,
                      hh_panels.data_ptr<T>(),

@@ -17,7 +17,7 @@ constexpr int pack_width() {
 // M (K, N) into panels (see above); m_nk: M is given transposed, as W (N, K) with rows ldm
 // apart (torch's weight layout), else as M (K, N) with rows ldm apart.
 template <typename T>
-void pack_panels(int K, int N, const T* __restrict m, int ldm, bool m_nk, T* __restrict mp) {
+void pack_matrix(int K, int N, const T* __restrict m, int ldm, bool m_nk, T* __restrict mp) {
   constexpr int PW = pack_width<T>(), VL = RK_VEC_BYTES / int(sizeof(T));
   for (int j0 = 0; j0 < N; j0 += PW) {
     const int nv = std::min(PW, N - j0);
@@ -152,10 +152,10 @@ void step_mm_packed(int B, int K, int N, const T* a, int lda, const T* mp, T* c,
 
 // Non-template entry points for the dispatch tables.
 void pack_f(int K, int N, const float* m, int ldm, bool m_nk, float* mp) {
-  pack_panels<float>(K, N, m, ldm, m_nk, mp);
+  pack_matrix<float>(K, N, m, ldm, m_nk, mp);
 }
 void pack_d(int K, int N, const double* m, int ldm, bool m_nk, double* mp) {
-  pack_panels<double>(K, N, m, ldm, m_nk, mp);
+  pack_matrix<double>(K, N, m, ldm, m_nk, mp);
 }
 void mm_packed_f(int B, int K, int N, const float* a, int lda, const float* mp, float* c,
                  int ldc, bool acc, const float* bias) {
