@@ -99,15 +99,17 @@ def test_gradcheck_float64(kind):
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
 @pytest.mark.parametrize("kind", KINDS)
-@pytest.mark.parametrize(("small_batch", "onednn"), [(0, 0), (16, 0), (0, 2)],
-                         ids=["blas", "blocked", "onednn"])
-def test_every_gemm_path_matches_reference(kind, small_batch, onednn, dtype):
+@pytest.mark.parametrize(("small_batch", "onednn", "own_grad_macs"),
+                         [(0, 0, 0), (16, 0, 0), (16, 0, 1 << 24), (0, 2, 0)],
+                         ids=["blas", "blocked", "blocked-own-grads", "onednn"])
+def test_every_gemm_path_matches_reference(kind, small_batch, onednn, own_grad_macs, dtype):
     """Batches above `small_batch` run the per-step GEMM through BLAS (packed for float32);
-    `onednn=2` sends every float32 product to oneDNN (float64 stays on BLAS)."""
+    `onednn=2` sends every float32 product to oneDNN (float64 stays on BLAS); `own_grad_macs`
+    puts a small call's weight gradients on the packed step kernel instead of BLAS."""
     ext = engine.load_extension()
     if onednn and not ext.has_onednn():
         pytest.skip("this torch build has no oneDNN matrix products")
-    with tuning.overridden(small_batch=small_batch, onednn=onednn):
+    with tuning.overridden(small_batch=small_batch, onednn=onednn, own_grad_macs=own_grad_macs):
         fused, ref = _pair(kind, dtype, num_layers=2, bidirectional=True)
         x = torch.randn(T, 5, I, dtype=dtype, requires_grad=True)
         kwargs = {"lengths": torch.tensor([4, 1, 3, 4, 2])}

@@ -34,6 +34,7 @@ CANDIDATES: dict[str, list[int]] = {
     "team_large_macs": [0, 1 << 22, 1 << 24, 1 << 26, 1 << 28],
     "split_rows": [0, 2, 4, 8],
     "pipeline_rows": [0, 128, 256, 512],
+    "own_grad_macs": [0, 1 << 24],
     "onednn": [0, 1],
     "few_step_rows": [0, 2, 4, 8],
     "few_step_onednn_macs": [0, 1 << 20, 1 << 22, 1 << 24],

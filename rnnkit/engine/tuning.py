@@ -118,9 +118,11 @@ def defaults() -> dict[str, int]:
     """The compiled defaults, adjusted for this machine: a step loop splits by batch rows only
     while the recurrent weights fit in one core's L2 (every thread of the split reads all of
     them at every step); one-step calls use oneDNN's step product only with AVX-512 (where
-    MKL on a non-Intel CPU runs AVX2 kernels); with one core there is no thread to share a
-    step loop with, so no teams, row splits or pipelined backward. (The defaults were measured
-    on 2-core Intel Xeon and AMD EPYC machines; `rnnkit tune` measures this one.)"""
+    MKL on a non-Intel CPU runs AVX2 kernels); small calls' weight gradients go to the packed
+    step kernel except on Intel CPUs (where MKL runs its AVX-512 kernels); with one core there
+    is no thread to share a step loop with, so no teams, row splits or pipelined backward.
+    (The defaults were measured on 2-core Intel Xeon and AMD EPYC machines; `rnnkit tune`
+    measures this one.)"""
     from rnnkit.engine._build import ENGINE
 
     _ext()  # loading the engine records the compiled defaults (install)
@@ -131,6 +133,8 @@ def defaults() -> dict[str, int]:
         values["split_weight_bytes"] = l2
     if info["isa"] != "avx512" and "few_step_onednn_macs" in values:
         values["few_step_onednn_macs"] = 0  # oneDNN's lead over MKL needs its AVX-512 kernels
+    if "intel" in str(info["vendor"]).lower() and "own_grad_macs" in values:
+        values["own_grad_macs"] = 0  # MKL runs its AVX-512 kernels on Intel CPUs only
     if info["cores"] < 2:
         values.update(team_batch=0, direction_team_batch=0, split_rows=0, pipeline_rows=0)
     return values

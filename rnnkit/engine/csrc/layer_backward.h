@@ -163,8 +163,21 @@ void backward_dir(int64_t mode, int Tn, int Bn, int In, int Hn, const T* x, Dir<
   // Weight gradients, summed over all steps: one product each over the T*B rows (oneDNN's
   // where it is faster, onednn.h).
   const int64_t big_macs = few_steps ? 0 : layer_macs;
-  if (dgh != dgx ||
-      !onednn::weight_grads_shared(TB, G, dgx, In, x, dw_ih, Hn, hprev, dw_hh, big_macs)) {
+  if (layer_macs < tuned.own_grad_macs && !onednn::wanted<T>(TB, big_macs)) {
+    // A small call's gradients on the packed kernel, one thread: dW (G, K) = dG^T (G, TB) x
+    // (TB, K), with dG^T transposed once and x (or h_prev) packed as the product's matrix.
+    at::Tensor dgt_t = pooled_empty({G, TB}, opt);
+    T* dgt = dgt_t.data_ptr<T>();
+    auto grad = [&](const T* dg, int K, const T* src, T* dw, bool transpose) {
+      if (transpose) k.transpose(dg, int(TB), G, dgt, int(TB));
+      const at::Tensor panels = rk_common::pack_panels(k.pack, int(TB), K, src, K, false, opt);
+      k.mm_packed(G, int(TB), K, dgt, int(TB), panels.data_ptr<T>(), dw, K, false, nullptr);
+    };
+    grad(dgx, In, x, dw_ih, true);            // dW_ih = dGx^T x
+    grad(dgh, Hn, hprev, dw_hh, dgh != dgx);  // dW_hh = dGh^T h_prev
+  } else if (dgh != dgx ||
+             !onednn::weight_grads_shared(TB, G, dgx, In, x, dw_ih, Hn, hprev, dw_hh,
+                                          big_macs)) {
     onednn::big_gemm(true, false, G, In, int(TB), dgx, G, x, In, T(0), dw_ih, In,  // dGx^T x
                      big_macs);
     onednn::big_gemm(true, false, G, Hn, int(TB), dgh, G, hprev, Hn, T(0), dw_hh, Hn,  // dGh^T h

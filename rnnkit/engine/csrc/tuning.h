@@ -55,6 +55,11 @@ struct Tuning {
   int64_t pipeline_rows = 256;
   // Rows of the input projections computed at a time in inference.
   int64_t xp_chunk_rows = 1024;
+  // Layer calls below this many multiply-adds (where BLAS runs on one thread and oneDNN is not
+  // chosen) compute their weight gradients on the packed step kernel (0: BLAS). On an AMD EPYC
+  // Zen 5 MKL's SGEMM ran the plain RNN's (128 x 100) x (100 x 128) gradients at ~80 GFLOP/s
+  // (its AVX2 kernels); Python sets 0 on Intel CPUs, where MKL takes its AVX-512 ones.
+  int64_t own_grad_macs = int64_t(1) << 24;
   // oneDNN for float32 products: 0 never, 1 when large enough and not on an Intel CPU, 2 always.
   int64_t onednn = 1;
   // Gate elements per step from which a row pass splits its rows over threads.
@@ -99,6 +104,7 @@ inline constexpr Field kFields[] = {
     {"split_weight_bytes", &Tuning::split_weight_bytes},
     {"pipeline_rows", &Tuning::pipeline_rows},
     {"xp_chunk_rows", &Tuning::xp_chunk_rows},
+    {"own_grad_macs", &Tuning::own_grad_macs},
     {"onednn", &Tuning::onednn},
     {"parallel_row_elems", &Tuning::parallel_row_elems},
     {"direction_team_batch", &Tuning::direction_team_batch},
