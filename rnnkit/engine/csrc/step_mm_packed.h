@@ -4,8 +4,9 @@
 // the rest of N rounded up to a vector (its padding zero). Row-major M of a layer's width makes
 // the kernel walk down rows 2-8 KB apart: at N = 1024 floats every row of a panel falls into
 // the same L1 sets, and every row sits on its own page. Packed, a panel is one stream. On an
-// AMD EPYC Zen 5 (one core, AVX-512) the (64 x 256) x (256 x 1024) product ran at 219 GFLOP/s
-// against 138 row-major, (20 x 200) x (200 x 800) at 221 against 209.
+// AMD EPYC Zen 5 (one core, AVX-512) the (64 x 256) x (256 x 1024) product ran at 241 GFLOP/s
+// against 173 row-major (133-140 with rows off 64-byte alignment), (20 x 200) x (200 x 800) at
+// 241 against 232.
 // A range of columns [n0, N) with n0 a multiple of PW is the packed matrix from n0 * K on.
 // Included inside each per-ISA namespace after step_mm.h: no include guard and no includes.
 
