@@ -298,6 +298,10 @@ class SpinBarrier {
   void wait(int n) {
     const int gen = generation_.load(std::memory_order_acquire);
     if (arrived_.fetch_add(1, std::memory_order_acq_rel) == n - 1) {
+      const int64_t now = now_us(), last = last_us_.load(std::memory_order_relaxed);
+      if (last > 0 && now - last < shortest_us_.load(std::memory_order_relaxed))
+        shortest_us_.store(now - last, std::memory_order_relaxed);
+      last_us_.store(now, std::memory_order_relaxed);
       arrived_.store(0, std::memory_order_relaxed);
       generation_.store(gen + 1, std::memory_order_release);
       return;
@@ -306,8 +310,12 @@ class SpinBarrier {
         wait_until([&] { return generation_.load(std::memory_order_acquire) != gen; });
     // The first barrier of a region also waits for threads waking from sleep (on a virtual
     // machine an idle core can take milliseconds to wake), and one long wait can be an
-    // interrupt: only the third long wait after the first barrier counts as contention.
+    // interrupt: only the third long wait after the first barrier counts as contention. A
+    // long wait is over contended_wait_us and over twice the shortest time between two
+    // barriers so far: a team's step of the (64, 512) LSTM takes ~0.3 ms, and the partner of a
+    // thread a little slower than it waited over 0.5 ms on an idle machine.
     if (gen > 0 && waited > rk_tuning::current.contended_wait_us &&
+        waited > 2 * shortest_us_.load(std::memory_order_relaxed) &&
         long_waits_.fetch_add(1, std::memory_order_relaxed) == 2)
       mark_contended();
   }
@@ -316,6 +324,8 @@ class SpinBarrier {
   alignas(64) std::atomic<int> arrived_{0};
   alignas(64) std::atomic<int> generation_{0};
   std::atomic<int> long_waits_{0};
+  std::atomic<int64_t> last_us_{0};          // when the last barrier opened
+  std::atomic<int64_t> shortest_us_{INT64_MAX / 4};  // the shortest step between two barriers
 };
 
 // Thread p's slice [u0, u0 + n) of H units, in whole chunks of `align` units (one vector).
