@@ -120,17 +120,17 @@ def test_every_gemm_path_matches_reference(kind, small_batch, onednn, own_grad_m
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
 @pytest.mark.parametrize("kind", KINDS)
-@pytest.mark.parametrize(("few_step_rows", "small_batch"), [(0, 16), (2, 16), (16, 16), (0, 0)],
-                         ids=["blas", "default", "all", "large-batch"])
+@pytest.mark.parametrize(("few_step_rows", "small_batch"), [(0, 16), (4, 16), (64, 16), (0, 0)],
+                         ids=["blas", "some", "default", "large-batch"])
 def test_few_step_products_match_reference(kind, few_step_rows, small_batch, dtype):
     """Calls of one or two steps multiply in the weights' own layout (step_mm_nt.h) up to
-    `few_step_rows` rows, else through BLAS: every batch from 1 to 5 rows (blocks of two rows
-    and the odd one), one and two steps, both directions, forward and every gradient. With
+    `few_step_rows` rows, else through BLAS: batches of 1 to 7 rows (blocks of four rows, then
+    one of two and one of one), one and two steps, both directions, forward and every gradient. With
     `small_batch=0` every batch counts as large: the backward's step product runs on plain
     BLAS, unpacked (packing costs more than it saves over one or two steps)."""
     with tuning.overridden(few_step_rows=few_step_rows, small_batch=small_batch):
         for T_few in (1, 2):
-            for B in (1, 2, 3, 5):
+            for B in (1, 2, 3, 5, 7):
                 cls, _, extra = KINDS[kind]  # sizes with whole vectors and a remainder
                 fused = cls(19, 21, **extra, bidirectional=True, engine="fused").to(dtype)
                 ref = cls(19, 21, **extra, bidirectional=True, engine="reference").to(dtype)

@@ -14,7 +14,7 @@ TESTS = Path(__file__).parent
 # Every product path (BLAS, blocked, oneDNN, threads, the thread team, the loop split by batch
 # rows, the pipelined backward), the packed step product alone, and every variant kernel.
 SELECTION = ("every_gemm_path or blocked_step or thread_team or loop_split or pipelined or "
-             "fused_matches_reference or fused_decode_step_equals or packed_product")
+             "fused_matches_reference or fused_decode_step_equals or packed_product or nt_product")
 
 
 @pytest.mark.parametrize("isa", ["avx2", "base"])

@@ -129,22 +129,33 @@ def test_replaced_parameter_is_used():
     assert not torch.equal(before, after)
 
 
-@pytest.mark.parametrize("kind", sorted(LAYERS))
-def test_kernels_take_an_empty_state_as_zeros(kind):
+@given(kind=st.sampled_from(sorted(LAYERS)), T=st.integers(1, 4), B=st.integers(1, 9),
+       H=st.integers(1, 20), bidirectional=st.booleans(), ragged=st.booleans(),
+       keep=st.booleans(), seed=st.integers(0, 2**16))
+def test_kernels_take_an_empty_state_as_zeros(kind, T, B, H, bidirectional, ragged, keep, seed):
     """The kernels' zero state (what an inference call without hx passes): an empty h0 and
-    c0 give what zeros give; an empty h0 with a real c0 is refused, naming both."""
-    torch.manual_seed(0)
-    layer = LAYERS[kind](5, 7, bidirectional=True)
+    c0 give what zeros give (the first step then skips its product with W_hh), one step or
+    more, either direction, with sequences of different lengths; an empty h0 with a real c0 is
+    refused, naming both."""
+    torch.manual_seed(seed)
+    layer = LAYERS[kind](5, H, bidirectional=bidirectional)
     flat = layer._flat_weights
     code = rk.engine.CODES[layer.mode]
-    x = torch.randn(3, 2, 5)
+    D = 2 if bidirectional else 1
+    x = torch.randn(T, B, 5)
+    lengths = (torch.randint(1, T + 1, (B,)) if ragged else torch.empty(0)).to(torch.int64)
     empty = torch.empty(0)
-    zeros = torch.zeros(2, 2, 7)
+    zeros = torch.zeros(D, B, H)
     lstm = kind == "lstm"
+    ext = rk.engine.load_extension()
     with torch.no_grad():
-        got = rk.engine.fused_layer_flat(code, x, empty, empty, flat, None)
-        want = rk.engine.fused_layer_flat(code, x, zeros, zeros if lstm else empty, flat, None)
-    for a, b in zip(got[:2 + lstm], want[:2 + lstm], strict=True):
+        got = ext.layer_forward(code, x, empty, empty, list(flat), lengths, keep)
+        want = ext.layer_forward(code, x, zeros, zeros if lstm else empty, list(flat), lengths,
+                                 keep)
+    assert len(got) == len(want)
+    # out, h_n, c_n, and (keep) what the backward reads, whose rows past a sequence's end are
+    # never written: compared where every row runs every step
+    for a, b in zip(got[:3] if ragged else got, want[:3] if ragged else want, strict=True):
         assert torch.equal(a, b)
     if lstm:
         with pytest.raises(ValueError, match=r"h0 is empty \(a zero state\) but c0 has shape"):

@@ -36,7 +36,7 @@ CANDIDATES: dict[str, list[int]] = {
     "pipeline_rows": [0, 128, 256, 512],
     "own_grad_macs": [0, 1 << 24],
     "onednn": [0, 1],
-    "few_step_rows": [0, 2, 4, 8],
+    "few_step_rows": [0, 8, 32, 64],
     "few_step_onednn_macs": [0, 1 << 20, 1 << 22, 1 << 24],
     "direction_team_batch": [0, 16],
     "direction_team_macs": [1 << 14, 1 << 16, 1 << 18],
@@ -52,7 +52,7 @@ WORKLOAD: list[tuple[str, type, dict[str, Any], tuple[int, int, int], bool]] = [
     ("lstm B=64", rk.LSTM, {}, (64, 20, 256), True),
     ("word-LM lstm", rk.LSTM, {"num_layers": 2}, (20, 35, 200), True),
     ("ln-lstm B=16", rk.LayerNormLSTM, {}, (16, 30, 128), True),
-    ("decoder lstm step B=4", rk.LSTM, {}, (4, 1, 128), False),
+    ("decoder lstm step B=16", rk.LSTM, {}, (16, 1, 128), False),
     ("decoder gru step B=8", rk.GRU, {}, (8, 1, 256), False),
     ("beam gru step B=320", rk.GRU, {}, (320, 1, 128), False),
 ]

@@ -1,6 +1,6 @@
 // The layer kernels' per-step product StepGemm (register-blocked on weights packed in panels,
-// oneDNN, MKL packed, or plain BLAS; oneDNN's products are in onednn.h), and the packed product
-// alone for the tests. Included inside layer_kernels.cpp's anonymous namespace; must not include
+// oneDNN, MKL packed, or plain BLAS; oneDNN's products are in onednn.h), and the packed and the
+// weight-layout products alone for the tests. Included inside layer_kernels.cpp's anonymous namespace; must not include
 // headers.
 
 // The per-step GEMM c (B, N) (+)= a (B, K) M, for a fixed matrix M used at every step, given as
@@ -140,6 +140,31 @@ at::Tensor packed_product(const at::Tensor& a, const at::Tensor& m, const at::Te
         k.mm_packed(int(B), int(K), int(c1 - c0), a.data_ptr<scalar_t>(), int(K),
                     mp.data_ptr<scalar_t>() + c0 * K, o + c0, int(N), acc, b ? b + c0 : nullptr);
     }
+  });
+  return out;
+}
+
+// The weight-layout product on its own, for the tests: a (B, K) w^T (+ c), w (N, K); a and w
+// may be views with rows apart (their last stride 1), as the kernels' callers pass them.
+at::Tensor nt_product(const at::Tensor& a, const at::Tensor& w, const at::Tensor& c) {
+  const char* fn = "nt_product";
+  TORCH_CHECK_VALUE(a.dim() == 2 && w.dim() == 2 && a.stride(1) == 1 && w.stride(1) == 1 &&
+                        a.size(1) == w.size(1) && a.size(0) > 0 && w.size(0) > 0,
+                    fn, ": a (B, K) and w (N, K) must be matrices with unit last stride, got ",
+                    a.sizes(), " and ", w.sizes());
+  TORCH_CHECK_VALUE((a.scalar_type() == at::kFloat || a.scalar_type() == at::kDouble) &&
+                        w.scalar_type() == a.scalar_type(),
+                    fn, ": a and w must both be float32 or float64");
+  const int64_t B = a.size(0), K = a.size(1), N = w.size(0);
+  const bool acc = c.numel() > 0;
+  TORCH_CHECK_VALUE(!acc || (c.sizes() == at::IntArrayRef({B, N}) && c.is_contiguous() &&
+                             c.scalar_type() == a.scalar_type()),
+                    fn, ": c must be empty or a contiguous (B, N) matrix of a's dtype");
+  at::Tensor out = acc ? c.clone() : at::empty({B, N}, a.options());
+  AT_DISPATCH_FLOATING_TYPES(a.scalar_type(), "nt_product", [&] {
+    kernels<scalar_t>().mm_nt(int(B), int(K), int(N), a.data_ptr<scalar_t>(), int(a.stride(0)),
+                              w.data_ptr<scalar_t>(), int(w.stride(0)),
+                              out.data_ptr<scalar_t>(), int(N), acc);
   });
   return out;
 }

@@ -121,7 +121,8 @@ template <> const Kernels<double>& kernels<double>() { return isa().d; }
 template <typename T>
 void forward_dir(int64_t mode, int Tn, int Bn, int In, int Hn, const T* x, Dir<T> w,
                  const int64_t* len, bool reverse, T* h, T* c, T* out, int ldo,
-                 std::vector<at::Tensor>& saved, bool keep, const at::TensorOptions& opt) {
+                 std::vector<at::Tensor>& saved, bool keep, const at::TensorOptions& opt,
+                 bool zero_h0) {
   const int G = gate_count(mode) * Hn;
   const int64_t TB = int64_t(Tn) * Bn;
   const int64_t layer_macs = TB * G * (In + Hn);
@@ -236,7 +237,7 @@ void forward_dir(int64_t mode, int Tn, int Bn, int In, int Hn, const T* x, Dir<T
   } else {
     forward_loop<T>(k, rows, s, Tn, reverse, xp_at, wt, hh_panels, few_steps ? w.w_hh : nullptr,
                     dnn_step ? w.w_hh_t : at::Tensor(), keep ? hprev_t.data_ptr<T>() : nullptr,
-                    act_t, cprev_t, tanhc_t, opt);
+                    act_t, cprev_t, tanhc_t, opt, zero_h0);
   }
   if (keep) {
     saved.push_back(mode == GRU ? act_t : xp_t);  // RNN/LSTM: activations over pre-activations
@@ -306,7 +307,8 @@ std::vector<at::Tensor> layer_forward(int64_t mode, const at::Tensor& x_in, cons
       scalar_t* c = mode == LSTM ? cT.data_ptr<scalar_t>() + int64_t(d) * Bn * Hn : nullptr;
       forward_dir<scalar_t>(mode, Tn, Bn, In, Hn, x.data_ptr<scalar_t>(), dir_weights<scalar_t>(w, d),
                             len, d == 1, hT.data_ptr<scalar_t>() + int64_t(d) * Bn * Hn, c,
-                            out.data_ptr<scalar_t>() + int64_t(d) * Hn, D * Hn, res, keep, opt);
+                            out.data_ptr<scalar_t>() + int64_t(d) * Hn, D * Hn, res, keep, opt,
+                            zero_state);
     }
   });
   return res;
@@ -381,6 +383,8 @@ void layer_kernels(pybind11::module_& m) {
   m.def("packed_product", &packed_product, "the packed step product alone, for the tests",
         py::arg("a"), py::arg("m"), py::arg("c"), py::arg("bias"), py::arg("m_nk"),
         py::arg("n0"));
+  m.def("nt_product", &nt_product, "the weight-layout step product alone, for the tests",
+        py::arg("a"), py::arg("w"), py::arg("c"));
   m.def("pack_width", [](bool f64) {
           return f64 ? kernels<double>().pack_width : kernels<float>().pack_width;
         }, "columns per panel of the packed step product (float32, or float64)");

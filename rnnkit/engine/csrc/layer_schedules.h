@@ -50,12 +50,14 @@ void forward_at(FwdStep<T>& s, int t, T* xp, T* out, const at::Tensor& act_t,
 }
 
 // The step loop on one thread (products and row passes may each fork over threads).
+// `zero_h0`: the state starts at zero, so the first step has no product with W_hh (of every
+// row, in either direction: a row whose sequence starts later keeps the zero state till then).
 template <typename T>
 void forward_loop(const Kernels<T>& k, void (*rows)(const FwdStep<T>&), FwdStep<T> s, int Tn,
                   bool reverse, const std::function<T*(int)>& xp_at, const T* wt,
                   const at::Tensor& panels, const T* w_hh_nk, const at::Tensor& dnn_nk,
                   T* hprev, const at::Tensor& act_t, const at::Tensor& cprev_t,
-                  const at::Tensor& tanhc_t, const at::TensorOptions& opt) {
+                  const at::Tensor& tanhc_t, const at::TensorOptions& opt, bool zero_h0) {
   const int Bn = s.B, G = s.G, Hn = s.H;
   const int64_t mode = s.mode;
   T* h = s.h;
@@ -74,7 +76,9 @@ void forward_loop(const Kernels<T>& k, void (*rows)(const FwdStep<T>&), FwdStep<
     if (hprev) std::memcpy(hprev + int64_t(t) * Bn * Hn, h, sizeof(T) * Bn * Hn);
     // GRU: gh = h W_hh^T; RNN/LSTM: a += h W_hh^T (oneDNN: gh = h W_hh^T, added by the rows)
     at::Tensor product;
-    if (step_gemm.dnn.defined()) {
+    if (zero_h0 && step == 0 && !step_gemm.dnn.defined()) {  // h W_hh^T = 0: a zero state
+      if (mode == GRU) std::memset(const_cast<T*>(s.gh), 0, sizeof(T) * Bn * G);
+    } else if (step_gemm.dnn.defined()) {
       product = step_gemm.product(h);
       s.gh = product.data_ptr<T>();
     } else {

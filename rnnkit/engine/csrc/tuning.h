@@ -24,10 +24,11 @@ struct Tuning {
   int64_t small_batch = 16;
   // Calls of one or two steps compute products of up to this many rows (the input projection
   // and h W_hh^T) on the kernel that reads torch's (G, K) weight layout (step_mm_nt.h) instead
-  // of BLAS, whose set-up cost exceeds such a product (0: always BLAS). On an AMD EPYC Zen 3
-  // it was as fast as MKL or faster up to 4 rows at H = 128 and up to 8 at H = 256 (one-step
-  // layer calls, 1 thread); `rnnkit tune` measures it on the machine at hand.
-  int64_t few_step_rows = 4;
+  // of BLAS, whose set-up cost exceeds such a product (0: always BLAS). On an AMD EPYC Zen 5,
+  // one-step layer calls (inference, state given, H = 128-256) ran 1.6-3x faster on the kernel
+  // than on MKL from 4 to 64 rows (LSTM H = 128, B = 8: 17.6 against 34.6 us); `rnnkit tune`
+  // measures it on the machine at hand.
+  int64_t few_step_rows = 64;
   // Calls of one or two steps send their step product to oneDNN (on a weight in its generic
   // layout, made in ~30 us) from this many multiply-adds, where oneDNN is chosen at all
   // (onednn.h; 0: never). Set only where oneDNN has AVX-512 kernels that MKL does not use
